@@ -1,0 +1,1 @@
+"""Shared fixtures. The local Supabase stack fixture lives in `supalocal.testing` (a pytest plugin)."""
