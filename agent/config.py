@@ -1,0 +1,129 @@
+"""Settings: every environment variable of DESIGN §3, validated once at start-up.
+
+The env var names are a contract with the deployment (compose files, production.env), so each field's
+name *is* its variable name. `load_settings()` turns pydantic's errors into one line per problem and a
+`ConfigError`; the CLI prints those lines and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.errors import ConfigError
+
+__all__ = ["MAX_READ_REGISTERS", "LogFormat", "PlcType", "Settings", "WordOrder", "load_settings"]
+
+#: Modbus limit: registers per read request (FC3/FC4), from the Modbus application protocol spec.
+MAX_READ_REGISTERS = 125
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class PlcType(StrEnum):
+    REAL = "real"
+    SIMULATION = "simulation"
+
+
+class WordOrder(StrEnum):
+    """Order of the 16-bit words of a 32-bit value. `little` = low word first (the reference PLC)."""
+
+    BIG = "big"
+    LITTLE = "little"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Color(StrEnum):
+    BLUE = "blue"
+    GREEN = "green"
+
+
+class Settings(BaseSettings):
+    """Agent configuration. Field names are the environment variable names (DESIGN §3)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    SUPABASE_URL: str | None = None
+    SUPABASE_KEY: SecretStr | None = None
+    MACHINE_ID: uuid.UUID | None = None
+
+    PLC_TYPE: PlcType = PlcType.SIMULATION
+    PLC_HOST: str = "127.0.0.1"
+    PLC_PORT: Port = 502
+    PLC_UNIT_ID: Annotated[int, Field(ge=0, le=247)] = 1
+    PLC_WORD_ORDER: WordOrder = WordOrder.LITTLE
+    PLC_TIMEOUT_S: PositiveSeconds = 1.0
+    PLC_BULK_READ_SIZE: Annotated[int, Field(ge=1, le=MAX_READ_REGISTERS)] = MAX_READ_REGISTERS
+    PLC_MAX_GAP: Annotated[int, Field(ge=0, le=MAX_READ_REGISTERS)] = 16
+    #: Optional register-map CSV; default is the packaged map of the reference reactor.
+    PLC_MAP_FILE: Path | None = None
+
+    PARAMETER_LOGGING_INTERVAL: PositiveSeconds = 1.0
+    STATUS_LOG_INTERVAL: PositiveSeconds = 300.0
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: LogFormat = LogFormat.TEXT
+    LOG_DIR: Path | None = None
+
+    HTTP_PORT: Port = 8000
+    SPOOL_PATH: Path = Path("var/spool.sqlite")
+    SPOOL_MAX_MB: Annotated[float, Field(gt=0)] = 512.0
+    AGENT_COLOR: Color = Color.BLUE
+    ADMIN_TOKEN: SecretStr | None = None
+    COMMAND_POLL_INTERVAL: PositiveSeconds = 5.0
+    SHUTDOWN_TIMEOUT: PositiveSeconds = 10.0
+    WATCHDOG_TIMEOUT: PositiveSeconds = 5.0
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("PLC_MAP_FILE")
+    @classmethod
+    def _map_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    def require_cloud(self) -> None:
+        """Raise `ConfigError` naming each cloud setting `run` needs but did not get."""
+        missing = [
+            f"{name}: required to run the agent"
+            for name in ("SUPABASE_URL", "SUPABASE_KEY", "MACHINE_ID")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ConfigError("\n".join(missing))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = error["msg"].removeprefix("Value error, ")
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) or field in {"SUPABASE_KEY", "ADMIN_TOKEN"} else f" (got {given!r})"
+    return f"{field}: {message}{shown}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus `overrides`) into `Settings`.
+
+    Raises `ConfigError` whose message has one line per invalid variable, e.g.
+    ``PLC_PORT: Input should be less than or equal to 65535 (got '70000')``. Secrets are never echoed.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e) for e in exc.errors())) from None
