@@ -16,11 +16,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
+from agent.plc.protocol import MAX_READ_REGISTERS, WordOrder
 
-__all__ = ["MAX_READ_REGISTERS", "LogFormat", "PlcType", "Settings", "WordOrder", "load_settings"]
-
-#: Modbus limit: registers per read request (FC3/FC4), from the Modbus application protocol spec.
-MAX_READ_REGISTERS = 125
+__all__ = ["Color", "LogFormat", "PlcType", "Settings", "load_settings"]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -29,13 +27,6 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 class PlcType(StrEnum):
     REAL = "real"
     SIMULATION = "simulation"
-
-
-class WordOrder(StrEnum):
-    """Order of the 16-bit words of a 32-bit value. `little` = low word first (the reference PLC)."""
-
-    BIG = "big"
-    LITTLE = "little"
 
 
 class LogFormat(StrEnum):

@@ -8,6 +8,7 @@ A map is validated as a whole, so an engineer editing the CSV learns about the f
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,8 +32,21 @@ __all__ = [
 MAX_ADDRESS = 65535
 DEFAULT_MAP = "default_map.csv"
 MAP_COLUMNS = (
-    "key", "component", "name", "unit", "data_type", "register", "address", "write_address",
-    "scale", "offset", "min_value", "max_value", "writable", "logged", "deadband",
+    "key",
+    "component",
+    "name",
+    "unit",
+    "data_type",
+    "register",
+    "address",
+    "write_address",
+    "scale",
+    "offset",
+    "min_value",
+    "max_value",
+    "writable",
+    "logged",
+    "deadband",
 )
 
 
@@ -132,6 +146,9 @@ class RegisterMap:
         except KeyError:
             raise UnknownParameter(f"unknown parameter {key!r}") from None
 
+    def get(self, key: str) -> Parameter | None:
+        return self._by_key.get(key)
+
     def keys(self) -> list[str]:
         return [p.key for p in self.parameters]
 
@@ -184,7 +201,7 @@ def _validate_one(p: Parameter) -> None:
 
 def _check_overlaps(params: Iterable[Parameter], span, label: str) -> None:  # type: ignore[no-untyped-def]
     ranges = sorted((span(p), p.key) for p in params)
-    for ((kind_a, _, end_a), key_a), ((kind_b, start_b, _), key_b) in zip(ranges, ranges[1:], strict=False):
+    for ((kind_a, _, end_a), key_a), ((kind_b, start_b, _), key_b) in itertools.pairwise(ranges):
         if kind_a == kind_b and start_b < end_a:
             raise MapError(f"{label} {start_b} ({kind_b}) overlaps {key_a}", key=key_b)
 

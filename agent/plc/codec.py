@@ -1,0 +1,119 @@
+"""Codecs between Modbus words/bits and engineering values. Pure; usable without a connection.
+
+Modbus sends each 16-bit register big-endian (high byte first). A 32-bit value spans two registers and
+PLCs disagree on which comes first: `WordOrder.BIG` sends the high word first (ABCD), `WordOrder.LITTLE`
+the low word first (CDAB, the reference PLC's "badc"). Worked example, float32 123.456 = 0x42F6E979:
+
+    big    → [0x42F6, 0xE979]
+    little → [0xE979, 0x42F6]
+
+Scale and offset are applied both ways: engineering = raw · scale + offset, raw = (value − offset) / scale,
+rounded for integer types and refused (ValidationError) when it does not fit the type.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+from agent.errors import ValidationError
+from agent.plc.protocol import WordOrder
+from agent.plc.registers import DataType, Parameter
+
+__all__ = [
+    "INTEGER_RANGES",
+    "Value",
+    "decode_value",
+    "encode_value",
+    "raw_to_words",
+    "words_to_raw",
+]
+
+Value = bool | int | float
+
+_STRUCT = {
+    DataType.INT16: ">h",
+    DataType.UINT16: ">H",
+    DataType.INT32: ">i",
+    DataType.UINT32: ">I",
+    DataType.FLOAT32: ">f",
+}
+INTEGER_RANGES: dict[DataType, tuple[int, int]] = {
+    DataType.INT16: (-(2**15), 2**15 - 1),
+    DataType.UINT16: (0, 2**16 - 1),
+    DataType.INT32: (-(2**31), 2**31 - 1),
+    DataType.UINT32: (0, 2**32 - 1),
+}
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def words_to_raw(words: Sequence[int], data_type: DataType, order: WordOrder) -> int | float:
+    """Registers → the raw number they encode (before scale/offset)."""
+    if data_type is DataType.BOOL:
+        return int(words[0] != 0)
+    n = data_type.words
+    if len(words) < n:
+        raise ValueError(f"{data_type} needs {n} registers, got {len(words)}")
+    ordered = list(words[:n]) if order is WordOrder.BIG or n == 1 else list(reversed(words[:n]))
+    payload = b"".join(w.to_bytes(2, "big") for w in ordered)
+    (raw,) = struct.unpack(_STRUCT[data_type], payload)
+    return raw
+
+
+def raw_to_words(raw: int | float, data_type: DataType, order: WordOrder) -> list[int]:
+    """The raw number → registers. Raises `struct.error` if it does not fit (callers validate first)."""
+    if data_type is DataType.BOOL:
+        return [1 if raw else 0]
+    payload = struct.pack(_STRUCT[data_type], raw)
+    words = [int.from_bytes(payload[i : i + 2], "big") for i in range(0, len(payload), 2)]
+    return words if order is WordOrder.BIG else list(reversed(words))
+
+
+def decode_value(param: Parameter, raw: Sequence[int] | bool, order: WordOrder) -> Value:
+    """Bits or registers read for `param` → engineering value.
+
+    Bit tables yield `bool`. Integers without scaling stay `int`; anything scaled or float32 is `float`
+    (NaN and ±inf pass through: the PLC said so, and the sampler publishes them as null).
+    """
+    if isinstance(raw, bool):
+        return raw
+    number = words_to_raw(raw, param.data_type, order)
+    if param.data_type is DataType.BOOL:
+        return bool(number)
+    if param.data_type.is_integer and param.scale == 1 and param.offset == 0:
+        return int(number)
+    return number * param.scale + param.offset
+
+
+def encode_value(param: Parameter, value: object, order: WordOrder) -> list[int] | bool:
+    """Engineering value → what to write: a bool for bit tables, registers otherwise.
+
+    Raises `ValidationError` when `value` has the wrong type, is not finite, or does not fit the data type
+    after scale/offset. Range checks against min/max belong to the write validator, not here.
+    """
+    if param.data_type is DataType.BOOL:
+        flag = _as_bool(param, value)
+        return flag if param.register.is_bit else [int(flag)]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{param.key}: expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValidationError(f"{param.key}: value must be finite, got {value}")
+    raw = (value - param.offset) / param.scale
+    if param.data_type is DataType.FLOAT32:
+        if abs(raw) > _FLOAT32_MAX:
+            raise ValidationError(f"{param.key}: {value} does not fit a float32")
+        return raw_to_words(raw, param.data_type, order)
+    lo, hi = INTEGER_RANGES[param.data_type]
+    rounded = round(raw)
+    if not lo <= rounded <= hi:
+        raise ValidationError(f"{param.key}: {value} is raw {rounded}, outside {param.data_type} range {lo}..{hi}")
+    return raw_to_words(rounded, param.data_type, order)
+
+
+def _as_bool(param: Parameter, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    raise ValidationError(f"{param.key}: expected a boolean (true/false or 0/1), got {value!r}")

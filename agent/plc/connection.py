@@ -1,0 +1,211 @@
+"""The PLC connection hub: one persistent Modbus TCP connection, its reconnect loop and a `connected` event.
+
+Consumers never touch the pymodbus client: they call `read(kind, start, count)` / `write_*` and get values
+or an `agent.errors.PlcError`. pymodbus' own retry and reconnect are disabled so that recovery has one
+owner: after a connection error or a timeout (the stream may hold a late reply), the hub drops the socket
+and its reconnect loop retries with exponential backoff and full jitter. While disconnected, calls fail at
+once with `PlcConnectionError` instead of blocking the sampler. During an outage each distinct error is
+logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from enum import Enum
+from types import TracebackType
+
+from loguru import logger
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, PlcTimeout
+from agent.plc.protocol import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
+from agent.plc.registers import RegisterKind
+
+__all__ = ["ConnectionState", "PlcConnection", "RequestTrace"]
+
+RequestTrace = Callable[[str, float, bool], None]
+"""Hook called after every request with (operation, seconds, ok): feeds metrics and tests."""
+
+
+class ConnectionState(Enum):
+    NEW = "new"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
+class PlcConnection:
+    """One Modbus TCP connection to one unit, kept alive for the agent's lifetime.
+
+    Use as ``async with PlcConnection(host=..., port=...) as plc:``. Entering does not fail when the PLC is
+    down: the reconnect loop keeps trying and `connected` (an `asyncio.Event`) tells when it is up.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        unit_id: int = 1,
+        timeout_s: float = 1.0,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 10.0,
+        on_request: RequestTrace | None = None,
+    ) -> None:
+        self.host, self.port, self.unit_id, self.timeout_s = host, port, unit_id, timeout_s
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.on_request = on_request
+        self.connected = asyncio.Event()
+        self.state = ConnectionState.NEW
+        self.connects = 0
+        self.last_error: str | None = None
+        self._client: AsyncModbusTcpClient | None = None
+        self._lost = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._logged_errors: set[str] = set()
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port} unit {self.unit_id}"
+
+    async def __aenter__(self) -> PlcConnection:
+        if self.state is not ConnectionState.NEW:
+            raise RuntimeError(f"PlcConnection cannot be entered when {self.state.value}")
+        self.state = ConnectionState.DISCONNECTED
+        self._lost.set()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"plc-connection {self.where}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.state = ConnectionState.CLOSED
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._drop_client()
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for a connection; True if connected."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.connected.wait()
+        return self.connected.is_set()
+
+    # --- reads and writes ----------------------------------------------------------------------
+
+    async def read(self, kind: RegisterKind, start: int, count: int) -> list[int] | list[bool]:
+        """Read `count` addresses of table `kind` from `start` (FC1/2/3/4). Bits come back as bools."""
+        limit = MAX_READ_BITS if kind.is_bit else MAX_READ_REGISTERS
+        if not 1 <= count <= limit:
+            raise ValueError(f"count {count} outside 1..{limit} for {kind}")
+        call = {
+            RegisterKind.COIL: "read_coils",
+            RegisterKind.DISCRETE_INPUT: "read_discrete_inputs",
+            RegisterKind.HOLDING: "read_holding_registers",
+            RegisterKind.INPUT: "read_input_registers",
+        }[kind]
+        response = await self._request(call, f"{kind} {start}+{count}", start, count=count)
+        return list(response.bits[:count]) if kind.is_bit else list(response.registers[:count])
+
+    async def write_bit(self, address: int, value: bool) -> None:
+        """Write one coil (FC5)."""
+        await self._request("write_coil", f"coil {address}", address, value)
+
+    async def write_registers(self, address: int, words: list[int]) -> None:
+        """Write holding registers: FC6 for one register, FC16 for several."""
+        if not 1 <= len(words) <= MAX_WRITE_REGISTERS:
+            raise ValueError(f"{len(words)} registers outside 1..{MAX_WRITE_REGISTERS}")
+        if len(words) == 1:
+            await self._request("write_register", f"holding {address}", address, words[0])
+        else:
+            await self._request("write_registers", f"holding {address}+{len(words)}", address, words)
+
+    async def _request(self, call: str, what: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        where = f"{what} @ {self.where}"
+        if self.state is not ConnectionState.CONNECTED or self._client is None:
+            raise PlcConnectionError("PLC not connected", where=where)
+        started = time.perf_counter()
+        ok = False
+        try:
+            async with self._lock, asyncio.timeout(self.timeout_s * 2):
+                response = await getattr(self._client, call)(*args, device_id=self.unit_id, **kwargs)
+            if response.isError():
+                code = getattr(response, "exception_code", 0)
+                raise PlcExceptionResponse("PLC refused the request", code=code, where=where)
+            ok = True
+            return response
+        except PlcError:
+            raise
+        except (TimeoutError, ModbusIOException) as exc:
+            self._connection_lost(f"timeout after {self.timeout_s}s")
+            raise PlcTimeout(f"no reply within {self.timeout_s}s", where=where) from exc
+        except (ConnectionException, ModbusException, OSError) as exc:
+            self._connection_lost(str(exc) or type(exc).__name__)
+            raise PlcConnectionError(f"connection failed: {exc}", where=where) from exc
+        finally:
+            if self.on_request is not None:
+                self.on_request(call, time.perf_counter() - started, ok)
+
+    # --- the reconnect loop --------------------------------------------------------------------
+
+    def _connection_lost(self, reason: str) -> None:
+        if self.state is ConnectionState.CONNECTED:
+            logger.bind(area="plc").warning("PLC connection lost ({}): {}", self.where, reason)
+            self.state = ConnectionState.DISCONNECTED
+        self.last_error = reason
+        self.connected.clear()
+        self._drop_client()
+        self._lost.set()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _supervise(self) -> None:
+        delay = self.backoff_initial_s
+        while True:
+            await self._lost.wait()
+            if await self._connect_once():
+                delay = self.backoff_initial_s
+                continue
+            # Full jitter keeps a fleet of agents from reconnecting in lockstep after a PLC reboot.
+            await asyncio.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, self.backoff_max_s)
+
+    async def _connect_once(self) -> bool:
+        self.last_error = None
+        client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0)
+        try:
+            ok = await asyncio.wait_for(client.connect(), self.timeout_s * 2)
+        except (TimeoutError, OSError, ModbusException) as exc:
+            ok, self.last_error = False, str(exc) or type(exc).__name__
+        if not ok:
+            client.close()
+            self.last_error = self.last_error or "connect refused"
+            if self.last_error not in self._logged_errors:
+                self._logged_errors.add(self.last_error)
+                logger.bind(area="plc").warning("PLC {} unreachable: {}", self.where, self.last_error)
+            return False
+        self._client = client
+        if self.connects or self._logged_errors:
+            logger.bind(area="plc").info("PLC {} connected", self.where)
+        self.connects += 1
+        self._logged_errors.clear()
+        self.state = ConnectionState.CONNECTED
+        self._lost.clear()
+        self.connected.set()
+        return True
