@@ -1,0 +1,43 @@
+"""Everything Modbus: register map, codecs, read planner, connection hub, device access, simulator.
+
+This package is the only place that knows Modbus; the rest of the agent reads and writes parameters by key
+through `PlcDevice`.
+"""
+
+from agent.plc.codec import Value, decode_value, encode_value
+from agent.plc.connection import ConnectionState, PlcConnection
+from agent.plc.device import FrameRead, PlcDevice
+from agent.plc.planner import ReadBlock, plan_reads
+from agent.plc.protocol import WordOrder
+from agent.plc.registers import (
+    DataType,
+    Parameter,
+    RegisterKind,
+    RegisterMap,
+    load_default_map,
+    load_map_csv,
+    parse_map_csv,
+)
+from agent.plc.writes import parse_value, validate_write
+
+__all__ = [
+    "ConnectionState",
+    "DataType",
+    "FrameRead",
+    "Parameter",
+    "PlcConnection",
+    "PlcDevice",
+    "ReadBlock",
+    "RegisterKind",
+    "RegisterMap",
+    "Value",
+    "WordOrder",
+    "decode_value",
+    "encode_value",
+    "load_default_map",
+    "load_map_csv",
+    "parse_map_csv",
+    "parse_value",
+    "plan_reads",
+    "validate_write",
+]

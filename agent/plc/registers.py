@@ -27,6 +27,7 @@ __all__ = [
     "RegisterMap",
     "load_default_map",
     "load_map_csv",
+    "parse_map_csv",
 ]
 
 MAX_ADDRESS = 65535

@@ -1,0 +1,5 @@
+"""Fixed-rate sampling of the PLC into frames."""
+
+from agent.sampling.sampler import Frame, FrameSink, MemorySink, Sampler, SamplerStats
+
+__all__ = ["Frame", "FrameSink", "MemorySink", "Sampler", "SamplerStats"]
