@@ -250,9 +250,7 @@ class Stack:
         """Truncate every data table and re-apply the seed; the schema stays (fast, per test)."""
         await self._with_admin(lambda conn, project: migrate.clean_database(conn, project))
 
-    async def _with_admin(
-        self, action: Callable[[asyncpg.Connection, migrate.Project], Awaitable[None]]
-    ) -> None:
+    async def _with_admin(self, action: Callable[[asyncpg.Connection, migrate.Project], Awaitable[None]]) -> None:
         self._require_running()
         assert self._admin is not None and self._project is not None
         async with self._admin_lock:
