@@ -1,0 +1,314 @@
+"""Render a parsed :class:`~supalocal.api.query.Query` into one SQL statement: a pure module.
+
+Identifiers come only from the schema cache and are double-quoted; every value is a bind parameter
+cast through ``text`` to the catalog type (``($1::text)::<type>``), so PostgreSQL parses values the
+way PostgREST's ``unknown``-typed parameters are parsed. Every statement answers one row
+``(total, n, body[, inserted])`` with ``body`` built by ``json_agg`` so JSON formatting (timestamps,
+numerics, nested jsonb) is PostgreSQL's own, byte-for-byte what PostgREST returns.
+
+Example::
+
+    GET /rest/v1/t?select=id&v=gt.1&order=id.desc&limit=2
+    → select null::int8 as total, count(_t) as n, coalesce(json_agg(_t), '[]')::text as body
+      from (select _s."id" from "public"."t" as _s where _s."v" > ($1::text)::integer
+            order by _s."id" desc limit $2) as _t
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from supalocal.api.catalog import Column, Function, Table
+from supalocal.api.errors import ApiError, SchemaCacheMiss
+from supalocal.api.query import COMPARISON_OPS, Filter, LogicTree, OrderTerm, Query, SelectItem
+
+__all__ = [
+    "MAX_ROWS",
+    "Params",
+    "Statement",
+    "build_delete",
+    "build_insert",
+    "build_rpc",
+    "build_select",
+    "build_update",
+    "quote_ident",
+]
+
+MAX_ROWS = 1000  # PGRST_DB_MAX_ROWS in the Supabase CLI
+ALIAS = "_s"
+INSERTED_FLAG = "_pgrst_inserted"
+_CAST_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*(\[\])?$")
+_LIKE_OPS = frozenset({"like", "ilike", "match", "imatch"})
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(table: Table | Function) -> str:
+    return f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+
+
+class Params:
+    """Collects bind values and hands out ``$n`` placeholders."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    args: tuple[Any, ...]
+
+
+def _missing_column(relation: str, name: str) -> SchemaCacheMiss:
+    return SchemaCacheMiss(400, "42703", f"column {relation}.{name} does not exist")
+
+
+class _Relation:
+    """Columns visible under ``ALIAS`` while rendering one statement."""
+
+    def __init__(self, label: str, columns: Sequence[Column]) -> None:
+        self.label = label
+        self.columns = {c.name: c for c in columns}
+        self.ordered = tuple(columns)
+
+    def get(self, name: str) -> Column:
+        column = self.columns.get(name)
+        if column is None:
+            raise _missing_column(self.label, name)
+        return column
+
+    def ref(self, name: str) -> str:
+        return f"{ALIAS}.{quote_ident(self.get(name).name)}"
+
+
+def _render_filter(node: Filter, rel: _Relation, params: Params) -> str:
+    column = rel.get(node.column)
+    ref = rel.ref(node.column)
+    if node.op == "is":
+        sql = f"{ref} IS {node.value.upper().replace('_', ' ')}"  # type: ignore[union-attr]
+    elif node.op == "in":
+        sql = f"{ref} = ANY(({params.add(list(node.value))}::text[])::{column.type_sql}[])"
+    elif node.op in _LIKE_OPS:
+        value = node.value.replace("*", "%") if node.op in ("like", "ilike") else node.value
+        sql = f"{ref}::text {COMPARISON_OPS[node.op]} {params.add(value)}::text"
+    else:
+        sql = f"{ref} {COMPARISON_OPS[node.op]} ({params.add(node.value)}::text)::{column.type_sql}"
+    return f"NOT ({sql})" if node.negated else sql
+
+
+def render_condition(node: Filter | LogicTree, rel: _Relation, params: Params) -> str:
+    if isinstance(node, Filter):
+        return _render_filter(node, rel, params)
+    joiner = " AND " if node.conjunction == "and" else " OR "
+    sql = "(" + joiner.join(render_condition(c, rel, params) for c in node.children) + ")"
+    return f"NOT {sql}" if node.negated else sql
+
+
+def _where(filters: Sequence[Filter | LogicTree], rel: _Relation, params: Params) -> str:
+    if not filters:
+        return ""
+    return " WHERE " + " AND ".join(render_condition(f, rel, params) for f in filters)
+
+
+def _select_list(items: Sequence[SelectItem], rel: _Relation) -> str:
+    parts: list[str] = []
+    for item in items:
+        if item.column == "*":
+            parts.extend(f"{ALIAS}.{quote_ident(c.name)}" for c in rel.ordered)
+            continue
+        expr = rel.ref(item.column)
+        if item.cast:
+            if not _CAST_RE.match(item.cast):
+                raise ApiError(400, "PGRST100", f'"failed to parse select parameter ({item.cast})"')
+            expr = f"{expr}::{item.cast}"
+        parts.append(f"{expr} AS {quote_ident(item.alias or item.column)}")
+    return ", ".join(parts) if parts else "NULL"
+
+
+def _order(terms: Sequence[OrderTerm], rel: _Relation) -> str:
+    if not terms:
+        return ""
+    rendered = []
+    for term in terms:
+        sql = f"{rel.ref(term.column)} {'DESC' if term.descending else 'ASC'}"
+        if term.nulls:
+            sql += f" NULLS {term.nulls.upper()}"
+        rendered.append(sql)
+    return " ORDER BY " + ", ".join(rendered)
+
+
+def _page(query: Query, params: Params, *, max_rows: int | None) -> str:
+    limit = query.limit
+    if max_rows is not None:
+        limit = max_rows if limit is None else min(limit, max_rows)
+    sql = f" LIMIT {params.add(limit)}::int8" if limit is not None else ""
+    if query.offset:
+        sql += f" OFFSET {params.add(query.offset)}::int8"
+    return sql
+
+
+def _envelope(inner: str, *, total_sql: str, singular: bool, extra: str = "") -> str:
+    first = ", (json_agg(_t) -> 0)::text AS first" if singular else ", NULL::text AS first"
+    return (
+        f"SELECT {total_sql} AS total, count(_t)::int8 AS n, "
+        f"coalesce(json_agg(_t), '[]')::text AS body{first}{extra} FROM ({inner}) AS _t"
+    )
+
+
+def build_select(table: Table, query: Query, *, count: bool, singular: bool) -> Statement:
+    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
+    params = Params()
+    where = _where(query.filters, rel, params)
+    source = f"{qualified(table)} AS {ALIAS}"
+    total = f"(SELECT count(*) FROM {source}{where})" if count else "NULL::int8"
+    inner = (
+        f"SELECT {_select_list(query.select, rel)} FROM {source}{where}"
+        f"{_order(query.order, rel)}{_page(query, params, max_rows=MAX_ROWS)}"
+    )
+    return Statement(_envelope(inner, total_sql=total, singular=singular), tuple(params.values))
+
+
+def _returning_envelope(table: Table, query: Query, ctes: str, *, count: bool, singular: bool, extra: str = "") -> str:
+    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
+    total = "(SELECT count(*) FROM _w)" if count else "NULL::int8"
+    inner = f"SELECT {_select_list(query.select, rel)} FROM _w AS {ALIAS}"
+    return f"WITH {ctes} " + _envelope(inner, total_sql=total, singular=singular, extra=extra)
+
+
+def build_insert(
+    table: Table,
+    query: Query,
+    *,
+    body: str,
+    groups: Sequence[tuple[tuple[str, ...], tuple[int, ...] | None]],
+    resolution: str | None,
+    count: bool,
+    singular: bool,
+) -> Statement:
+    """``INSERT … SELECT`` from the JSON body, one data-modifying CTE per column group.
+
+    ``groups`` is ``[(columns, row ordinals or None for all rows)]``: one group normally, several with
+    ``Prefer: missing=default`` so each row omits exactly its missing columns (and gets their DEFAULT).
+    """
+    params = Params()
+    body_ref = params.add(body)
+    conflict_cols = query.on_conflict or table.primary_key
+    ctes: list[str] = [
+        "_b AS (SELECT _e.j, _e.ord FROM json_array_elements(CASE WHEN json_typeof("
+        f"{body_ref}::json) = 'array' THEN {body_ref}::json ELSE json_build_array({body_ref}::json) END)"
+        " WITH ORDINALITY AS _e(j, ord))"
+    ]
+    for index, (columns, ordinals) in enumerate(groups):
+        typed = [table.column(c) for c in columns]
+        if any(c is None for c in typed):
+            raise AssertionError("insert columns must be validated against the catalog first")
+        names = ", ".join(quote_ident(c) for c in columns)
+        record = ", ".join(f"{quote_ident(c.name)} {c.type_sql}" for c in typed if c)
+        source = "_b"
+        if columns:
+            source += f" CROSS JOIN LATERAL json_to_record(_b.j) AS _r({record})"
+        where = f" WHERE _b.ord = ANY({params.add(list(ordinals))}::int8[])" if ordinals is not None else ""
+        select = ", ".join(f"_r.{quote_ident(c)}" for c in columns)
+        target = f"{qualified(table)} AS {ALIAS}" + (f" ({names})" if columns else "")
+        conflict = ""
+        if resolution and conflict_cols:
+            for c in conflict_cols:
+                if table.column(c) is None:
+                    raise _missing_column(f"{table.schema}.{table.name}", c)
+            keys = ", ".join(quote_ident(c) for c in conflict_cols)
+            sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in columns)
+            action = "DO UPDATE SET " + sets if resolution == "merge-duplicates" and sets else "DO NOTHING"
+            conflict = f" ON CONFLICT ({keys}) {action}"
+        ctes.append(
+            f"_w{index} AS (INSERT INTO {target} SELECT {select} FROM {source}{where} ORDER BY _b.ord"
+            f"{conflict} RETURNING {ALIAS}.*, ({ALIAS}.xmax = 0) AS {INSERTED_FLAG})"
+        )
+    union = " UNION ALL ".join(f"SELECT * FROM _w{i}" for i in range(len(groups)))
+    ctes.append(f"_w AS ({union})")
+    extra = f", (SELECT count(*) FROM _w WHERE {INSERTED_FLAG})::int8 AS inserted"
+    sql = _returning_envelope(table, query, ", ".join(ctes), count=count, singular=singular, extra=extra)
+    return Statement(sql, tuple(params.values))
+
+
+def build_update(
+    table: Table, query: Query, *, body: str, columns: Sequence[str], count: bool, singular: bool
+) -> Statement:
+    params = Params()
+    body_ref = params.add(body)
+    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
+    record = ", ".join(f"{quote_ident(c)} {rel.get(c).type_sql}" for c in columns)
+    sets = ", ".join(f"{quote_ident(c)} = _r.{quote_ident(c)}" for c in columns)
+    where = _where(query.filters, rel, params)
+    cte = (
+        f"_w AS (UPDATE {qualified(table)} AS {ALIAS} SET {sets} "
+        f"FROM json_to_record({body_ref}::json) AS _r({record}){where} RETURNING {ALIAS}.*)"
+    )
+    sql = _returning_envelope(table, query, cte, count=count, singular=singular)
+    return Statement(sql, tuple(params.values))
+
+
+def build_delete(table: Table, query: Query, *, count: bool, singular: bool) -> Statement:
+    params = Params()
+    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
+    where = _where(query.filters, rel, params)
+    cte = f"_w AS (DELETE FROM {qualified(table)} AS {ALIAS}{where} RETURNING {ALIAS}.*)"
+    sql = _returning_envelope(table, query, cte, count=count, singular=singular)
+    return Statement(sql, tuple(params.values))
+
+
+def build_rpc(
+    function: Function, query: Query, *, args_json: str, arg_names: Sequence[str], count: bool, singular: bool
+) -> Statement:
+    """Call ``function`` with named arguments bound from a JSON object (or the whole body).
+
+    Answers ``body``: a JSON array for set-returning functions (filters, order, limit applied), the bare
+    JSON value for scalars, an object for composites, and ``''`` for void.
+    """
+    params = Params()
+    body_ref = params.add(args_json) if function.single_json_body or arg_names else ""
+    if function.single_json_body:
+        call = f"{qualified(function)}({body_ref}::{function.args[0].type_sql})"
+        source = ""
+    else:
+        by_name = {a.name: a for a in function.args}
+        record = ", ".join(f"{quote_ident(n)} {by_name[n].type_sql}" for n in arg_names)
+        named = ", ".join(f"{quote_ident(n)} := _a.{quote_ident(n)}" for n in arg_names)
+        call = f"{qualified(function)}({named})"
+        source = f" FROM json_to_record({body_ref}::json) AS _a({record})" if arg_names else ""
+    if function.returns_void:
+        return Statement(f"SELECT ({call})::text AS body{source}", tuple(params.values))
+    if not function.returns_set and function.result_columns is None:
+        return Statement(f"SELECT coalesce(to_json({call}), 'null')::text AS body{source}", tuple(params.values))
+    if not function.returns_set:
+        lateral = f"{source} CROSS JOIN LATERAL" if source else " FROM"
+        sql = f"SELECT row_to_json({ALIAS})::text AS body{lateral} {call} AS {ALIAS}"
+        return Statement(sql, tuple(params.values))
+    lateral = f"{source} CROSS JOIN LATERAL" if source else " FROM"
+    if function.result_columns is None:
+        inner_from = f"{lateral} {call} AS {ALIAS}(_v)"
+        rel = _Relation(f"{function.schema}.{function.name}", ())
+        inner = f"SELECT {ALIAS}._v{inner_from}{_order(query.order, rel)}{_page(query, params, max_rows=MAX_ROWS)}"
+        sql = (
+            "SELECT NULL::int8 AS total, count(_t)::int8 AS n, coalesce(json_agg(_t._v), '[]')::text AS body, "
+            f"NULL::text AS first FROM ({inner}) AS _t"
+        )
+        return Statement(sql, tuple(params.values))
+    rel = _Relation(f"{function.schema}.{function.name}", function.result_columns)
+    where = _where(query.filters, rel, params)
+    base = f"{lateral} {call} AS {ALIAS}"
+    total = f"(SELECT count(*){base}{where})" if count else "NULL::int8"
+    inner = (
+        f"SELECT {_select_list(query.select, rel)}{base}{where}"
+        f"{_order(query.order, rel)}{_page(query, params, max_rows=MAX_ROWS)}"
+    )
+    return Statement(_envelope(inner, total_sql=total, singular=singular), tuple(params.values))
