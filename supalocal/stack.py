@@ -166,6 +166,13 @@ class Stack:
     def postgres(self) -> PostgresServer:
         return self._pg
 
+    @property
+    def app(self) -> web.Application:
+        """The served aiohttp application (e.g. to reach the API's ``AppKey`` state in tests)."""
+        if self._runner is None:
+            raise StackError(f"the Stack is {self._state.value}, not serving")
+        return self._runner.app
+
     def env(self) -> dict[str, str]:
         """The stack as environment variables (the names DESIGN §3 and the Supabase CLI use)."""
         return {
@@ -342,13 +349,14 @@ class BackgroundStack:
 
     def reset(self) -> None:
         """:meth:`Stack.reset`, blocking."""
-        self._call(self.stack.reset())
+        self.call(self.stack.reset())
 
     def clean(self) -> None:
         """:meth:`Stack.clean`, blocking."""
-        self._call(self.stack.clean())
+        self.call(self.stack.clean())
 
-    def _call(self, coro: Awaitable[T]) -> T:
+    def call(self, coro: Awaitable[T]) -> T:
+        """Run ``coro`` on the stack's event loop and wait for its result (e.g. API internals in tests)."""
         if self._loop is None:
             raise StackError("the background stack is not running")
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
