@@ -1,3 +1,62 @@
 """Shared fixtures. The local Supabase stack fixture lives in `supalocal.testing` (a pytest plugin)."""
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from agent.plc import PlcConnection, PlcDevice, RegisterMap, WordOrder, load_default_map
+from agent.plc.sim import Simulator
+
 pytest_plugins = ["supalocal.testing"]
+
+SimulatorFactory = Callable[..., Awaitable[Simulator]]
+
+
+@pytest.fixture
+def default_map() -> RegisterMap:
+    return load_default_map()
+
+
+@pytest.fixture
+async def make_simulator(default_map: RegisterMap) -> AsyncIterator[SimulatorFactory]:
+    """Start simulators on free ports (real Modbus TCP); all are stopped after the test."""
+    started: list[Simulator] = []
+
+    async def make(register_map: RegisterMap | None = None, **options: Any) -> Simulator:
+        sim = Simulator(register_map or default_map, port=0, **options)
+        await sim.__aenter__()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in reversed(started):
+        await sim.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def simulator(make_simulator: SimulatorFactory) -> Simulator:
+    return await make_simulator()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[..., Awaitable[PlcDevice]]]:
+    """Connect a `PlcDevice` to a simulator; connections are closed after the test."""
+    opened: list[PlcConnection] = []
+
+    async def make(sim: Simulator, *, word_order: WordOrder = WordOrder.LITTLE, timeout_s: float = 0.5,
+                   **options: Any) -> PlcDevice:
+        connection = PlcConnection(host=sim.host, port=sim.port, timeout_s=timeout_s, backoff_max_s=0.2)
+        await connection.__aenter__()
+        opened.append(connection)
+        assert await connection.wait_connected(5)
+        return PlcDevice(connection, sim.register_map, word_order=word_order, **options)
+
+    yield make
+    for connection in opened:
+        await connection.close()
+
+
+@pytest.fixture
+async def device(simulator: Simulator, connect: Callable[..., Awaitable[PlcDevice]]) -> PlcDevice:
+    return await connect(simulator)

@@ -171,9 +171,9 @@ class PlcConnection:
         self._lost.set()
 
     def _drop_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     async def _supervise(self) -> None:
         delay = self.backoff_initial_s
@@ -188,7 +188,21 @@ class PlcConnection:
 
     async def _connect_once(self) -> bool:
         self.last_error = None
-        client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0)
+        client: AsyncModbusTcpClient
+
+        def on_connect_change(up: bool) -> None:
+            # The peer closed the socket: notice now, not at the next request's timeout.
+            if not up and self._client is client:
+                self._connection_lost("connection closed by the PLC")
+
+        client = AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            timeout=self.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            trace_connect=on_connect_change,
+        )
         try:
             ok = await asyncio.wait_for(client.connect(), self.timeout_s * 2)
         except (TimeoutError, OSError, ModbusException) as exc:

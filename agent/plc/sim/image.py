@@ -39,8 +39,10 @@ class RegisterImage:
             self.words[param.register][param.address : param.end] = encoded
 
     def fill_address_as_value(self) -> None:
-        """Every register holds its own address (bits: address parity): planner tests read what they expect."""
-        for table in self.words.values():
-            table[:] = range(TABLE_SIZE)
-        for bits in self.bits.values():
-            bits[:] = [bool(a % 2) for a in range(TABLE_SIZE)]
+        """Each table holds a function of the address, different per table, so a test knows what every read
+        must return and catches a wrong function code as surely as a wrong address:
+        holding[a] = a, input[a] = 0xFFFF − a, coil[a] = a is odd, discrete_input[a] = a divisible by 3."""
+        self.words[RegisterKind.HOLDING][:] = range(TABLE_SIZE)
+        self.words[RegisterKind.INPUT][:] = [0xFFFF - a for a in range(TABLE_SIZE)]
+        self.bits[RegisterKind.COIL][:] = [a % 2 == 1 for a in range(TABLE_SIZE)]
+        self.bits[RegisterKind.DISCRETE_INPUT][:] = [a % 3 == 0 for a in range(TABLE_SIZE)]

@@ -1,0 +1,113 @@
+"""Settings: every DESIGN §3 variable, validated at start-up with one clear line per problem."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agent.config import LogFormat, PlcType, Settings, load_settings
+from agent.errors import ConfigError
+from agent.plc import WordOrder
+
+DESIGN_VARIABLES = {
+    "SUPABASE_URL", "SUPABASE_KEY", "MACHINE_ID", "PLC_TYPE", "PLC_HOST", "PLC_PORT", "PLC_UNIT_ID",
+    "PLC_WORD_ORDER", "PLC_TIMEOUT_S", "PLC_BULK_READ_SIZE", "PLC_MAX_GAP", "PARAMETER_LOGGING_INTERVAL",
+    "STATUS_LOG_INTERVAL", "LOG_LEVEL", "HTTP_PORT", "SPOOL_PATH", "SPOOL_MAX_MB", "AGENT_COLOR", "ADMIN_TOKEN",
+    "COMMAND_POLL_INTERVAL", "SHUTDOWN_TIMEOUT", "LOG_FORMAT", "LOG_DIR", "WATCHDOG_TIMEOUT",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in DESIGN_VARIABLES | {"PLC_MAP_FILE"}:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_design_variable_is_a_setting() -> None:
+    assert DESIGN_VARIABLES <= set(Settings.model_fields)
+
+
+def test_defaults_match_design() -> None:
+    s = load_settings()
+    assert (s.PLC_PORT, s.PLC_UNIT_ID, s.HTTP_PORT) == (502, 1, 8000)
+    assert s.PLC_WORD_ORDER is WordOrder.LITTLE
+    assert s.PARAMETER_LOGGING_INTERVAL == 1.0
+    assert s.STATUS_LOG_INTERVAL == 300.0
+    assert s.LOG_FORMAT is LogFormat.TEXT
+    assert s.PLC_BULK_READ_SIZE == 125
+
+
+def test_environment_is_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = uuid.uuid4()
+    monkeypatch.setenv("MACHINE_ID", str(machine))
+    monkeypatch.setenv("PLC_TYPE", "real")
+    monkeypatch.setenv("PLC_WORD_ORDER", "big")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    s = load_settings()
+    assert s.MACHINE_ID == machine
+    assert s.PLC_TYPE is PlcType.REAL
+    assert s.PLC_WORD_ORDER is WordOrder.BIG
+    assert s.LOG_LEVEL == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("PLC_PORT", "70000", "PLC_PORT: Input should be less than or equal to 65535"),
+        ("PLC_PORT", "0", "PLC_PORT: Input should be greater than or equal to 1"),
+        ("HTTP_PORT", "http", "HTTP_PORT: Input should be a valid integer"),
+        ("PLC_TYPE", "fake", "PLC_TYPE: Input should be 'real' or 'simulation'"),
+        ("MACHINE_ID", "machine-1", "MACHINE_ID: Input should be a valid UUID"),
+        ("PARAMETER_LOGGING_INTERVAL", "0", "PARAMETER_LOGGING_INTERVAL: Input should be greater than 0"),
+        ("PARAMETER_LOGGING_INTERVAL", "-1", "PARAMETER_LOGGING_INTERVAL: Input should be greater than 0"),
+        ("PLC_BULK_READ_SIZE", "126", "PLC_BULK_READ_SIZE: Input should be less than or equal to 125"),
+        ("PLC_WORD_ORDER", "middle", "PLC_WORD_ORDER: Input should be 'big' or 'little'"),
+        ("AGENT_COLOR", "red", "AGENT_COLOR: Input should be 'blue' or 'green'"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT: Input should be 'text' or 'json'"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL: must be one of"),
+        ("PLC_MAP_FILE", "/nonexistent/map.csv", "PLC_MAP_FILE: no such file"),
+    ],
+    ids=lambda v: str(v)[:30],
+)
+def test_invalid_value_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str, fragment: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert fragment in str(caught.value)
+
+
+def test_every_problem_gets_its_own_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLC_PORT", "70000")
+    monkeypatch.setenv("MACHINE_ID", "nope")
+    monkeypatch.setenv("PLC_TYPE", "fake")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    lines = str(caught.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["MACHINE_ID", "PLC_TYPE", "PLC_PORT"]
+
+
+def test_secrets_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN", "hunter2")
+    monkeypatch.setenv("SUPABASE_KEY", "service-role-secret")
+    s = load_settings()
+    assert "hunter2" not in repr(s) and "service-role-secret" not in repr(s)
+    assert s.ADMIN_TOKEN is not None and s.ADMIN_TOKEN.get_secret_value() == "hunter2"
+
+
+def test_run_requires_the_cloud_settings() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings().require_cloud()
+    assert str(caught.value).splitlines() == [
+        "SUPABASE_URL: required to run the agent",
+        "SUPABASE_KEY: required to run the agent",
+        "MACHINE_ID: required to run the agent",
+    ]
+
+
+def test_map_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "map.csv"
+    path.write_text("key\n")
+    monkeypatch.setenv("PLC_MAP_FILE", str(path))
+    assert load_settings().PLC_MAP_FILE == path
