@@ -11,8 +11,11 @@ rendering) are pure; ``rest``, ``realtime`` and ``capture`` do the I/O; ``errors
 
 from __future__ import annotations
 
-from supalocal.api.app import CAPTURE_KEY, POOL_KEY, REALTIME_KEY, REST_KEY, create_app
+from typing import Any
+
 from supalocal.api.errors import ApiError, AuthError, SchemaCacheMiss
+
+_APP_NAMES = frozenset({"CAPTURE_KEY", "POOL_KEY", "REALTIME_KEY", "REST_KEY", "create_app"})
 
 __all__ = [
     "CAPTURE_KEY",
@@ -24,3 +27,13 @@ __all__ = [
     "SchemaCacheMiss",
     "create_app",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The app pulls in aiohttp, asyncpg and supalocal.auth (which imports our errors): load it lazily so
+    # ``supalocal.auth`` -> ``supalocal.api.errors`` does not import the app half-way through.
+    if name in _APP_NAMES:
+        from supalocal.api import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'supalocal.api' has no attribute {name!r}")

@@ -7,24 +7,13 @@ at the end of the session) and empties them before each test that asks for it.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
 
-from supalocal.api import create_app
-from supalocal.auth import make_api_key
-from supalocal.migrate import load_project, migrate_and_seed
-from supalocal.postgres import PostgresServer
-
-MACHINE_A = "00000000-0000-4000-8000-0000000000aa"
-MACHINE_B = "00000000-0000-4000-8000-0000000000bb"
+from supalocal.stack import BackgroundStack
 
 SCHEMA_SQL = """
 create table public.api_items (
@@ -71,73 +60,6 @@ drop table if exists public.api_items, public.api_plain, public.api_secret;
 """
 
 
-# -- interim stack: replaced by supalocal.testing's supabase_stack once it lands (TODO #3) --
-
-
-@dataclass
-class InterimStack:
-    url: str
-    anon_key: str
-    service_key: str
-    jwt_secret: str
-    db_url: str
-    app: web.Application
-    loop: asyncio.AbstractEventLoop
-
-    def call(self, coro: Any) -> Any:
-        """Run ``coro`` on the server's loop (e.g. ``app[REALTIME_KEY].disconnect_all()``)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-
-def _serve(ready: Future[InterimStack], stop: threading.Event) -> None:
-    async def main() -> None:
-        secret = secrets.token_urlsafe(32)
-        async with PostgresServer() as pg:
-            conn = await pg.connect()
-            try:
-                await migrate_and_seed(conn, load_project())
-            finally:
-                await conn.close()
-            app = create_app(dsn=pg.dsn(), jwt_secret=secret)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            ready.set_result(
-                InterimStack(
-                    url=f"http://127.0.0.1:{port}",
-                    anon_key=make_api_key("anon", secret=secret),
-                    service_key=make_api_key("service_role", secret=secret),
-                    jwt_secret=secret,
-                    db_url=pg.dsn(),
-                    app=app,
-                    loop=asyncio.get_running_loop(),
-                )
-            )
-            await asyncio.to_thread(stop.wait)
-            await runner.cleanup()
-
-    try:
-        asyncio.run(main())
-    except BaseException as exc:
-        if not ready.done():
-            ready.set_exception(exc)
-        raise
-
-
-@pytest.fixture(scope="session")
-def _interim_stack() -> Iterator[InterimStack]:
-    ready: Future[InterimStack] = Future()
-    stop = threading.Event()
-    thread = threading.Thread(target=_serve, args=(ready, stop), name="interim-stack", daemon=True)
-    thread.start()
-    stack = ready.result(timeout=60)
-    yield stack
-    stop.set()
-    thread.join(timeout=30)
-
-
 async def _execute(dsn: str, sql: str, *args: Any) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -146,25 +68,26 @@ async def _execute(dsn: str, sql: str, *args: Any) -> None:
         await conn.close()
 
 
-def run_sql(stack: InterimStack, sql: str) -> None:
+def run_sql(stack: BackgroundStack, sql: str) -> None:
     """Run SQL as the superuser from a sync test or fixture."""
     asyncio.run(_execute(stack.db_url, sql))
 
 
 @pytest.fixture(scope="session")
-def api_stack(_interim_stack: InterimStack) -> InterimStack:
-    return _interim_stack
+def api_stack(supabase_stack: BackgroundStack) -> BackgroundStack:
+    """The session stack of ``supalocal.testing`` (real migrations and seed, our app on a free port)."""
+    return supabase_stack
 
 
 @pytest.fixture(scope="session")
-def _api_schema(api_stack: InterimStack) -> Iterator[None]:
+def _api_schema(api_stack: BackgroundStack) -> Iterator[None]:
     run_sql(api_stack, DROP_SQL + SCHEMA_SQL + "notify pgrst, 'reload schema';")
     yield
     run_sql(api_stack, DROP_SQL)
 
 
 @pytest.fixture
-def api_tables(api_stack: InterimStack, _api_schema: None) -> InterimStack:
+def api_tables(api_stack: BackgroundStack, _api_schema: None) -> BackgroundStack:
     """The stack with this suite's tables, emptied for the test."""
     run_sql(api_stack, "truncate public.api_items, public.api_plain, public.api_secret restart identity")
     return api_stack
