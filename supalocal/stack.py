@@ -273,7 +273,7 @@ class Stack:
         app = _create_api_app(dsn=self._pg.dsn(), jwt_secret=self._jwt_secret)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, self._requested_port, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT_S)
+        site = web.TCPSite(self._runner, LOOPBACK, self._requested_port)
         try:
             await site.start()
         except OSError as exc:
