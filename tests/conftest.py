@@ -44,8 +44,9 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[PlcDevice]]]:
     """Connect a `PlcDevice` to a simulator; connections are closed after the test."""
     opened: list[PlcConnection] = []
 
-    async def make(sim: Simulator, *, word_order: WordOrder = WordOrder.LITTLE, timeout_s: float = 0.5,
-                   **options: Any) -> PlcDevice:
+    async def make(
+        sim: Simulator, *, word_order: WordOrder = WordOrder.LITTLE, timeout_s: float = 0.5, **options: Any
+    ) -> PlcDevice:
         connection = PlcConnection(host=sim.host, port=sim.port, timeout_s=timeout_s, backoff_max_s=0.2)
         await connection.__aenter__()
         opened.append(connection)

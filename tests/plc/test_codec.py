@@ -16,8 +16,9 @@ from agent.plc.codec import raw_to_words, words_to_raw
 BIG, LITTLE = WordOrder.BIG, WordOrder.LITTLE
 
 
-def param(data_type: DataType, *, register: RegisterKind = RegisterKind.HOLDING, scale: float = 1.0,
-          offset: float = 0.0) -> Parameter:
+def param(
+    data_type: DataType, *, register: RegisterKind = RegisterKind.HOLDING, scale: float = 1.0, offset: float = 0.0
+) -> Parameter:
     return Parameter("p", "c", data_type, register, 0, scale=scale, offset=offset)
 
 
@@ -49,14 +50,20 @@ VECTORS = [
 ]
 
 
-@pytest.mark.parametrize(("data_type", "order", "words", "raw"), VECTORS,
-                         ids=[f"{t}-{o}-{'_'.join(f'{w:04x}' for w in ws)}" for t, o, ws, _ in VECTORS])
+@pytest.mark.parametrize(
+    ("data_type", "order", "words", "raw"),
+    VECTORS,
+    ids=[f"{t}-{o}-{'_'.join(f'{w:04x}' for w in ws)}" for t, o, ws, _ in VECTORS],
+)
 def test_known_vectors_decode(data_type: DataType, order: WordOrder, words: list[int], raw: float) -> None:
     assert words_to_raw(words, data_type, order) == raw
 
 
-@pytest.mark.parametrize(("data_type", "order", "words", "raw"), VECTORS,
-                         ids=[f"{t}-{o}-{'_'.join(f'{w:04x}' for w in ws)}" for t, o, ws, _ in VECTORS])
+@pytest.mark.parametrize(
+    ("data_type", "order", "words", "raw"),
+    VECTORS,
+    ids=[f"{t}-{o}-{'_'.join(f'{w:04x}' for w in ws)}" for t, o, ws, _ in VECTORS],
+)
 def test_known_vectors_encode(data_type: DataType, order: WordOrder, words: list[int], raw: float) -> None:
     assert raw_to_words(raw, data_type, order) == words
 
@@ -77,8 +84,9 @@ def test_float32_nan_and_infinity_decode_as_such() -> None:
     ],
     ids=["uint16-tenths", "int16-negative-tenths", "offset", "uint32-hundredths", "float-scaled"],
 )
-def test_scale_and_offset_both_ways(data_type: DataType, scale: float, offset: float, words: list[int],
-                                    expected: float) -> None:
+def test_scale_and_offset_both_ways(
+    data_type: DataType, scale: float, offset: float, words: list[int], expected: float
+) -> None:
     p = param(data_type, scale=scale, offset=offset)
     assert decode_value(p, words, BIG) == pytest.approx(expected)
     assert encode_value(p, expected, BIG) == words

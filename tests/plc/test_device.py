@@ -38,8 +38,9 @@ def expected_address_value(p: Parameter, order: WordOrder) -> object:
 
 
 @pytest.mark.parametrize("order", list(WordOrder))
-async def test_every_parameter_decodes_right(make_simulator: MakeSim, connect: Connect, default_map: RegisterMap,
-                                             order: WordOrder) -> None:
+async def test_every_parameter_decodes_right(
+    make_simulator: MakeSim, connect: Connect, default_map: RegisterMap, order: WordOrder
+) -> None:
     sim = await make_simulator(address_as_value=True, word_order=order)
     device = await connect(sim, word_order=order)
     frame = await device.read_all()
@@ -51,12 +52,14 @@ async def test_every_parameter_decodes_right(make_simulator: MakeSim, connect: C
 
 async def test_each_table_uses_its_own_function_code(make_simulator: MakeSim, connect: Connect) -> None:
     """Same address in the four tables, four different answers (upstream read inputs with FC3)."""
-    m = RegisterMap.build([
-        Parameter("h", "c", DataType.UINT16, RegisterKind.HOLDING, 300),
-        Parameter("i", "c", DataType.UINT16, RegisterKind.INPUT, 300),
-        Parameter("c", "c", DataType.BOOL, RegisterKind.COIL, 301),
-        Parameter("d", "c", DataType.BOOL, RegisterKind.DISCRETE_INPUT, 301),
-    ])
+    m = RegisterMap.build(
+        [
+            Parameter("h", "c", DataType.UINT16, RegisterKind.HOLDING, 300),
+            Parameter("i", "c", DataType.UINT16, RegisterKind.INPUT, 300),
+            Parameter("c", "c", DataType.BOOL, RegisterKind.COIL, 301),
+            Parameter("d", "c", DataType.BOOL, RegisterKind.DISCRETE_INPUT, 301),
+        ]
+    )
     device = await connect(await make_simulator(m, address_as_value=True))
     assert (await device.read_all()).values == {"c": True, "d": False, "h": 300, "i": 0xFFFF - 300}
 
@@ -146,8 +149,9 @@ async def test_write_is_read_back(simulator: Simulator, device: PlcDevice) -> No
     ],
     ids=["above-max", "below-min", "nan", "wrong-type", "read-only", "bool-not-bool", "int32-range", "unknown"],
 )
-async def test_invalid_writes_never_reach_the_plc(simulator: Simulator, device: PlcDevice, key: str, value: object,
-                                                  error: type[Exception], fragment: str) -> None:
+async def test_invalid_writes_never_reach_the_plc(
+    simulator: Simulator, device: PlcDevice, key: str, value: object, error: type[Exception], fragment: str
+) -> None:
     before = simulator.requests
     with pytest.raises(error, match=fragment):
         await device.write(key, value)
@@ -160,7 +164,7 @@ async def test_write_that_does_not_stick_is_reported(make_simulator: MakeSim, co
     await device.write("plc.watchdog", 1)
     await device.write("plc.watchdog", 2)  # armed
     await asyncio.sleep(0.4)  # ... and then silent: the PLC forces its safe state
-    with pytest.raises(WriteVerifyError, match="valve_1.state: wrote True but read back False"):
+    with pytest.raises(WriteVerifyError, match=r"valve_1\.state: wrote True but read back False"):
         await device.write("valve_1.state", True)
 
 

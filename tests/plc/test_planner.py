@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from agent.plc import DataType, Parameter, RegisterKind, load_default_map, plan_reads
 from agent.plc.protocol import MAX_READ_BITS, MAX_READ_REGISTERS
 
-H, I, C, D = RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL, RegisterKind.DISCRETE_INPUT
+H, IR, C, D = RegisterKind.HOLDING, RegisterKind.INPUT, RegisterKind.COIL, RegisterKind.DISCRETE_INPUT
 
 
 def p(key: str, kind: RegisterKind, address: int, data_type: DataType = DataType.UINT16) -> Parameter:
@@ -31,27 +33,45 @@ def spans(params: list[Parameter], **kw: int) -> list[tuple[str, int, int]]:
         ([p("a", H, 100), p("b", H, 101)], {"max_gap": 0}, [("holding", 100, 2)]),
         ([p("a", H, 100), p("b", H, 102)], {"max_gap": 0}, [("holding", 100, 1), ("holding", 102, 1)]),
         ([p("a", H, 100), p("b", H, 102)], {"max_gap": 1}, [("holding", 100, 3)]),
-        ([p("a", H, 100, DataType.FLOAT32), p("b", H, 103), p("c", H, 110, DataType.FLOAT32)], {"max_gap": 2},
-         [("holding", 100, 4), ("holding", 110, 2)]),
+        (
+            [p("a", H, 100, DataType.FLOAT32), p("b", H, 103), p("c", H, 110, DataType.FLOAT32)],
+            {"max_gap": 2},
+            [("holding", 100, 4), ("holding", 110, 2)],
+        ),
         ([p("b", H, 200), p("a", H, 100)], {"max_gap": 200}, [("holding", 100, 101)]),
         ([p("a", H, 0), p("b", H, 124)], {"max_gap": 200}, [("holding", 0, 125)]),
         ([p("a", H, 0), p("b", H, 125)], {"max_gap": 200}, [("holding", 0, 1), ("holding", 125, 1)]),
         ([p("a", H, 0), p("b", H, 123, DataType.FLOAT32)], {"max_gap": 200}, [("holding", 0, 125)]),
-        ([p("a", H, 0), p("b", H, 124, DataType.FLOAT32)], {"max_gap": 200},
-         [("holding", 0, 1), ("holding", 124, 2)]),
+        ([p("a", H, 0), p("b", H, 124, DataType.FLOAT32)], {"max_gap": 200}, [("holding", 0, 1), ("holding", 124, 2)]),
         ([p("a", H, 0), p("b", H, 9)], {"max_gap": 200, "max_registers": 10}, [("holding", 0, 10)]),
-        ([p("a", H, 0), p("b", H, 10)], {"max_gap": 200, "max_registers": 10},
-         [("holding", 0, 1), ("holding", 10, 1)]),
+        ([p("a", H, 0), p("b", H, 10)], {"max_gap": 200, "max_registers": 10}, [("holding", 0, 1), ("holding", 10, 1)]),
         ([p("a", C, 0), p("b", C, 1999)], {"max_gap": 2000}, [("coil", 0, 2000)]),
         ([p("a", C, 0), p("b", C, 2000)], {"max_gap": 2000}, [("coil", 0, 1), ("coil", 2000, 1)]),
-        ([p("a", H, 100), p("b", I, 100), p("c", C, 100), p("d", D, 100)], {},
-         [("coil", 100, 1), ("discrete_input", 100, 1), ("holding", 100, 1), ("input", 100, 1)]),
+        (
+            [p("a", H, 100), p("b", IR, 100), p("c", C, 100), p("d", D, 100)],
+            {},
+            [("coil", 100, 1), ("discrete_input", 100, 1), ("holding", 100, 1), ("input", 100, 1)],
+        ),
         ([p("a", H, 65534, DataType.FLOAT32)], {}, [("holding", 65534, 2)]),
     ],
     ids=[
-        "empty", "single", "float32-two-registers", "adjacent-merge", "gap-over-limit-splits", "gap-at-limit-merges",
-        "worked-example", "unsorted-input", "exactly-125", "126-splits", "float-ending-at-125", "float-crossing-125",
-        "bulk-read-size", "bulk-read-size-splits", "exactly-2000-coils", "2001-coils-split", "tables-never-mix",
+        "empty",
+        "single",
+        "float32-two-registers",
+        "adjacent-merge",
+        "gap-over-limit-splits",
+        "gap-at-limit-merges",
+        "worked-example",
+        "unsorted-input",
+        "exactly-125",
+        "126-splits",
+        "float-ending-at-125",
+        "float-crossing-125",
+        "bulk-read-size",
+        "bulk-read-size-splits",
+        "exactly-2000-coils",
+        "2001-coils-split",
+        "tables-never-mix",
         "top-of-address-space",
     ],
 )
@@ -108,7 +128,7 @@ def test_plan_invariants(params: list[Parameter], max_gap: int, max_registers: i
         assert b.start == b.parameters[0].address and b.end == max(q.end for q in b.parameters)
         for left, right in zip(b.parameters, b.parameters[1:], strict=False):
             assert right.address - left.end <= max_gap  # no gap inside a block exceeds max_gap
-    for left, right in zip(blocks, blocks[1:], strict=False):
+    for left, right in itertools.pairwise(blocks):
         if left.kind is right.kind:  # consecutive blocks are split for a reason
             assert right.start - left.end > max_gap or right.end - left.start > (
                 max_bits if left.kind.is_bit else max_registers

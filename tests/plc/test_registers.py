@@ -14,12 +14,32 @@ from agent.plc.registers import MAP_COLUMNS
 HEADER = ",".join(MAP_COLUMNS)
 
 
-def row(key: str = "a.b", *, data_type: str = "float32", register: str = "holding", address: str = "100",
-        write_address: str = "", writable: str = "false", **extra: str) -> str:
+def row(
+    key: str = "a.b",
+    *,
+    data_type: str = "float32",
+    register: str = "holding",
+    address: str = "100",
+    write_address: str = "",
+    writable: str = "false",
+    **extra: str,
+) -> str:
     values = {
-        "key": key, "component": key.split(".")[0], "name": key, "unit": "", "data_type": data_type,
-        "register": register, "address": address, "write_address": write_address, "scale": "1", "offset": "0",
-        "min_value": "", "max_value": "", "writable": writable, "logged": "true", "deadband": "0",
+        "key": key,
+        "component": key.split(".")[0],
+        "name": key,
+        "unit": "",
+        "data_type": data_type,
+        "register": register,
+        "address": address,
+        "write_address": write_address,
+        "scale": "1",
+        "offset": "0",
+        "min_value": "",
+        "max_value": "",
+        "writable": writable,
+        "logged": "true",
+        "deadband": "0",
     } | extra
     return ",".join(values[c] for c in MAP_COLUMNS)
 
@@ -37,8 +57,16 @@ def test_default_map_covers_the_reference_reactor() -> None:
     for heater in (c for c in components if c.endswith("_heater")):
         for suffix in ("temperature_sp", "temperature", "kp", "ki", "kd", "power", "power_on"):
             assert f"{heater}.{suffix}" in m
-    for key in ("mfc_1.flow_sp", "mfc_1.flow", "pressure_gauge_1.pressure", "pressure_gauge_2.pressure",
-                "vacuum_pump.power_on", "exhaust_valve.state", "n2_generator.ready", "plc.watchdog"):
+    for key in (
+        "mfc_1.flow_sp",
+        "mfc_1.flow",
+        "pressure_gauge_1.pressure",
+        "pressure_gauge_2.pressure",
+        "vacuum_pump.power_on",
+        "exhaust_valve.state",
+        "n2_generator.ready",
+        "plc.watchdog",
+    ):
         assert key in m
 
 
@@ -81,21 +109,45 @@ def test_lookup_of_unknown_key_is_a_clear_error() -> None:
         ((row("a.x"), row("a.x", address="200")), "a.x", "duplicate"),
         (
             (row("a.x", address="100", write_address="300", writable="true"), row("a.y", address="300")),
-            "a.x", "write_address 300 overlaps the readings of a.y",
+            "a.x",
+            "write_address 300 overlaps the readings of a.y",
         ),
         (
-            (row("a.x", address="100", write_address="300", writable="true"),
-             row("a.y", address="102", write_address="301", writable="true")),
-            "a.y", "write_address 301 (holding) overlaps a.x",
+            (
+                row("a.x", address="100", write_address="300", writable="true"),
+                row("a.y", address="102", write_address="301", writable="true"),
+            ),
+            "a.y",
+            "write_address 301 (holding) overlaps a.x",
         ),
-        ((row("a.x", register="coil", data_type="bool", address="1"),
-          row("a.y", register="discrete_input", data_type="bool", address="1")), None, None),
+        (
+            (
+                row("a.x", register="coil", data_type="bool", address="1"),
+                row("a.y", register="discrete_input", data_type="bool", address="1"),
+            ),
+            None,
+            None,
+        ),
     ],
     ids=[
-        "overlapping-float32", "adjacent-int16-ok", "write-address-on-read-only", "writable-without-address",
-        "unknown-type", "unknown-register", "coil-not-bool", "float32-past-65535", "negative-address",
-        "address-not-integer", "zero-scale", "min-above-max", "negative-deadband", "bad-flag", "duplicate-key",
-        "write-target-overlaps-reading", "write-targets-overlap", "same-address-other-table-ok",
+        "overlapping-float32",
+        "adjacent-int16-ok",
+        "write-address-on-read-only",
+        "writable-without-address",
+        "unknown-type",
+        "unknown-register",
+        "coil-not-bool",
+        "float32-past-65535",
+        "negative-address",
+        "address-not-integer",
+        "zero-scale",
+        "min-above-max",
+        "negative-deadband",
+        "bad-flag",
+        "duplicate-key",
+        "write-target-overlaps-reading",
+        "write-targets-overlap",
+        "same-address-other-table-ok",
     ],
 )
 def test_bad_maps_are_rejected_with_the_key(rows: tuple[str, ...], key: str | None, fragment: str | None) -> None:
@@ -110,7 +162,7 @@ def test_bad_maps_are_rejected_with_the_key(rows: tuple[str, ...], key: str | No
 
 
 def test_missing_columns_are_listed() -> None:
-    with pytest.raises(MapError, match="missing columns .*write_address"):
+    with pytest.raises(MapError, match=r"missing columns .*write_address"):
         parse_map_csv("key,component,data_type,register,address\na.x,a,float32,holding,1")
 
 
@@ -138,8 +190,12 @@ def test_width_follows_type_and_table() -> None:
 
 
 def test_map_is_immutable_and_ordered() -> None:
-    m = RegisterMap.build([Parameter("b", "c", DataType.INT16, RegisterKind.INPUT, 2),
-                           Parameter("a", "c", DataType.INT16, RegisterKind.INPUT, 1)])
+    m = RegisterMap.build(
+        [
+            Parameter("b", "c", DataType.INT16, RegisterKind.INPUT, 2),
+            Parameter("a", "c", DataType.INT16, RegisterKind.INPUT, 1),
+        ]
+    )
     assert m.keys() == ["b", "a"]
     with pytest.raises(AttributeError):
         m.parameters[0].address = 5  # type: ignore[misc]

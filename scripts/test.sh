@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's test command (and what .ci/run calls): install what the tests need, lint, run every test.
+set -euo pipefail
+
+usage() {
+  cat <<USAGE
+usage: scripts/test.sh [PYTEST_ARGS...]
+
+Creates the virtualenv (VENV=${VENV:-.venv}) with ald-agent[dev], makes sure PostgreSQL binaries exist for the
+local Supabase stack, runs ruff, then pytest with PYTEST_ARGS (default: the whole suite).
+USAGE
+}
+
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "$0")/lib/env.sh"
+
+main() {
+  case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+  ensure_venv
+  ensure_installed dev
+  ensure_postgres
+  step "ruff"
+  "$VENV/bin/ruff" check "$ROOT"
+  step "pytest"
+  cd "$ROOT"
+  "$VENV/bin/python" -m pytest -q -ra "$@"
+}
+
+main "$@"

@@ -1,0 +1,145 @@
+"""The command line as an engineer uses it: real processes, a real simulator, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+TIMEOUT = 30
+
+
+def agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "MACHINE_", "SUPABASE_", "LOG_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=TIMEOUT, env=base | (env or {})
+    )
+
+
+@pytest.fixture(scope="module")
+def sim_port() -> Iterator[str]:
+    """`python -m agent simulate --port 0` in its own process, as an engineer would start it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "simulate", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), line
+    yield line.rsplit(":", 1)[1].strip()
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stdout.close()
+
+
+def test_help_lists_every_command() -> None:
+    out = agent("--help").stdout
+    for command in ("run", "embedded", "simulate", "plc read", "plc write", "plc plan", "config"):
+        assert command in out
+    assert "KEY VALUE" in agent("plc", "write", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "lines"),
+    [
+        ({"PLC_PORT": "70000"}, ["error: PLC_PORT: Input should be less than or equal to 65535 (got '70000')"]),
+        (
+            {"PLC_TYPE": "plc5", "MACHINE_ID": "m1"},
+            [
+                "error: MACHINE_ID: Input should be a valid UUID, invalid character: found `m` at 0 (got 'm1')",
+                "error: PLC_TYPE: Input should be 'real' or 'simulation' (got 'plc5')",
+            ],
+        ),
+        (
+            {"PARAMETER_LOGGING_INTERVAL": "0"},
+            ["error: PARAMETER_LOGGING_INTERVAL: Input should be greater than 0 (got '0')"],
+        ),
+    ],
+    ids=["bad-port", "two-problems", "zero-interval"],
+)
+def test_bad_configuration_exits_2_with_one_line_per_problem(env: dict[str, str], lines: list[str]) -> None:
+    result = agent("plc", "plan", env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == lines
+    assert "Traceback" not in result.stderr
+
+
+def test_config_hides_secrets() -> None:
+    result = agent("config", env={"ADMIN_TOKEN": "s3cret", "SUPABASE_KEY": "k3y"})
+    shown = json.loads(result.stdout)
+    assert shown["ADMIN_TOKEN"] == "********" and shown["SUPABASE_KEY"] == "********"
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_plan_shows_the_requests() -> None:
+    result = agent("plc", "plan")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1].startswith("10 requests for 160 parameters")
+    blocks = json.loads(agent("plc", "plan", "--json").stdout)
+    assert sum(len(b["keys"]) for b in blocks) == 160
+
+
+def test_read_all_shows_live_changing_values(sim_port: str) -> None:
+    first = json.loads(agent("plc", "read", "--all", "--json", "--port", sim_port).stdout)
+    time.sleep(0.3)
+    second = json.loads(agent("plc", "read", "--all", "--json", "--port", sim_port).stdout)
+    assert len(first) == 160 and None not in first.values()
+    changed = [k for k in first if first[k] != second[k]]
+    assert "pressure_gauge_1.pressure" in changed
+
+
+def test_read_shows_a_table_with_units(sim_port: str) -> None:
+    result = agent("plc", "read", "mfc_1.flow_sp", "vacuum_pump.power_on", "--port", sim_port)
+    assert result.returncode == 0
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert rows[0][0] == "vacuum_pump.power_on" and rows[0][1] == "true"
+    assert rows[1][0] == "mfc_1.flow_sp" and rows[1][2] == "sccm"
+
+
+def test_write_is_validated_and_read_back(sim_port: str) -> None:
+    ok = agent("plc", "write", "mfc_1.flow_sp", "75.5", "--port", sim_port)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "mfc_1.flow_sp = 75.5 sccm")
+    assert json.loads(agent("plc", "read", "mfc_1.flow_sp", "--json", "--port", sim_port).stdout) == {
+        "mfc_1.flow_sp": 75.5
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plc", "write", "mfc_1.flow_sp", "500"), "error: mfc_1.flow_sp: 500.0 is above the maximum 200 sccm"),
+        (("plc", "write", "mfc_1.flow", "5"), "error: mfc_1.flow is read-only"),
+        (
+            ("plc", "write", "valve_1.state", "half"),
+            "error: valve_1.state: expected true/false, on/off or 1/0, got 'half'",
+        ),
+        (("plc", "write", "nope", "1"), "error: unknown parameter 'nope'"),
+        (("plc", "read", "nope"), "error: unknown parameter 'nope'"),
+        (
+            (
+                "plc",
+                "read",
+            ),
+            "error: name at least one KEY, or --all",
+        ),
+    ],
+    ids=["out-of-range", "read-only", "bad-bool", "unknown-write", "unknown-read", "nothing-to-read"],
+)
+def test_bad_input_exits_2_and_never_writes(sim_port: str, args: tuple[str, ...], message: str) -> None:
+    result = agent(*args, "--port", sim_port)
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_plc_exits_1() -> None:
+    result = agent("plc", "read", "--all", "--port", "1", env={"PLC_TIMEOUT_S": "0.2"})
+    assert result.returncode == 1
+    assert "error: PLC unreachable" in result.stderr

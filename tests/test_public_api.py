@@ -1,0 +1,67 @@
+"""Each package's public surface is pinned: changing it is a decision, not an accident."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+SURFACES = {
+    "agent.plc": [
+        "ConnectionState",
+        "DataType",
+        "FrameRead",
+        "Parameter",
+        "PlcConnection",
+        "PlcDevice",
+        "ReadBlock",
+        "RegisterKind",
+        "RegisterMap",
+        "Value",
+        "WordOrder",
+        "decode_value",
+        "encode_value",
+        "load_default_map",
+        "load_map_csv",
+        "parse_map_csv",
+        "parse_value",
+        "plan_reads",
+        "validate_write",
+    ],
+    "agent.plc.sim": ["AddressFault", "ReactorModel", "RegisterImage", "Simulator", "ValveEvent"],
+    "agent.sampling": ["Frame", "FrameSink", "MemorySink", "Sampler", "SamplerStats"],
+    "agent.errors": [
+        "AgentError",
+        "CloudError",
+        "CommandError",
+        "ConfigError",
+        "MapError",
+        "PlcConnectionError",
+        "PlcError",
+        "PlcExceptionResponse",
+        "PlcTimeout",
+        "RecipeError",
+        "TransitionError",
+        "UnknownParameter",
+        "ValidationError",
+        "WriteVerifyError",
+    ],
+    "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(SURFACES))
+def test_public_surface(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(SURFACES[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
+
+
+def test_error_tree_classifies_by_recovery() -> None:
+    from agent import errors
+
+    assert issubclass(errors.PlcTimeout, TimeoutError) and issubclass(errors.PlcTimeout, errors.PlcError)
+    assert issubclass(errors.MapError, errors.ConfigError)
+    assert issubclass(errors.UnknownParameter, errors.ValidationError)
+    assert str(errors.UnknownParameter("unknown parameter 'x'")) == "unknown parameter 'x'"
