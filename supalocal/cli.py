@@ -1,0 +1,287 @@
+"""``python -m supalocal start|stop|status|reset|run``: the local stack from a shell.
+
+``start`` launches ``run`` as a background daemon and returns once the stack serves; the daemon's state
+(pid, URLs, keys) lives in ``<home>/<name>/state.json`` and its log in ``<home>/<name>/stack.log``, where
+``<home>`` is ``--home``, else ``$SUPALOCAL_HOME``, else ``./var/supalocal``. Instances with different
+``--name`` run side by side on their own free ports.
+
+Every command that finds the stack running prints it env-file style on stdout::
+
+    SUPABASE_URL=http://127.0.0.1:41234
+    SUPABASE_ANON_KEY=eyJ…
+    SUPABASE_SERVICE_ROLE_KEY=eyJ…
+    SUPABASE_JWT_SECRET=…
+    DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:40321/postgres
+
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 not running (``status``, ``reset``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from supalocal import migrate
+from supalocal.errors import SupalocalError
+
+__all__ = ["main"]
+
+DEFAULT_NAME = "default"
+HOME_ENV = "SUPALOCAL_HOME"
+JWT_SECRET_ENV = "SUPALOCAL_JWT_SECRET"
+DEFAULT_HOME = Path("var") / "supalocal"
+STATE_FILE = "state.json"
+LOG_FILE = "stack.log"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+POLL_S = 0.05
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+LOG_TAIL_LINES = 20
+
+
+# -- state ------------------------------------------------------------------------------------------
+
+
+def _instance_dir(args: argparse.Namespace) -> Path:
+    home = Path(args.home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+    return home / args.name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a recycled pid belongs to someone else: ours runs "-m supalocal"
+    try:
+        return b"supalocal" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def _read_state(instance: Path) -> dict[str, Any] | None:
+    """The running instance's state, or None (a stale file of a dead daemon is removed)."""
+    path = instance / STATE_FILE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(int(state.get("pid", 0))):
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
+def _write_state(instance: Path, state: dict[str, Any]) -> None:
+    instance.mkdir(parents=True, exist_ok=True)
+    tmp = instance / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.chmod(0o600)  # it holds the service-role key
+    tmp.replace(instance / STATE_FILE)
+
+
+def _print_env(state: dict[str, Any]) -> None:
+    for name, value in state["env"].items():
+        print(f"{name}={value}")
+    sys.stdout.flush()
+
+
+def _log_tail(instance: Path) -> str:
+    try:
+        return "\n".join((instance / LOG_FILE).read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+    except OSError:
+        return "(no log)"
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+async def _run_stack(args: argparse.Namespace, instance: Path) -> None:
+    from supalocal.stack import DEFAULT_JWT_SECRET, Stack  # aiohttp & co. only where needed: fast CLI
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Stack(
+        port=args.port,
+        db_port=args.db_port,
+        jwt_secret=args.jwt_secret or DEFAULT_JWT_SECRET,
+        project_dir=args.project_dir,
+    ) as stack:
+        state = {
+            "pid": os.getpid(),
+            "name": args.name,
+            "project_dir": str(stack.project_dir),
+            "started_in_s": round(stack.started_in_s, 3),
+            "env": stack.env(),
+        }
+        _write_state(instance, state)
+        try:
+            print(f"==> supalocal {args.name} up in {stack.started_in_s:.2f}s", file=sys.stderr)
+            _print_env(state)
+            await stop.wait()
+            print(f"==> supalocal {args.name} stopping", file=sys.stderr)
+        finally:
+            (instance / STATE_FILE).unlink(missing_ok=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Foreground: serve until SIGINT/SIGTERM, then stop everything."""
+    instance = _instance_dir(args)
+    if _read_state(instance) is not None:
+        print(f"error: supalocal {args.name} is already running (python -m supalocal stop)", file=sys.stderr)
+        return EXIT_FAILURE
+    asyncio.run(_run_stack(args, instance))
+    return EXIT_OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """Background: launch ``run`` as a daemon and wait until it serves."""
+    instance = _instance_dir(args)
+    state = _read_state(instance)
+    if state is not None:
+        print(f"==> supalocal {args.name} already running (pid {state['pid']})", file=sys.stderr)
+        _print_env(state)
+        return EXIT_OK
+    instance.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "supalocal", "run", "--name", args.name, "--home", str(instance.parent)]
+    command += ["--port", str(args.port), "--db-port", str(args.db_port), "--project-dir", str(args.project_dir)]
+    env = dict(os.environ)
+    if args.jwt_secret:  # through the environment, not argv: `ps` shows argv to everyone
+        env[JWT_SECRET_ENV] = args.jwt_secret
+    with open(instance / LOG_FILE, "ab") as log:
+        daemon = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = _read_state(instance)
+        if state is not None and state["pid"] == daemon.pid:
+            print(f"==> supalocal {args.name} started (pid {daemon.pid})", file=sys.stderr)
+            _print_env(state)
+            return EXIT_OK
+        if daemon.poll() is not None:
+            print(f"error: supalocal {args.name} failed to start:\n{_log_tail(instance)}", file=sys.stderr)
+            return EXIT_FAILURE
+        time.sleep(POLL_S)
+    daemon.terminate()
+    print(f"error: supalocal {args.name} did not start within {START_TIMEOUT_S}s", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop the daemon (it stops PostgreSQL and removes its data dir); idempotent."""
+    instance = _instance_dir(args)
+    state = _read_state(instance)
+    if state is None:
+        print(f"==> supalocal {args.name} is not running", file=sys.stderr)
+        return EXIT_OK
+    pid = int(state["pid"])
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    if _pid_alive(pid):
+        # the kernel then stops PostgreSQL too (PR_SET_PDEATHSIG)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        print(f"error: supalocal {args.name} did not stop in {STOP_TIMEOUT_S}s; killed", file=sys.stderr)
+    (instance / STATE_FILE).unlink(missing_ok=True)
+    print(f"==> supalocal {args.name} stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 and print the env if running, else exit 3."""
+    state = _read_state(_instance_dir(args))
+    if state is None:
+        print(f"supalocal {args.name} is not running", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    _print_env(state)
+    return EXIT_OK
+
+
+async def _reset(state: dict[str, Any]) -> None:
+    project = migrate.load_project(Path(state["project_dir"]))
+    conn = await asyncpg.connect(state["env"]["DATABASE_URL"])
+    try:
+        await migrate.reset_database(conn, project)
+    finally:
+        await conn.close()
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    """Re-apply migrations and seed from scratch on the running instance."""
+    state = _read_state(_instance_dir(args))
+    if state is None:
+        print(f"error: supalocal {args.name} is not running", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    asyncio.run(_reset(state))
+    print(f"==> supalocal {args.name} reset (migrations and seed re-applied)", file=sys.stderr)
+    _print_env(state)
+    return EXIT_OK
+
+
+COMMANDS = {"start": cmd_start, "stop": cmd_stop, "status": cmd_status, "reset": cmd_reset, "run": cmd_run}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m supalocal",
+        description="Local Supabase-compatible stack (PostgreSQL + /rest/v1 + /realtime/v1) for ald-agent.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{start,stop,status,reset,run}")
+    helps = {
+        "start": "start in the background and print the env",
+        "stop": "stop and remove everything (no postgres left behind)",
+        "status": "print the env if running (exit 0), else exit 3",
+        "reset": "re-apply migrations and seed from scratch",
+        "run": "run in the foreground until Ctrl-C",
+    }
+    for name, text in helps.items():
+        cmd = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        cmd.add_argument("--name", default=DEFAULT_NAME, help="instance name (several can run side by side)")
+        cmd.add_argument("--home", default=None, help=f"state dir (default ${HOME_ENV} or ./{DEFAULT_HOME})")
+        if name in ("start", "run"):
+            cmd.add_argument("--port", type=int, default=0, help="HTTP port (0 = a free one)")
+            cmd.add_argument("--db-port", type=int, default=0, help="PostgreSQL port (0 = a free one)")
+            cmd.add_argument(
+                "--project-dir", type=Path, default=migrate.DEFAULT_PROJECT_DIR, help="Supabase CLI project"
+            )
+            cmd.add_argument(
+                "--jwt-secret",
+                default=os.environ.get(JWT_SECRET_ENV),
+                help=f"HS256 secret of the API keys (env {JWT_SECRET_ENV}; default: the Supabase CLI's)",
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # bad usage: usage on stderr, exit 2
+    try:
+        return COMMANDS[args.command](args)
+    except SupalocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE

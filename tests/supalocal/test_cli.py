@@ -1,0 +1,114 @@
+"""`python -m supalocal`: start/status/reset/stop as a daemon, run in the foreground, usage errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SEED_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
+ENV_NAMES = {"SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET", "DATABASE_URL"}
+GONE_TIMEOUT_S = 10.0
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SUPALOCAL_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "supalocal", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def _env(stdout: str) -> dict[str, str]:
+    pairs = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+    assert set(pairs) == ENV_NAMES, stdout
+    return pairs
+
+
+def _postmaster_pids() -> set[int]:
+    """Postmasters whose data dir is one of ours (other engineers' servers are left out)."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if "postgres -D" in line and "supalocal-pg-" in line}
+
+
+def _wait_gone(pids: set[int]) -> set[int]:
+    deadline = time.monotonic() + GONE_TIMEOUT_S
+    while time.monotonic() < deadline and pids & _postmaster_pids():
+        time.sleep(0.1)
+    return pids & _postmaster_pids()
+
+
+def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
+    before = _postmaster_pids()
+    started = _cli(tmp_path, "start")
+    assert started.returncode == 0, started.stderr
+    first = _env(started.stdout)
+    other = _cli(tmp_path, "start", "--name", "other")
+    assert other.returncode == 0, other.stderr
+    second = _env(other.stdout)
+    ours = _postmaster_pids() - before
+    try:
+        assert first["SUPABASE_URL"] != second["SUPABASE_URL"]
+        assert first["DATABASE_URL"] != second["DATABASE_URL"]
+        assert len(ours) == 2
+
+        again = _cli(tmp_path, "start")
+        assert again.returncode == 0 and _env(again.stdout) == first, "start is idempotent"
+        status = _cli(tmp_path, "status")
+        assert status.returncode == 0 and _env(status.stdout) == first
+
+        key = first["SUPABASE_SERVICE_ROLE_KEY"]
+        response = httpx.get(
+            f"{first['SUPABASE_URL']}/rest/v1/machines?select=id",
+            headers={"apikey": key, "Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 200 and response.json() == [{"id": SEED_MACHINE_ID}]
+
+        reset = _cli(tmp_path, "reset")
+        assert reset.returncode == 0, reset.stderr
+    finally:
+        stopped = [_cli(tmp_path, "stop"), _cli(tmp_path, "stop", "--name", "other")]
+    assert [s.returncode for s in stopped] == [0, 0]
+    assert _wait_gone(ours) == set(), "postgres left behind"
+    assert _cli(tmp_path, "status").returncode == 3
+    assert _cli(tmp_path, "reset").returncode == 3
+    assert _cli(tmp_path, "stop").returncode == 0, "stop is idempotent"
+    assert not (tmp_path / "default" / "state.json").exists()
+
+
+def test_run_in_foreground_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = {**os.environ, "SUPALOCAL_HOME": str(tmp_path)}
+    before = _postmaster_pids()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supalocal", "run", "--name", "fg"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first_line = proc.stdout.readline()
+        assert first_line.startswith("SUPABASE_URL=http://127.0.0.1:"), first_line
+        ours = _postmaster_pids() - before
+        assert len(ours) == 1
+        assert (tmp_path / "fg" / "state.json").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert _wait_gone(ours) == set()
+    assert not (tmp_path / "fg" / "state.json").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["bogus"], ["start", "--port", "x"], ["status", "--nope"]], ids=repr)
+def test_bad_usage_exits_2_with_usage_on_stderr(tmp_path: Path, args: list[str]) -> None:
+    result = _cli(tmp_path, *args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+    assert result.stdout == ""
