@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent.errors import ValidationError
 from agent.plc.protocol import WordOrder
@@ -23,9 +23,11 @@ from agent.plc.registers import DataType, Parameter
 
 __all__ = [
     "INTEGER_RANGES",
+    "Decoder",
     "Value",
     "decode_value",
     "encode_value",
+    "make_decoder",
     "raw_to_words",
     "words_to_raw",
 ]
@@ -84,6 +86,57 @@ def decode_value(param: Parameter, raw: Sequence[int] | bool, order: WordOrder) 
     if param.data_type.is_integer and param.scale == 1 and param.offset == 0:
         return int(number)
     return number * param.scale + param.offset
+
+
+Decoder = Callable[[Sequence[int] | Sequence[bool]], Value]
+"""Reads one parameter's value out of a whole block's registers (or bits)."""
+
+_U32_AS_F32 = struct.Struct(">I"), struct.Struct(">f")
+
+
+def make_decoder(param: Parameter, order: WordOrder, *, offset: int) -> Decoder:
+    """Build, once, the function that decodes `param` from a block read starting `offset` addresses before it.
+
+    The sampler decodes hundreds of values per frame; choosing the conversion at plan time (instead of per
+    value, as `decode_value` does) keeps a 500-parameter decode well under a millisecond. Agrees with
+    `decode_value` for every type and word order (tested).
+    """
+    o = offset
+    if param.register.is_bit:
+        return lambda raw: bool(raw[o])
+    dt = param.data_type
+    if dt is DataType.BOOL:
+        return lambda raw: raw[o] != 0
+    if dt.words == 1:
+        signed = dt is DataType.INT16
+
+        def raw16(raw: Sequence[int]) -> int:
+            v = raw[o]
+            return v - 0x10000 if signed and v >= 0x8000 else v
+
+        return _scaled(param, raw16)
+    hi, lo = (o, o + 1) if order is WordOrder.BIG else (o + 1, o)
+    if dt is DataType.FLOAT32:
+        pack, unpack = _U32_AS_F32[0].pack, _U32_AS_F32[1].unpack
+
+        def raw32(raw: Sequence[int]) -> float:
+            return unpack(pack((raw[hi] << 16) | raw[lo]))[0]
+
+        return _scaled(param, raw32)
+    signed = dt is DataType.INT32
+
+    def int32(raw: Sequence[int]) -> int:
+        v = (raw[hi] << 16) | raw[lo]
+        return v - 0x100000000 if signed and v >= 0x80000000 else v
+
+    return _scaled(param, int32)
+
+
+def _scaled(param: Parameter, raw_of: Callable[[Sequence[int]], int | float]) -> Decoder:
+    scale, offset = param.scale, param.offset
+    if scale == 1 and offset == 0:
+        return raw_of  # type: ignore[return-value]
+    return lambda raw: raw_of(raw) * scale + offset  # type: ignore[arg-type]
 
 
 def encode_value(param: Parameter, value: object, order: WordOrder) -> list[int] | bool:

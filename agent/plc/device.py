@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, WriteVerifyError
-from agent.plc.codec import Value, decode_value
+from agent.plc.codec import Decoder, Value, decode_value, make_decoder
 from agent.plc.connection import PlcConnection
 from agent.plc.planner import ReadBlock, plan_reads
 from agent.plc.protocol import MAX_READ_REGISTERS, WordOrder
@@ -66,6 +66,7 @@ class PlcDevice:
         """Swap in a new map (e.g. reloaded from the database) and re-plan."""
         self.map = register_map
         self.plan: list[ReadBlock] = plan_reads(register_map, max_gap=self._max_gap, max_registers=self._max_registers)
+        self._decoders: dict[tuple[str, int, int], list[tuple[str, Decoder]]] = {}
         # planned block → (pieces that read fine last time, frames since the split)
         self._split: dict[tuple[str, int, int], tuple[tuple[ReadBlock, ...], int]] = {}
 
@@ -162,12 +163,14 @@ class PlcDevice:
         return await self.connection.read(block.kind, block.start, block.count)
 
     def _decode_into(self, block: ReadBlock, raw: list[int] | list[bool], values: dict[str, Value | None]) -> None:
-        for p in block.parameters:
-            offset = p.address - block.start
-            if block.kind.is_bit:
-                values[p.key] = bool(raw[offset])
-            else:
-                values[p.key] = decode_value(p, raw[offset : offset + p.width], self.word_order)  # type: ignore[arg-type]
+        tag = (block.kind.value, block.start, block.count)
+        decoders = self._decoders.get(tag)
+        if decoders is None:
+            decoders = self._decoders[tag] = [
+                (p.key, make_decoder(p, self.word_order, offset=p.address - block.start)) for p in block.parameters
+            ]
+        for key, decode in decoders:
+            values[key] = decode(raw)
 
     async def write(self, key: str, value: object, *, verify: bool = True, tolerance: float | None = None) -> Value:
         """Validate and write `value` to parameter `key`; with `verify`, read it back and compare.

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.errors import ValidationError
 from agent.plc import DataType, Parameter, RegisterKind, WordOrder, decode_value, encode_value
-from agent.plc.codec import raw_to_words, words_to_raw
+from agent.plc.codec import make_decoder, raw_to_words, words_to_raw
 
 BIG, LITTLE = WordOrder.BIG, WordOrder.LITTLE
 
@@ -150,3 +150,25 @@ def test_float32_round_trips_exactly(value: float, order: WordOrder) -> None:
 @given(st.integers(0, 2**32 - 1))
 def test_word_orders_are_mirror_images(value: int) -> None:
     assert raw_to_words(value, DataType.UINT32, BIG) == raw_to_words(value, DataType.UINT32, LITTLE)[::-1]
+
+
+@given(
+    st.sampled_from([t for t in DataType if t is not DataType.BOOL]),
+    st.sampled_from(list(WordOrder)),
+    st.lists(st.integers(0, 0xFFFF), min_size=4, max_size=4),
+    st.integers(0, 2),
+    st.sampled_from([(1.0, 0.0), (0.1, 0.0), (2.5, -40.0)]),
+)
+def test_compiled_decoders_agree_with_decode_value(
+    data_type: DataType, order: WordOrder, words: list[int], offset: int, scaling: tuple[float, float]
+) -> None:
+    p = param(data_type, scale=scaling[0], offset=scaling[1])
+    expected = decode_value(p, words[offset : offset + data_type.words], order)
+    assert make_decoder(p, order, offset=offset)(words) == pytest.approx(expected, nan_ok=True)
+
+
+def test_compiled_decoders_for_bits() -> None:
+    coil = param(DataType.BOOL, register=RegisterKind.COIL)
+    in_register = param(DataType.BOOL)
+    assert make_decoder(coil, BIG, offset=1)([False, True]) is True
+    assert make_decoder(in_register, BIG, offset=0)([7]) is True
