@@ -298,7 +298,7 @@ def main() -> int:
     ok = rows[0]["p99"] < REST_P99_TARGET_MS and rows[2]["p99"] < REALTIME_P99_TARGET_MS and not rows[2]["errors"]
     print("PASS" if ok else "FAIL")
     if not args.no_write:
-        write_results(args.results, table, " ".join(["python", *sys.argv]))
+        write_results(args.results, table, " ".join([".venv/bin/python", *sys.argv]))
     return 0 if ok else 1
 
 
