@@ -250,8 +250,13 @@ class Stack:
     # -- database state ---------------------------------------------------------------------
 
     async def reset(self) -> None:
-        """Re-apply bootstrap, migrations and seed from scratch (``supabase db reset``)."""
+        """Re-apply bootstrap, migrations and seed from scratch (``supabase db reset``).
+
+        The API reloads its schema cache on the ``NOTIFY pgrst`` the reset sends; realtime capture
+        is re-synchronised here at once rather than at its next periodic pass.
+        """
         await self._with_admin(lambda conn, project: migrate.reset_database(conn, project))
+        await self._resync_capture()
 
     async def clean(self) -> None:
         """Truncate every data table and re-apply the seed; the schema stays (fast, per test)."""
@@ -264,6 +269,15 @@ class Stack:
             await action(self._admin, self._project)
 
     # -- internals --------------------------------------------------------------------------
+
+    async def _resync_capture(self) -> None:
+        try:
+            from supalocal.api.app import CAPTURE_KEY
+        except ImportError:
+            return
+        capture = self.app.get(CAPTURE_KEY) if self._runner is not None else None
+        if capture is not None:
+            await capture.sync()
 
     def _require_running(self) -> None:
         if self._state is not StackState.RUNNING:
