@@ -14,7 +14,9 @@ httpx, postgrest, pydantic) are translated at the one seam that talks to them, w
     │   └── WriteVerifyError        the read-back after a write did not match within tolerance
     ├── ValidationError             a value or request refused before any I/O → reject, never retry
     │   └── UnknownParameter        the key is not in the map
-    ├── CloudError                  Supabase side (issue #4)
+    ├── CloudError                  Supabase side; `code` = PostgREST/SQLSTATE code when there is one
+    │   ├── CloudTransientError     unreachable, timeout, 5xx, lock/serialization → retry with backoff
+    │   └── CloudPermanentError     4xx: the request itself is wrong → quarantine, never retry as is
     ├── RecipeError                 invalid recipe (issue #5)
     ├── CommandError                invalid command (issue #5)
     └── TransitionError             illegal state-machine move (issue #5)
@@ -27,6 +29,8 @@ from __future__ import annotations
 __all__ = [
     "AgentError",
     "CloudError",
+    "CloudPermanentError",
+    "CloudTransientError",
     "CommandError",
     "ConfigError",
     "MapError",
@@ -98,7 +102,19 @@ class UnknownParameter(ValidationError, KeyError):
 
 
 class CloudError(AgentError):
-    """A Supabase call failed."""
+    """A Supabase call failed. `code` is the PostgREST (PGRSTxxx) or SQLSTATE code, when known."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(f"{message} ({code})" if code else message)
+        self.code = code
+
+
+class CloudTransientError(CloudError):
+    """Worth retrying later: Supabase unreachable, timed out, overloaded, or a transient database condition."""
+
+
+class CloudPermanentError(CloudError):
+    """The request is wrong (constraint, permission, unknown table…): retrying it unchanged cannot succeed."""
 
 
 class RecipeError(AgentError):

@@ -33,6 +33,8 @@ SURFACES = {
     "agent.errors": [
         "AgentError",
         "CloudError",
+        "CloudPermanentError",
+        "CloudTransientError",
         "CommandError",
         "ConfigError",
         "MapError",

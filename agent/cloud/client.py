@@ -1,0 +1,221 @@
+"""The only module that talks to Supabase: PostgREST calls and Realtime subscriptions via supabase-py (async).
+
+Everything the agent writes is idempotent by key (upsert on the primary key, update by id), so the spool can
+replay freely. Calls carry a short timeout (the library default is 120 s) and postgrest's own retry is off:
+the shipper owns retries and backoff. Realtime is an accelerator: a `Watch` reports readiness only after the
+server's "Subscribed to PostgreSQL" (changes before it are not captured), and a supervisor reconnects the
+socket itself, because realtime-py gives up for good after five failed attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
+from typing import Any
+
+from loguru import logger
+from postgrest.types import ReturnMethod
+
+from agent.cloud.errors import translate
+from agent.errors import CloudError
+from supabase import AClientOptions, AsyncClient, acreate_client
+
+__all__ = ["CloudClient", "CloudState", "Watch"]
+
+REQUEST_TIMEOUT_S = 10.0
+Row = Mapping[str, Any]
+
+
+class CloudState(Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass
+class Watch:
+    """A realtime subscription to row changes of one table, filtered on the server."""
+
+    table: str
+    filter: str | None
+    on_change: Callable[[dict[str, Any]], Awaitable[None] | None]
+    on_ready: Callable[[], Awaitable[None] | None] | None = None
+    events: str = "*"
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    channel: Any = None
+
+
+class CloudClient:
+    """``async with CloudClient(url, key) as cloud:`` — typed, idempotent operations on our tables."""
+
+    def __init__(self, url: str, key: str, *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.url, self._key, self.timeout_s = url, key, timeout_s
+        self.state = CloudState.NEW
+        self.reachable = False  # the last REST call reached PostgREST (any HTTP answer counts)
+        self._client: AsyncClient | None = None
+        self._watches: list[Watch] = []
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> CloudClient:
+        if self.state is not CloudState.NEW:
+            raise RuntimeError(f"CloudClient cannot be entered when {self.state.value}")
+        options = AClientOptions(
+            postgrest_client_timeout=self.timeout_s,
+            postgrest_client_retry=False,
+            realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 0.5},
+        )
+        try:
+            self._client = await acreate_client(self.url, self._key, options=options)
+        except Exception as exc:
+            raise CloudError(f"cannot create the Supabase client for {self.url}: {exc}") from exc
+        self.state = CloudState.OPEN
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.state is not CloudState.OPEN:
+            self.state = CloudState.CLOSED
+            return
+        self.state = CloudState.CLOSED
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.remove_all_channels()
+
+    @property
+    def client(self) -> AsyncClient:
+        if self.state is not CloudState.OPEN or self._client is None:
+            raise RuntimeError("CloudClient is not open")
+        return self._client
+
+    @property
+    def realtime_connected(self) -> bool:
+        return bool(self._watches) and all(w.ready.is_set() for w in self._watches)
+
+    # --- REST ---------------------------------------------------------------------------------------
+
+    async def _call(self, what: str, request: Any) -> Any:
+        try:
+            response = await request.execute()
+        except Exception as exc:  # the seam: every foreign error becomes a classified CloudError
+            error = translate(exc, what=what)
+            self.reachable = error.code is not None
+            raise error from exc
+        self.reachable = True
+        return response
+
+    async def upsert(self, table: str, rows: Sequence[Row], *, on_conflict: str) -> None:
+        """Insert or update `rows` (one bulk request) keyed by `on_conflict`; returns nothing."""
+        if rows:
+            request = self.client.table(table).upsert(
+                list(rows), on_conflict=on_conflict, returning=ReturnMethod.minimal, default_to_null=False
+            )
+            await self._call(f"upsert {table}", request)
+
+    async def update(self, table: str, values: Row, *, match: Mapping[str, Any]) -> None:
+        request = self.client.table(table).update(dict(values), returning=ReturnMethod.minimal)
+        for column, value in match.items():
+            request = request.eq(column, value)
+        await self._call(f"update {table}", request)
+
+    async def select(
+        self,
+        table: str,
+        *,
+        columns: str = "*",
+        eq: Mapping[str, Any] | None = None,
+        order: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        request = self.client.table(table).select(columns)
+        for column, value in (eq or {}).items():
+            request = request.eq(column, value)
+        if order:
+            request = request.order(order)
+        if limit is not None:
+            request = request.limit(limit)
+        return list((await self._call(f"select {table}", request)).data)
+
+    async def rpc(self, name: str, params: Mapping[str, Any]) -> Any:
+        return (await self._call(f"rpc {name}", self.client.rpc(name, dict(params)))).data
+
+    async def load_parameters(self, machine_id: str) -> list[dict[str, Any]]:
+        """The machine's register map rows (DESIGN §4 `parameters`), by key."""
+        return await self.select("parameters", eq={"machine_id": machine_id}, order="key")
+
+    # --- Realtime -----------------------------------------------------------------------------------
+
+    async def watch(self, watch: Watch) -> Watch:
+        """Subscribe to `watch.table` changes; `on_ready` runs after every (re)subscription so the caller can
+        catch up on what happened while it was not listening."""
+        channel = self.client.channel(f"{watch.table}-{watch.filter or 'all'}")
+        channel.on_postgres_changes(
+            watch.events,
+            lambda payload: _spawn(watch.on_change(payload["data"])),  # type: ignore[arg-type]
+            table=watch.table,
+            schema="public",
+            filter=watch.filter,
+        )
+
+        def on_system(payload: dict[str, Any]) -> None:
+            if payload.get("extension") == "postgres_changes" and payload.get("status") == "ok":
+                logger.info("realtime: listening to {} ({})", watch.table, watch.filter or "all rows")
+                watch.ready.set()
+                if watch.on_ready is not None:
+                    _spawn(watch.on_ready())
+
+        def on_state(state: Any, error: Exception | None) -> None:
+            if str(getattr(state, "value", state)) != "SUBSCRIBED":
+                watch.ready.clear()
+
+        channel.on_system(on_system)
+        watch.channel = channel
+        self._watches.append(watch)
+        try:
+            await channel.subscribe(on_state)
+        except Exception as exc:  # the socket may be down: the supervisor keeps trying
+            logger.warning("realtime: subscribe to {} failed: {}", watch.table, exc)
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise_realtime(), name="realtime-supervisor")
+        return watch
+
+    async def _supervise_realtime(self) -> None:
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            realtime = self.client.realtime
+            if realtime.is_connected:
+                delay = 0.5
+                continue
+            for w in self._watches:
+                w.ready.clear()
+            try:
+                await realtime.connect()  # rejoins the errored channels
+                delay = 0.5
+            except Exception as exc:
+                logger.debug("realtime reconnect failed: {}", exc)
+                delay = min(delay * 2, 10.0) * random.uniform(0.8, 1.2)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(result: Awaitable[None] | None) -> None:
+    """Run a callback's coroutine without blocking the realtime reader, keeping a reference until done."""
+    if result is None:
+        return
+    task = asyncio.ensure_future(result)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

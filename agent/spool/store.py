@@ -1,0 +1,278 @@
+"""The durable local outbox (SQLite, WAL): every outbound write is appended here first, then shipped.
+
+Why SQLite with `synchronous=FULL`: the spool is the source of truth until a record is shipped (DESIGN §9:
+edges lose power). In WAL mode FULL fsyncs the log at each commit, so an appended record survives a power
+cut, not only a crashed process (NORMAL would only guarantee the latter). The cost is one fsync per append
+transaction: ~1–3 per second at 1 Hz, measured in bench/telemetry.py, and it happens on the spool's own
+thread, never on the event loop.
+
+Layout: one `outbox` table with a `kind` column; strict FIFO per kind by the autoincrement id. A record the
+cloud refuses permanently moves to `quarantine` with the error, so it never blocks its queue. When the file
+grows past its bound, the oldest *telemetry* records go first (`DROPPABLE_KINDS`); run and command records
+are never dropped.
+
+All SQLite calls run on one dedicated worker thread (SQLite connections are thread-bound); the public
+methods are coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from loguru import logger
+
+__all__ = ["DROPPABLE_KINDS", "Record", "Spool", "SpoolState", "SpoolStats"]
+
+T = TypeVar("T")
+
+#: Telemetry may be dropped (oldest first) when the spool is full; runs and commands never.
+DROPPABLE_KINDS = frozenset({"history", "latest", "heartbeat"})
+
+_SCHEMA = """
+create table if not exists outbox (
+    id integer primary key autoincrement,
+    kind text not null,
+    payload text not null,
+    created real not null,
+    size integer not null
+);
+create index if not exists outbox_kind_id on outbox (kind, id);
+create table if not exists quarantine (
+    id integer primary key,
+    kind text not null,
+    payload text not null,
+    created real not null,
+    error text not null,
+    code text,
+    moved real not null
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: int
+    kind: str
+    payload: Any
+    created: float
+
+
+@dataclass(slots=True)
+class SpoolStats:
+    depth: int = 0
+    bytes: int = 0
+    quarantined: int = 0
+    dropped: int = 0
+    appended: int = 0
+    shipped: int = 0
+
+
+class SpoolState(Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Spool:
+    """``async with Spool(path, max_bytes=...) as spool: await spool.append("history", row)``."""
+
+    def __init__(self, path: Path | str, *, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.state = SpoolState.NEW
+        self.stats = SpoolStats()
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self.changed = asyncio.Event()  # set on every append: wakes the shipper
+
+    async def __aenter__(self) -> Spool:
+        if self.state is not SpoolState.NEW:
+            raise RuntimeError(f"Spool cannot be opened when {self.state.value}")
+        await self._run(self._open)
+        self.state = SpoolState.OPEN
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.state is not SpoolState.OPEN:
+            self.state = SpoolState.CLOSED
+            return
+        self.state = SpoolState.CLOSED
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=True)
+
+    # --- public API (coroutines; the work happens on the spool thread) ----------------------------
+
+    async def append(self, kind: str, payload: Any) -> int:
+        """Persist one record durably; returns its id. Enforces the size bound by dropping old telemetry."""
+        record_id = await self._run(self._append_many, kind, [payload])
+        self.changed.set()
+        return record_id
+
+    async def append_many(self, items: Sequence[tuple[str, Any]]) -> None:
+        """Several records in one transaction (one fsync), in order."""
+        if items:
+            await self._run(self._append_items, list(items))
+            self.changed.set()
+
+    async def peek(self, kind: str, limit: int) -> list[Record]:
+        """The oldest `limit` records of `kind`, in order (FIFO)."""
+        return await self._run(self._peek, kind, limit)
+
+    async def kinds(self) -> list[str]:
+        """Kinds with pending records."""
+        return await self._run(lambda: [r[0] for r in self._conn.execute("select distinct kind from outbox")])
+
+    async def remove(self, ids: Sequence[int]) -> None:
+        """Forget shipped records."""
+        await self._run(self._remove, list(ids))
+
+    async def quarantine(self, record: Record, *, error: str, code: str | None) -> None:
+        """Move a record the cloud refused permanently out of the queue, keeping the error for an engineer."""
+        await self._run(self._quarantine, record, error, code)
+
+    async def quarantined(self) -> list[dict[str, Any]]:
+        rows = await self._run(
+            lambda: self._conn.execute("select id, kind, payload, error, code from quarantine order by id").fetchall()
+        )
+        return [{"id": r[0], "kind": r[1], "payload": json.loads(r[2]), "error": r[3], "code": r[4]} for r in rows]
+
+    # --- worker-thread side -----------------------------------------------------------------------
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        if self.state is SpoolState.CLOSED:
+            raise RuntimeError("Spool is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        assert self._db is not None
+        return self._db
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("pragma journal_mode=wal")
+        db.execute("pragma synchronous=full")
+        db.executescript(_SCHEMA)
+        self._db = db
+        depth, size = db.execute("select count(*), coalesce(sum(size), 0) from outbox").fetchone()
+        self.stats.depth, self.stats.bytes = depth, size
+        self.stats.quarantined = db.execute("select count(*) from quarantine").fetchone()[0]
+        if depth:
+            logger.info("spool {}: {} records waiting from a previous run", self.path, depth)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.execute("pragma wal_checkpoint(truncate)")
+            self._db.close()
+            self._db = None
+
+    def _append_many(self, kind: str, payloads: list[Any]) -> int:
+        return self._append_items([(kind, p) for p in payloads])
+
+    def _append_items(self, items: list[tuple[str, Any]]) -> int:
+        now = time.time()
+        rows = [
+            (kind, text, now, len(text)) for kind, text in ((k, json.dumps(p, separators=(",", ":"))) for k, p in items)
+        ]
+        db = self._conn
+        db.execute("begin immediate")
+        try:
+            cursor = db.executemany("insert into outbox (kind, payload, created, size) values (?, ?, ?, ?)", rows)
+            last_id = db.execute("select last_insert_rowid()").fetchone()[0]
+            added = sum(r[3] for r in rows)
+            self.stats.depth += cursor.rowcount
+            self.stats.bytes += added
+            self.stats.appended += cursor.rowcount
+            if self.stats.bytes > self.max_bytes:
+                self._drop_oldest_telemetry()
+            db.execute("commit")
+        except BaseException:
+            db.execute("rollback")
+            raise
+        return int(last_id)
+
+    def _drop_oldest_telemetry(self) -> None:
+        """Bring the spool back under 90 % of its bound by deleting the oldest droppable records."""
+        target = int(self.max_bytes * 0.9)
+        excess = self.stats.bytes - target
+        marks = ",".join("?" * len(DROPPABLE_KINDS))
+        victims = self._conn.execute(
+            f"select id, size from outbox where kind in ({marks}) order by id",
+            sorted(DROPPABLE_KINDS),
+        )
+        ids, freed = [], 0
+        for record_id, size in victims:
+            if freed >= excess:
+                break
+            ids.append(record_id)
+            freed += size
+        self._conn.executemany("delete from outbox where id = ?", [(i,) for i in ids])
+        self.stats.depth -= len(ids)
+        self.stats.bytes -= freed
+        self.stats.dropped += len(ids)
+        if ids:
+            logger.warning(
+                "spool full ({} MB): dropped the {} oldest telemetry records", self.max_bytes >> 20, len(ids)
+            )
+
+    def _peek(self, kind: str, limit: int) -> list[Record]:
+        rows = self._conn.execute(
+            "select id, kind, payload, created from outbox where kind = ? order by id limit ?", (kind, limit)
+        ).fetchall()
+        return [Record(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+
+    def _remove(self, ids: list[int]) -> None:
+        db = self._conn
+        db.execute("begin immediate")
+        try:
+            sizes = 0
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                sizes += db.execute(
+                    f"select coalesce(sum(size), 0) from outbox where id in ({marks})", part
+                ).fetchone()[0]
+                removed = db.execute(f"delete from outbox where id in ({marks})", part).rowcount
+                self.stats.depth -= removed
+                self.stats.shipped += removed
+            self.stats.bytes -= sizes
+            db.execute("commit")
+        except BaseException:
+            db.execute("rollback")
+            raise
+
+    def _quarantine(self, record: Record, error: str, code: str | None) -> None:
+        db = self._conn
+        db.execute("begin immediate")
+        try:
+            size = db.execute("select size from outbox where id = ?", (record.id,)).fetchone()
+            db.execute(
+                "insert or replace into quarantine (id, kind, payload, created, error, code, moved) "
+                "values (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, record.kind, json.dumps(record.payload), record.created, error, code, time.time()),
+            )
+            if size is not None:
+                db.execute("delete from outbox where id = ?", (record.id,))
+                self.stats.depth -= 1
+                self.stats.bytes -= size[0]
+            self.stats.quarantined += 1
+            db.execute("commit")
+        except BaseException:
+            db.execute("rollback")
+            raise

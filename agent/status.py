@@ -1,0 +1,45 @@
+"""A point-in-time picture of the agent, taken from the live objects at each /health request or scrape.
+
+`AgentSnapshot` is plain data so the HTTP layer and the metrics are pure functions of it: the app builds
+one from the real state (PLC hub, sampler, spool, shipper, cloud client, lease) whenever asked, never caching
+constants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["AgentSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    version: str
+    color: str
+    role: str  # "active" (holds the lease, may command the PLC) or "standby"
+    instance_id: str
+    machine_id: str | None
+    started_at: datetime
+    uptime_s: float
+    serving: bool  # False while starting or shutting down: /health/basic answers 503
+    plc_connected: bool
+    plc_last_error: str | None
+    plc_response_ms: float | None  # duration of the last full-frame read
+    database_connected: bool  # the last Supabase call got an answer
+    realtime_connected: bool
+    sampling: bool  # the sampler task is alive
+    logging_interval_s: float | None  # last measured interval between two frames
+    frames: int
+    skipped_ticks: int
+    failed_frames: int
+    spool_depth: int
+    spool_bytes: int
+    quarantined: int
+    dropped: int
+    shipped: int
+    memory_mb: float
+    errors: Mapping[str, int] = field(default_factory=dict)  # area → count, e.g. {"plc": 3, "database": 1}
+    current_run: Mapping[str, Any] | None = None
