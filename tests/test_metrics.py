@@ -1,0 +1,219 @@
+"""AgentMetrics: pinned names, an own registry per agent, live values from the snapshot, histogram hooks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+import agent.metrics
+from agent.metrics import (
+    COMMAND_LATENCY_BUCKETS,
+    STEP_TIMING_ERROR_BUCKETS,
+    AgentMetrics,
+    error_metric_name,
+)
+from agent.status import AgentSnapshot
+
+SNAP = AgentSnapshot(
+    version="2.0.1",
+    color="green",
+    role="standby",
+    instance_id="green-1",
+    machine_id=None,
+    started_at=datetime(2026, 1, 1, tzinfo=UTC),
+    uptime_s=61.0,
+    serving=True,
+    plc_connected=False,
+    plc_last_error="refused",
+    plc_response_ms=None,
+    database_connected=True,
+    realtime_connected=False,
+    sampling=True,
+    logging_interval_s=None,
+    frames=5,
+    skipped_ticks=0,
+    failed_frames=5,
+    spool_depth=12,
+    spool_bytes=3000,
+    quarantined=1,
+    dropped=2,
+    shipped=40,
+    memory_mb=48.0,
+    errors={"plc": 5},
+)
+
+# The contract: families (as exposed, counters with _total) and the labels of the info series.
+PINNED_FAMILIES = {
+    "ald_agent_info": "gauge",
+    "agent_build_info": "gauge",
+    "ald_agent_role_active": "gauge",
+    "ald_agent_serving": "gauge",
+    "ald_uptime_seconds": "gauge",
+    "ald_plc_connected": "gauge",
+    "ald_database_connected": "gauge",
+    "ald_realtime_connected": "gauge",
+    "ald_sampler_running": "gauge",
+    "ald_parameter_logging_interval": "gauge",
+    "ald_plc_read_seconds": "gauge",
+    "ald_memory_usage_mb": "gauge",
+    "ald_spool_depth": "gauge",
+    "ald_spool_bytes": "gauge",
+    "ald_spool_quarantined": "gauge",
+    "ald_spool_dropped_total": "counter",
+    "ald_spool_shipped_total": "counter",
+    "ald_frames_total": "counter",
+    "ald_failed_frames_total": "counter",
+    "ald_skipped_ticks_total": "counter",
+    "ald_plc_errors_total": "counter",
+    "ald_database_errors_total": "counter",
+    "ald_realtime_errors_total": "counter",
+    "ald_command_latency_seconds": "histogram",
+    "ald_step_timing_error_seconds": "histogram",
+}
+
+
+def _families(metrics: AgentMetrics) -> dict[str, str]:
+    exposed = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        if family.name.endswith("_created"):  # prometheus-client's own histogram creation stamps, not ours
+            continue
+        name = family.name + "_total" if family.type == "counter" else family.name
+        exposed[name] = family.type
+    return exposed
+
+
+def _values(metrics: AgentMetrics) -> dict[str, float]:
+    return {s.name: s.value for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples}
+
+
+def _labels(metrics: AgentMetrics, name: str) -> dict[str, str]:
+    families = text_string_to_metric_families(metrics.render().decode())
+    return next(s.labels for f in families for s in f.samples if s.name == name)
+
+
+def test_names_are_pinned() -> None:
+    measured = replace(SNAP, logging_interval_s=1.0, plc_response_ms=3.0)
+    assert _families(AgentMetrics(snapshot=lambda: measured)) == PINNED_FAMILIES
+    assert agent.metrics.AGENT_INFO_LABELS == ("version", "color", "role", "instance_id", "machine_id")
+    assert agent.metrics.BUILD_INFO_LABELS == ("version", "color")
+    assert sorted(agent.metrics.__all__) == sorted(
+        ["AGENT_INFO", "AGENT_INFO_LABELS", "BUILD_INFO", "BUILD_INFO_LABELS", "COMMAND_LATENCY",
+         "COMMAND_LATENCY_BUCKETS", "CONTENT_TYPE", "ERRORS_TOTAL_TEMPLATE", "KNOWN_ERROR_AREAS",
+         "SNAPSHOT_METRICS", "STEP_TIMING_ERROR", "STEP_TIMING_ERROR_BUCKETS", "AgentMetrics", "error_metric_name"]
+    )  # fmt: skip
+
+
+def test_values_come_from_the_snapshot() -> None:
+    values = _values(AgentMetrics(snapshot=lambda: SNAP))
+    assert {k: v for k, v in values.items() if not k.startswith(("ald_command", "ald_step"))} == {
+        "ald_agent_info": 1,
+        "agent_build_info": 1,
+        "ald_agent_role_active": 0,
+        "ald_agent_serving": 1,
+        "ald_uptime_seconds": 61,
+        "ald_plc_connected": 0,
+        "ald_database_connected": 1,
+        "ald_realtime_connected": 0,
+        "ald_sampler_running": 1,
+        "ald_memory_usage_mb": 48,
+        "ald_spool_depth": 12,
+        "ald_spool_bytes": 3000,
+        "ald_spool_quarantined": 1,
+        "ald_spool_dropped_total": 2,
+        "ald_spool_shipped_total": 40,
+        "ald_frames_total": 5,
+        "ald_failed_frames_total": 5,
+        "ald_skipped_ticks_total": 0,
+        "ald_plc_errors_total": 5,
+        "ald_database_errors_total": 0,
+        "ald_realtime_errors_total": 0,
+    }  # logging interval and PLC read time never measured: absent, not a fake 0
+
+
+def test_info_labels() -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    assert _labels(metrics, "ald_agent_info") == {
+        "version": "2.0.1", "color": "green", "role": "standby", "instance_id": "green-1", "machine_id": ""
+    }  # fmt: skip
+    assert _labels(metrics, "agent_build_info") == {"version": "2.0.1", "color": "green"}
+
+
+def test_read_at_every_scrape() -> None:
+    current = [SNAP]
+    metrics = AgentMetrics(snapshot=lambda: current[0])
+    assert _values(metrics)["ald_spool_depth"] == 12
+    current[0] = replace(SNAP, spool_depth=13, role="active", logging_interval_s=1.002, plc_response_ms=7.5)
+    values = _values(metrics)
+    assert values["ald_spool_depth"] == 13
+    assert values["ald_agent_role_active"] == 1
+    assert values["ald_parameter_logging_interval"] == 1.002
+    assert values["ald_plc_read_seconds"] == pytest.approx(0.0075)
+
+
+def test_own_registry_per_agent() -> None:
+    one, two = AgentMetrics(snapshot=lambda: SNAP), AgentMetrics(snapshot=lambda: replace(SNAP, color="blue"))
+    one.observe_command_latency(1.0)
+    assert _values(one)["ald_command_latency_seconds_count"] == 1
+    assert _values(two)["ald_command_latency_seconds_count"] == 0
+    assert REGISTRY.get_sample_value("ald_command_latency_seconds_count") is None  # the global registry is untouched
+
+
+@pytest.mark.parametrize(
+    ("area", "name"),
+    [
+        ("plc", "ald_plc_errors_total"),
+        ("database", "ald_database_errors_total"),
+        ("Real-time", "ald_real_time_errors_total"),
+        ("spool/ship", "ald_spool_ship_errors_total"),
+        ("--", "ald_unknown_errors_total"),
+    ],
+    ids=["plc", "database", "case-and-dash", "slash", "nothing-left"],
+)
+def test_error_metric_name(area: str, name: str) -> None:
+    assert error_metric_name(area) == name
+
+
+def test_error_areas_merge_and_extend() -> None:
+    snap = replace(SNAP, errors={"plc": 2, "PLC": 3, "recipe": 1})
+    values = _values(AgentMetrics(snapshot=lambda: snap))
+    assert values["ald_plc_errors_total"] == 5
+    assert values["ald_recipe_errors_total"] == 1
+    assert values["ald_database_errors_total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("observed", "count", "total"),
+    [
+        ([0.05, 0.2], 2, 0.25),
+        ([-0.01], 1, 0.0),  # clock skew between the database and us: clamped to 0
+        ([math.nan, math.inf], 0, 0.0),  # missing timestamps upstream: ignored
+    ],
+    ids=["normal", "negative-clamped", "non-finite-ignored"],
+)
+def test_command_latency_hook(observed: list[float], count: int, total: float) -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    for seconds in observed:
+        metrics.observe_command_latency(seconds)
+    values = _values(metrics)
+    assert values["ald_command_latency_seconds_count"] == count
+    assert values["ald_command_latency_seconds_sum"] == pytest.approx(total)
+
+
+def test_step_timing_error_is_absolute() -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    for seconds in (-0.004, 0.004, 0.0004):
+        metrics.observe_step_timing_error(seconds)
+    families = text_string_to_metric_families(metrics.render().decode())
+    buckets = {s.labels["le"]: s.value for f in families for s in f.samples if s.name.endswith("error_seconds_bucket")}
+    assert (buckets["0.0005"], buckets["0.003"], buckets["0.005"], buckets["+Inf"]) == (1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("buckets", [COMMAND_LATENCY_BUCKETS, STEP_TIMING_ERROR_BUCKETS], ids=["command", "step"])
+def test_buckets_resolve_the_targets(buckets: tuple[float, ...]) -> None:
+    assert list(buckets) == sorted(set(buckets))
+    assert 0.005 in buckets or 0.5 in buckets  # the DESIGN §8 p99 targets are bucket edges
