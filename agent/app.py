@@ -1,38 +1,54 @@
-"""Wiring and lifecycle of the running agent: one TaskGroup, ordered start-up, graceful SIGTERM.
+"""Wiring and lifecycle of the running agent: ordered start-up, one TaskGroup, graceful SIGTERM.
 
-Start-up enters resources in order (PLC connection → device → sampler); shutdown exits them in reverse.
-SIGTERM and SIGINT cancel the task group; every resource's `__aexit__` runs. Issue #4 adds the spool,
-the cloud client and the HTTP server to the same stack.
+Start-up enters resources in order — spool → cloud client → register map → PLC connection → HTTP server —
+with an `AsyncExitStack`, so they close in reverse whatever happens. SIGTERM/SIGINT run the shutdown
+sequence: stop serving and sampling → write what was sampled → mark the machine offline → flush the spool
+to Supabase within SHUTDOWN_TIMEOUT → close everything (the spool keeps what could not be shipped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import socket
 import statistics
-import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
 from agent import __version__
+from agent.cloud import CloudClient, Watch
 from agent.config import Settings
+from agent.http import HttpServer
+from agent.metrics import AgentMetrics
+from agent.parameters import MapSource, load_map
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map, load_map_csv
-from agent.sampling import MemorySink, Sampler
+from agent.sampling import Sampler, TelemetryPublisher
+from agent.spool import Shipper, Spool
+from agent.status import AgentSnapshot
 
-__all__ = ["load_register_map", "run_agent"]
+__all__ = ["Agent", "connection_for", "device_for", "load_register_map", "run_agent"]
+
+HEARTBEAT_S = 10.0
+MAP_RELOAD_DEBOUNCE_S = 0.5
 
 
 def load_register_map(settings: Settings) -> RegisterMap:
-    """The map to use: PLC_MAP_FILE when set, else the packaged reference map. (#4: the `parameters` table.)"""
+    """The file map: PLC_MAP_FILE when set, else the packaged reference map (the CLI's and the fallback)."""
     return load_map_csv(settings.PLC_MAP_FILE) if settings.PLC_MAP_FILE else load_default_map()
 
 
-def connection_for(settings: Settings) -> PlcConnection:
+def connection_for(settings: Settings, **kw: Any) -> PlcConnection:
     return PlcConnection(
         host=settings.PLC_HOST,
         port=settings.PLC_PORT,
         unit_id=settings.PLC_UNIT_ID,
         timeout_s=settings.PLC_TIMEOUT_S,
+        **kw,
     )
 
 
@@ -46,63 +62,254 @@ def device_for(settings: Settings, connection: PlcConnection, register_map: Regi
     )
 
 
+class Agent:
+    """One agent for one machine. `run()` until `stop` is set (signals set it in `run_agent`)."""
+
+    def __init__(self, settings: Settings, *, status_interval_s: float | None = None) -> None:
+        settings.require_cloud()
+        self.settings = settings
+        self.machine_id = str(settings.MACHINE_ID)
+        self.instance_id = f"{socket.gethostname()}-{settings.AGENT_COLOR}-{os.getpid()}"
+        self.status_interval_s = status_interval_s or settings.STATUS_LOG_INTERVAL
+        self.started_at = datetime.now(UTC)
+        self.serving = False
+        self.stop = asyncio.Event()
+        self.plc_errors = 0
+        self.http_port: int | None = None
+        self.map_origin = "none"
+        self.spool: Spool | None = None
+        self.cloud: CloudClient | None = None
+        self.connection: PlcConnection | None = None
+        self.device: PlcDevice | None = None
+        self.sampler: Sampler | None = None
+        self.publisher: TelemetryPublisher | None = None
+        self.shipper: Shipper | None = None
+        self._sampling: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        async with contextlib.AsyncExitStack() as stack:
+            spool_path = Path(s.SPOOL_PATH)
+            self.spool = await stack.enter_async_context(Spool(spool_path, max_bytes=int(s.SPOOL_MAX_MB * 2**20)))
+            assert s.SUPABASE_URL is not None and s.SUPABASE_KEY is not None
+            self.cloud = await stack.enter_async_context(CloudClient(s.SUPABASE_URL, s.SUPABASE_KEY.get_secret_value()))
+            source = await load_map(
+                self.cloud,
+                machine_id=self.machine_id,
+                cache=spool_path.with_suffix(".map.json"),
+                fallback=load_register_map(s),
+            )
+            self.map_origin = source.origin
+            self.connection = await stack.enter_async_context(connection_for(s, on_request=self._on_plc_request))
+            await self.connection.wait_connected(s.PLC_TIMEOUT_S * 3)
+            self.device = device_for(s, self.connection, source.register_map)
+            self.publisher = TelemetryPublisher(
+                self.spool,
+                machine_id=self.machine_id,
+                register_map=source.register_map,
+                parameter_ids=source.parameter_ids,
+                refresh_s=s.STATUS_LOG_INTERVAL,
+            )
+            self.sampler = Sampler(self.device, interval_s=s.PARAMETER_LOGGING_INTERVAL, sink=self.publisher.submit)
+            self.shipper = Shipper(self.spool, self.cloud)
+            self.metrics = AgentMetrics(snapshot=self.snapshot)
+            http = await stack.enter_async_context(
+                HttpServer(
+                    snapshot=self.snapshot,
+                    metrics=self.metrics,
+                    host="0.0.0.0",
+                    port=s.HTTP_PORT,
+                    admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
+                )
+            )
+            self.http_port = http.port
+            logger.info(
+                "ald-agent {} up: machine {}, {} parameters ({}), PLC {}:{}, http :{}",
+                __version__,
+                self.machine_id,
+                len(source.register_map),
+                source.origin,
+                s.PLC_HOST,
+                s.PLC_PORT,
+                http.port,
+            )
+            await self._machine_status("idle")
+            async with asyncio.TaskGroup() as tasks:
+                self._sampling = tasks.create_task(self.sampler.run(), name="sampler")
+                background = [
+                    tasks.create_task(self.publisher.run(), name="publisher"),
+                    tasks.create_task(self.shipper.run(), name="shipper"),
+                    tasks.create_task(self._heartbeat(), name="heartbeat"),
+                    tasks.create_task(self._status_lines(), name="status"),
+                    tasks.create_task(self._watch_parameters(source), name="parameters-watch"),
+                ]
+                self.serving = True
+                await self.stop.wait()
+                await self._shutdown(self._sampling, background)
+        logger.info("ald-agent stopped cleanly")
+
+    async def _shutdown(self, sampling: asyncio.Task[None], background: list[asyncio.Task[None]]) -> None:
+        assert self.publisher is not None and self.shipper is not None and self.spool is not None
+        logger.info("shutdown: stopping sampling, flushing the spool (up to {}s)", self.settings.SHUTDOWN_TIMEOUT)
+        self.serving = False
+        sampling.cancel()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(sampling, *background, return_exceptions=True)
+        await self.publisher.drain()
+        await self._machine_status("offline")
+        if await self.shipper.flush(self.settings.SHUTDOWN_TIMEOUT):
+            logger.info("shutdown: spool empty")
+        else:
+            logger.warning("shutdown: {} records stay in the spool for the next start", self.spool.stats.depth)
+
+    # --- background duties -----------------------------------------------------------------------------
+
+    async def _machine_status(self, status: str) -> None:
+        assert self.spool is not None
+        await self.spool.append("machine", {"id": self.machine_id, "values": {"status": status}})
+
+    async def _heartbeat(self) -> None:
+        assert self.spool is not None
+        while True:
+            snap = self.snapshot()
+            await self.spool.append(
+                "heartbeat",
+                {
+                    "instance_id": self.instance_id,
+                    "machine_id": self.machine_id,
+                    "color": self.settings.AGENT_COLOR,
+                    "version": __version__,
+                    "role": snap.role,
+                    "started_at": self.started_at.isoformat(),
+                    "last_seen": datetime.now(UTC).isoformat(),
+                    "plc_connected": snap.plc_connected,
+                    "realtime_connected": snap.realtime_connected,
+                    "spool_depth": snap.spool_depth,
+                },
+            )
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _watch_parameters(self, initial: MapSource) -> None:
+        """Reload the map when the machine's `parameters` rows change (debounced: editors save in bursts)."""
+        assert self.cloud is not None
+        pending = asyncio.Event()
+        need_db = initial.origin != "database"
+
+        def changed(_payload: dict[str, Any]) -> None:
+            pending.set()
+
+        def ready() -> None:
+            if need_db:
+                pending.set()  # we started from the cache or file: fetch the real map now
+
+        await self.cloud.watch(Watch("parameters", f"machine_id=eq.{self.machine_id}", changed, ready))
+        while True:
+            await pending.wait()
+            await asyncio.sleep(MAP_RELOAD_DEBOUNCE_S)
+            pending.clear()
+            need_db = not await self._reload_map()
+
+    async def _reload_map(self) -> bool:
+        assert self.cloud is not None and self.device and self.publisher
+        source = await load_map(
+            self.cloud,
+            machine_id=self.machine_id,
+            cache=Path(self.settings.SPOOL_PATH).with_suffix(".map.json"),
+            fallback=self.device.map,
+        )
+        if source.origin == "file":
+            return False
+        self.device.set_map(source.register_map)
+        self.publisher.set_map(source.register_map, source.parameter_ids)
+        self.map_origin = source.origin
+        logger.info("parameters: map reloaded ({} parameters, {})", len(source.register_map), source.origin)
+        return source.origin == "database"
+
+    async def _status_lines(self) -> None:
+        """One summary line per STATUS_LOG_INTERVAL: what an engineer tailing the log needs at a glance."""
+        while True:
+            await asyncio.sleep(self.status_interval_s)
+            snap = self.snapshot()
+            assert self.sampler is not None
+            late = sorted(self.sampler.stats.lateness_s)
+            p99 = late[round(0.99 * (len(late) - 1))] * 1000 if late else 0.0
+            logger.info(
+                "status: plc={} db={} interval={} read={}ms lateness p50={:.1f}ms p99={:.1f}ms frames={} "
+                "skipped={} spool={} quarantined={} errors={}",
+                "up" if snap.plc_connected else "DOWN",
+                "up" if snap.database_connected else "DOWN",
+                f"{snap.logging_interval_s:.3f}s" if snap.logging_interval_s else "-",
+                f"{snap.plc_response_ms:.1f}" if snap.plc_response_ms is not None else "-",
+                statistics.median(late) * 1000 if late else 0.0,
+                p99,
+                snap.frames,
+                snap.skipped_ticks,
+                snap.spool_depth,
+                snap.quarantined,
+                dict(snap.errors),
+            )
+
+    def _on_plc_request(self, _operation: str, _seconds: float, ok: bool) -> None:
+        if not ok:
+            self.plc_errors += 1
+
+    # --- observation -------------------------------------------------------------------------------------
+
+    def snapshot(self) -> AgentSnapshot:
+        """The live state, built from the real objects on every call (for /health, /metrics, heartbeats)."""
+        stats = self.sampler.stats if self.sampler else None
+        spool = self.spool.stats if self.spool else None
+        shipper = self.shipper.stats if self.shipper else None
+        return AgentSnapshot(
+            version=__version__,
+            color=self.settings.AGENT_COLOR.value,
+            role="active",  # the lease (issue #5) makes this active|standby
+            instance_id=self.instance_id,
+            machine_id=self.machine_id,
+            started_at=self.started_at,
+            uptime_s=(datetime.now(UTC) - self.started_at).total_seconds(),
+            serving=self.serving,
+            plc_connected=bool(self.connection and self.connection.connected.is_set()),
+            plc_last_error=self.connection.last_error if self.connection else None,
+            plc_response_ms=stats.last_read_s * 1000 if stats and stats.ticks else None,
+            database_connected=bool(shipper and shipper.connected),
+            realtime_connected=bool(self.cloud and self.cloud.realtime_connected),
+            sampling=bool(self._sampling and not self._sampling.done()),
+            logging_interval_s=stats.last_interval_s if stats and stats.last_interval_s else None,
+            frames=stats.ticks if stats else 0,
+            skipped_ticks=stats.skipped if stats else 0,
+            failed_frames=stats.failed_frames if stats else 0,
+            spool_depth=spool.depth if spool else 0,
+            spool_bytes=spool.bytes if spool else 0,
+            quarantined=spool.quarantined if spool else 0,
+            dropped=(spool.dropped if spool else 0) + (self.publisher.dropped if self.publisher else 0),
+            shipped=spool.shipped if spool else 0,
+            memory_mb=_rss_mb(),
+            errors={"plc": self.plc_errors, "database": shipper.errors if shipper else 0},
+            current_run=None,
+        )
+
+
+def _rss_mb() -> float:
+    """Resident memory from /proc (a procfs read: no disk I/O)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
 async def run_agent(settings: Settings, *, status_interval_s: float | None = None) -> None:
-    """Run until SIGTERM/SIGINT. Returns normally after a clean shutdown."""
-    register_map = load_register_map(settings)
-    logger.info(
-        "ald-agent {} starting: PLC {}:{} unit {}, {} parameters, interval {}s",
-        __version__,
-        settings.PLC_HOST,
-        settings.PLC_PORT,
-        settings.PLC_UNIT_ID,
-        len(register_map),
-        settings.PARAMETER_LOGGING_INTERVAL,
-    )
-    stop = asyncio.Event()
+    """Run the agent until SIGTERM/SIGINT; returns after a clean shutdown."""
+    agent = Agent(settings, status_interval_s=status_interval_s)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, agent.stop.set)
     try:
-        async with connection_for(settings) as connection:
-            device = device_for(settings, connection, register_map)
-            sink = MemorySink()
-            sampler = Sampler(device, interval_s=settings.PARAMETER_LOGGING_INTERVAL, sink=sink)
-            async with asyncio.TaskGroup() as tasks:
-                sampling = tasks.create_task(sampler.run(), name="sampler")
-                status = tasks.create_task(
-                    _status_lines(sampler, connection, status_interval_s or settings.STATUS_LOG_INTERVAL),
-                    name="status",
-                )
-                await stop.wait()
-                logger.info("shutdown requested: stopping sampling")
-                sampling.cancel()
-                status.cancel()
+        await agent.run()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    logger.info("ald-agent stopped cleanly")
-
-
-async def _status_lines(sampler: Sampler, connection: PlcConnection, every_s: float) -> None:
-    """One summary line per interval: what an engineer tailing the log needs at a glance."""
-    last_ticks, last_t = 0, time.monotonic()
-    while True:
-        await asyncio.sleep(every_s)
-        s = sampler.stats
-        now = time.monotonic()
-        rate = (s.ticks - last_ticks) / (now - last_t)
-        late = sorted(s.lateness_s)
-        p50 = statistics.median(late) * 1000 if late else 0.0
-        p99 = late[int(0.99 * (len(late) - 1))] * 1000 if late else 0.0
-        logger.info(
-            "status: plc={} frames={} ({:.2f}/s) skipped={} failed={} read={:.1f}ms lateness p50={:.2f}ms p99={:.2f}ms",
-            "up" if connection.connected.is_set() else "DOWN",
-            s.ticks,
-            rate,
-            s.skipped,
-            s.failed_frames,
-            s.last_read_s * 1000,
-            p50,
-            p99,
-        )
-        last_ticks, last_t = s.ticks, now

@@ -18,6 +18,7 @@ from enum import Enum
 from types import TracebackType
 from typing import Any
 
+import httpx
 from loguru import logger
 from postgrest.types import ReturnMethod
 
@@ -60,12 +61,15 @@ class CloudClient:
         self._client: AsyncClient | None = None
         self._watches: list[Watch] = []
         self._supervisor: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> CloudClient:
         if self.state is not CloudState.NEW:
             raise RuntimeError(f"CloudClient cannot be entered when {self.state.value}")
+        # Our own httpx client carries the timeout (postgrest deprecates its timeout argument).
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), follow_redirects=True)
         options = AClientOptions(
-            postgrest_client_timeout=self.timeout_s,
+            httpx_client=self._http,
             postgrest_client_retry=False,
             realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 0.5},
         )
@@ -93,6 +97,8 @@ class CloudClient:
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.remove_all_channels()
+        if self._http is not None:
+            await self._http.aclose()
 
     @property
     def client(self) -> AsyncClient:

@@ -16,6 +16,7 @@ from agent.plc.registers import (
     RegisterMap,
     load_default_map,
     load_map_csv,
+    map_from_rows,
     parse_map_csv,
 )
 from agent.plc.writes import parse_value, validate_write
@@ -36,6 +37,7 @@ __all__ = [
     "encode_value",
     "load_default_map",
     "load_map_csv",
+    "map_from_rows",
     "parse_map_csv",
     "parse_value",
     "plan_reads",

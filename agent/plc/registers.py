@@ -27,6 +27,7 @@ __all__ = [
     "RegisterMap",
     "load_default_map",
     "load_map_csv",
+    "map_from_rows",
     "parse_map_csv",
 ]
 
@@ -291,3 +292,8 @@ def _parse_row(row: dict[str, str]) -> Parameter:
         logged=flag("logged", True),
         deadband=number("deadband", default=0.0) or 0.0,
     )
+
+
+def map_from_rows(rows: Iterable[Mapping[str, object]]) -> RegisterMap:
+    """A map from `parameters` table rows (DESIGN §4; same columns as the CSV), validated the same way."""
+    return RegisterMap.build(_parse_row({k: "" if v is None else str(v) for k, v in row.items()}) for row in rows)

@@ -31,6 +31,8 @@ class Table:
     primary_key: tuple[str, ...]
     replica_identity_full: bool
     rls_enabled: bool
+    #: a partitioned table: its rows have no usable xmax, so inserted-vs-updated cannot be told apart
+    partitioned: bool = False
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -68,7 +70,7 @@ class SchemaCache:
 
 _TABLES_SQL = """
 select n.nspname as schema, c.relname as name, c.relreplident = 'f' as replica_full,
-       c.relrowsecurity as rls,
+       c.relrowsecurity as rls, c.relkind = 'p' as partitioned,
        coalesce((select json_agg(json_build_array(a.attname, format_type(a.atttypid, null), t.typname)
                                  order by a.attnum)
                  from pg_attribute a join pg_type t on t.oid = a.atttypid
@@ -143,6 +145,7 @@ async def load_schema_cache(conn: asyncpg.Connection, *, schemas: tuple[str, ...
             primary_key=tuple(r["pk"]),
             replica_identity_full=r["replica_full"],
             rls_enabled=r["rls"],
+            partitioned=r["partitioned"],
         )
         for r in table_rows
     }

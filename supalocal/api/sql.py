@@ -229,9 +229,12 @@ def build_insert(
             sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in columns)
             action = "DO UPDATE SET " + sets if resolution == "merge-duplicates" and sets else "DO NOTHING"
             conflict = f" ON CONFLICT ({keys}) {action}"
+        # xmax = 0 marks a row this statement inserted (not updated); partitions reject system columns
+        # in RETURNING, so there every row counts as inserted (the status is then 201, as for an insert).
+        inserted = "true" if table.partitioned else f"({ALIAS}.xmax = 0)"
         ctes.append(
             f"_w{index} AS (INSERT INTO {target} SELECT {select} FROM {source}{where} ORDER BY _b.ord"
-            f"{conflict} RETURNING {ALIAS}.*, ({ALIAS}.xmax = 0) AS {INSERTED_FLAG})"
+            f"{conflict} RETURNING {ALIAS}.*, {inserted} AS {INSERTED_FLAG})"
         )
     union = " UNION ALL ".join(f"SELECT * FROM _w{i}" for i in range(len(groups)))
     ctes.append(f"_w AS ({union})")

@@ -1,0 +1,64 @@
+"""Where each kind of spooled record goes in Supabase, and how a batch of them collapses. Pure.
+
+Every route is idempotent so a replay after a crash (records shipped but not yet removed) changes nothing:
+upserts on the primary key, or updates by id. Kinds are shipped in `SHIP_ORDER` so a run row lands before
+its steps (foreign key) within one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ROUTES", "SHIP_ORDER", "Route", "collapse"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """`on_conflict` set → bulk upsert of row payloads; None → per-record update `{id, values}` by id.
+
+    `key` (upserts): rows with the same key in one batch collapse to the last one, which is all the database
+    would keep anyway. `merge` (updates): consecutive updates of one id merge their values in order.
+    """
+
+    table: str
+    on_conflict: str | None = None
+    key: tuple[str, ...] | None = None
+    merge: bool = False
+    batch: int = 500
+
+
+ROUTES: dict[str, Route] = {
+    "machine": Route("machines", merge=True, batch=100),
+    "run": Route("process_runs", on_conflict="id", key=("id",), batch=100),
+    "step": Route("run_steps", on_conflict="run_id,seq", key=("run_id", "seq")),
+    "command": Route("machine_commands", batch=100),  # status moves are ordered: never merged
+    "history": Route("parameter_history", on_conflict="machine_id,ts", key=("machine_id", "ts")),
+    "latest": Route("parameter_latest", on_conflict="machine_id,parameter_id", key=("machine_id", "parameter_id")),
+    "heartbeat": Route("agent_instances", on_conflict="instance_id", key=("instance_id",), batch=50),
+}
+SHIP_ORDER = ("machine", "run", "step", "command", "history", "latest", "heartbeat")
+
+
+def collapse(route: Route, payloads: Sequence[Any]) -> list[dict[str, Any]]:
+    """The requests one batch needs: rows for an upsert (a payload may be a list of rows), or updates."""
+    if route.on_conflict is None:
+        if not route.merge:
+            return [dict(p) for p in payloads]
+        merged: dict[Any, dict[str, Any]] = {}
+        for p in payloads:
+            entry = merged.setdefault(p["id"], {"id": p["id"], "values": {}})
+            entry["values"].update(p["values"])
+        return list(merged.values())
+    rows: list[dict[str, Any]] = []
+    for p in payloads:
+        rows.extend(p if isinstance(p, list) else [p])
+    if route.key is None:
+        return rows
+    last: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in route.key)
+        last.pop(key, None)  # re-insert so the order follows the latest occurrence
+        last[key] = row
+    return list(last.values())

@@ -1,0 +1,126 @@
+"""The shipper: drains the spool to Supabase in order, in batches, with backoff, isolating poison records.
+
+One pass walks the kinds in `SHIP_ORDER`; each kind is strictly FIFO. A transient failure (Supabase down,
+timeout, 5xx) ends the pass and the shipper backs off exponentially with jitter, keeping every record. A
+permanent failure (4xx) of a batch is bisected until the refused records are alone; those move to the
+quarantine with their error, the rest ships. Records are removed from the spool only after Supabase
+accepted them, so a crash in between means a replay, which the idempotent routes absorb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+
+from loguru import logger
+
+from agent.cloud import CloudClient
+from agent.errors import CloudPermanentError, CloudTransientError
+from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse
+from agent.spool.store import Record, Spool
+
+__all__ = ["Shipper", "ShipperStats"]
+
+BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
+IDLE_WAKE_S = 1.0
+
+
+@dataclass(slots=True)
+class ShipperStats:
+    connected: bool = False  # the last attempt reached Supabase and was accepted
+    requests: int = 0
+    errors: int = 0
+    transient_errors: int = 0
+    last_error: str | None = None
+    last_ship_latency_s: float = 0.0  # append → accepted, for the newest record of the last batch
+
+
+class Shipper:
+    def __init__(self, spool: Spool, cloud: CloudClient) -> None:
+        self.spool, self.cloud = spool, cloud
+        self.stats = ShipperStats()
+        self._logged_outage = False
+
+    async def run(self) -> None:
+        """Ship until cancelled."""
+        delay = BACKOFF_INITIAL_S
+        while True:
+            self.spool.changed.clear()
+            try:
+                shipped = await self.ship_once()
+            except CloudTransientError as exc:
+                self._note_outage(exc)
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            delay = BACKOFF_INITIAL_S
+            if shipped == 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_WAKE_S):
+                        await self.spool.changed.wait()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Ship until the spool is empty or `timeout_s` passed; True if empty. Used at shutdown."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self.spool.stats.depth > 0 and time.monotonic() < deadline:
+                    try:
+                        if await self.ship_once() == 0:
+                            break
+                    except CloudTransientError as exc:
+                        self._note_outage(exc)
+                        await asyncio.sleep(0.2)
+        except TimeoutError:
+            pass
+        return self.spool.stats.depth == 0
+
+    async def ship_once(self) -> int:
+        """One pass over every kind; returns how many records were shipped or quarantined."""
+        done = 0
+        for kind in SHIP_ORDER:
+            route = ROUTES[kind]
+            records = await self.spool.peek(kind, route.batch)
+            if records:
+                done += await self._ship(route, records)
+        return done
+
+    async def _ship(self, route: Route, records: list[Record]) -> int:
+        try:
+            await self._send(route, records)
+        except CloudPermanentError as exc:
+            if len(records) == 1:
+                logger.error("spool: {} record {} refused, quarantined: {}", records[0].kind, records[0].id, exc)
+                await self.spool.quarantine(records[0], error=str(exc), code=exc.code)
+                self.stats.errors += 1
+                return 1
+            half = len(records) // 2
+            return await self._ship(route, records[:half]) + await self._ship(route, records[half:])
+        await self.spool.remove([r.id for r in records])
+        self.stats.last_ship_latency_s = max(0.0, time.time() - records[-1].created)
+        if not self.stats.connected or self._logged_outage:
+            logger.info("spool: Supabase reachable again, shipping ({} waiting)", self.spool.stats.depth)
+            self._logged_outage = False
+        self.stats.connected = True
+        return len(records)
+
+    async def _send(self, route: Route, records: list[Record]) -> None:
+        requests = collapse(route, [r.payload for r in records])
+        self.stats.requests += 1
+        if route.on_conflict is not None:
+            await self.cloud.upsert(route.table, requests, on_conflict=route.on_conflict)
+            return
+        for update in requests:
+            await self.cloud.update(route.table, update["values"], match={"id": update["id"]})
+
+    def _note_outage(self, exc: CloudTransientError) -> None:
+        self.stats.connected = False
+        self.stats.transient_errors += 1
+        self.stats.errors += 1
+        self.stats.last_error = str(exc)
+        if not self._logged_outage:  # one line per outage, not one per retry
+            logger.warning("spool: Supabase unreachable, buffering locally: {}", exc)
+            self._logged_outage = True

@@ -1,0 +1,56 @@
+"""How batches collapse before shipping: pure table tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.spool import ROUTES, SHIP_ORDER, collapse
+
+
+@pytest.mark.parametrize(
+    ("kind", "payloads", "expected"),
+    [
+        (
+            "history",
+            [{"machine_id": "m", "ts": "t1"}, {"machine_id": "m", "ts": "t2"}],
+            [{"machine_id": "m", "ts": "t1"}, {"machine_id": "m", "ts": "t2"}],
+        ),
+        (
+            "history",
+            [{"machine_id": "m", "ts": "t1", "v": 1}, {"machine_id": "m", "ts": "t1", "v": 2}],
+            [{"machine_id": "m", "ts": "t1", "v": 2}],
+        ),
+        (
+            "latest",
+            [
+                [
+                    {"machine_id": "m", "parameter_id": "a", "value": 1},
+                    {"machine_id": "m", "parameter_id": "b", "value": 1},
+                ],
+                [{"machine_id": "m", "parameter_id": "a", "value": 2}],
+            ],
+            [
+                {"machine_id": "m", "parameter_id": "b", "value": 1},
+                {"machine_id": "m", "parameter_id": "a", "value": 2},
+            ],
+        ),
+        (
+            "machine",
+            [{"id": "m", "values": {"status": "idle"}}, {"id": "m", "values": {"status": "offline"}}],
+            [{"id": "m", "values": {"status": "offline"}}],
+        ),
+        (
+            "command",
+            [{"id": 1, "values": {"status": "running"}}, {"id": 1, "values": {"status": "succeeded"}}],
+            [{"id": 1, "values": {"status": "running"}}, {"id": 1, "values": {"status": "succeeded"}}],
+        ),
+    ],
+    ids=["history-in-order", "replayed-frame-once", "latest-newest-wins", "machine-merged", "commands-never-merged"],
+)
+def test_collapse(kind: str, payloads: list, expected: list) -> None:  # type: ignore[type-arg]
+    assert collapse(ROUTES[kind], payloads) == expected
+
+
+def test_runs_ship_before_their_steps() -> None:
+    assert SHIP_ORDER.index("run") < SHIP_ORDER.index("step")
+    assert set(SHIP_ORDER) == set(ROUTES)

@@ -1,0 +1,141 @@
+"""The shipper against the real local stack (official client, real PostgreSQL, our migrations)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from agent.cloud import CloudClient
+from agent.spool import Shipper, Spool
+from supalocal.stack import BackgroundStack
+from supalocal.testing import SEED_MACHINE_ID
+from tests.support.proxy import TcpProxy
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def frame(i: int) -> dict[str, object]:
+    return {
+        "machine_id": SEED_MACHINE_ID,
+        "ts": (T0 + timedelta(seconds=i)).isoformat(),
+        "run_id": None,
+        "values": {"mfc_1.flow": float(i)},
+    }
+
+
+@pytest.fixture
+async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(clean_db.db_url)
+    yield conn
+    await conn.close()
+
+
+async def history(db: asyncpg.Connection) -> list[float]:
+    rows = await db.fetch(
+        'select ts, "values" from parameter_history where machine_id = $1 order by ts', SEED_MACHINE_ID
+    )
+    import json
+
+    return [json.loads(r["values"])["mfc_1.flow"] for r in rows]
+
+
+async def test_frames_arrive_with_their_acquisition_time(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        await spool.append_many([("history", frame(i)) for i in range(3)])
+        assert await Shipper(spool, cloud).ship_once() == 3
+        assert spool.stats.depth == 0
+    rows = await db.fetch("select ts from parameter_history where machine_id = $1 order by ts", SEED_MACHINE_ID)
+    assert [r["ts"] for r in rows] == [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
+
+
+async def test_replay_is_idempotent(clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        shipper = Shipper(spool, cloud)
+        await spool.append_many([("history", frame(i)) for i in range(3)])
+        await shipper.ship_once()
+        await spool.append_many([("history", frame(i)) for i in range(3)])  # as after a crash before remove
+        await shipper.ship_once()
+    assert await history(db) == [0.0, 1.0, 2.0]
+
+
+async def test_a_poison_record_is_quarantined_and_the_rest_flows(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    parameter_id = await db.fetchval("select id::text from parameters where key = 'mfc_1.flow'")
+    good = {"machine_id": SEED_MACHINE_ID, "parameter_id": parameter_id, "value": 1.5, "ts": T0.isoformat()}
+    poison = good | {"parameter_id": "00000000-0000-4000-8000-00000000dead"}  # no such parameter: FK violation
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        await spool.append_many([("latest", [good]), ("latest", [poison]), ("history", frame(0))])
+        shipper = Shipper(spool, cloud)
+        assert await shipper.ship_once() == 3
+        (q,) = await spool.quarantined()
+        assert q["payload"] == [poison] and q["code"] == "23503"
+        assert spool.stats.depth == 0 and spool.stats.quarantined == 1
+    assert (
+        await db.fetchval("select value::text from parameter_latest where parameter_id = $1::uuid", parameter_id)
+        == "1.5"
+    )
+    assert await history(db) == [0.0]
+
+
+async def test_an_outage_loses_nothing_and_keeps_order(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    host, port = clean_db.url.removeprefix("http://").rsplit(":", 1)
+    async with (
+        TcpProxy(host, int(port)) as proxy,
+        Spool(tmp_path / "s.sqlite") as spool,
+        CloudClient(proxy.url, clean_db.service_key, timeout_s=2) as cloud,
+    ):
+        shipper = Shipper(spool, cloud)
+        runner = asyncio.create_task(shipper.run())
+        await spool.append("history", frame(0))
+        await _until(lambda: spool.stats.depth == 0)
+        await proxy.cut()
+        for i in range(1, 30):
+            await spool.append("history", frame(i))
+        await _until(lambda: not shipper.stats.connected)
+        assert spool.stats.depth == 29  # buffered, nothing lost
+        await proxy.restore()
+        await _until(lambda: spool.stats.depth == 0, timeout=30)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert await history(db) == [float(i) for i in range(30)]
+
+
+async def test_machine_updates_and_heartbeats(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        await spool.append("machine", {"id": SEED_MACHINE_ID, "values": {"status": "idle"}})
+        await spool.append(
+            "heartbeat",
+            {
+                "instance_id": "i-1",
+                "machine_id": SEED_MACHINE_ID,
+                "color": "blue",
+                "version": "t",
+                "role": "active",
+                "last_seen": T0.isoformat(),
+                "plc_connected": True,
+                "realtime_connected": False,
+                "spool_depth": 3,
+            },
+        )
+        await Shipper(spool, cloud).ship_once()
+    assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "idle"
+    row = await db.fetchrow("select color, spool_depth, plc_connected from agent_instances where instance_id = 'i-1'")
+    assert tuple(row) == ("blue", 3, True)
+
+
+async def _until(condition, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)

@@ -1,0 +1,83 @@
+"""The SQLite spool: durable FIFO per kind, quarantine, and a size bound that only ever drops telemetry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.spool import Spool, SpoolState
+
+
+async def test_fifo_per_kind_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+    async with Spool(path) as spool:
+        for i in range(5):
+            await spool.append("history", {"n": i})
+        await spool.append("run", {"id": "r1"})
+        assert spool.stats.depth == 6
+    async with Spool(path) as spool:
+        assert spool.stats.depth == 6
+        assert [r.payload["n"] for r in await spool.peek("history", 10)] == [0, 1, 2, 3, 4]
+        assert [r.payload for r in await spool.peek("run", 10)] == [{"id": "r1"}]
+        assert sorted(await spool.kinds()) == ["history", "run"]
+
+
+async def test_remove_and_counters(tmp_path: Path) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool:
+        await spool.append_many([("history", {"n": i}) for i in range(3)])
+        records = await spool.peek("history", 2)
+        await spool.remove([r.id for r in records])
+        assert [r.payload["n"] for r in await spool.peek("history", 10)] == [2]
+        assert (spool.stats.depth, spool.stats.shipped, spool.stats.appended) == (1, 2, 3)
+        assert spool.stats.bytes == len('{"n":2}')
+
+
+async def test_quarantine_keeps_the_record_and_its_error(tmp_path: Path) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool:
+        await spool.append("latest", [{"parameter_id": "gone"}])
+        (record,) = await spool.peek("latest", 1)
+        await spool.quarantine(record, error="foreign key violation", code="23503")
+        assert spool.stats.depth == 0 and spool.stats.quarantined == 1
+        assert await spool.quarantined() == [
+            {
+                "id": record.id,
+                "kind": "latest",
+                "payload": [{"parameter_id": "gone"}],
+                "error": "foreign key violation",
+                "code": "23503",
+            }
+        ]
+
+
+async def test_bound_drops_oldest_telemetry_but_never_runs_or_commands(tmp_path: Path) -> None:
+    big = "x" * 1000
+    async with Spool(tmp_path / "s.sqlite", max_bytes=20_000) as spool:
+        await spool.append("run", {"id": "run-1", "pad": big})
+        await spool.append("command", {"id": 7, "values": {"status": "succeeded"}, "pad": big})
+        for i in range(40):
+            await spool.append("history", {"n": i, "pad": big})
+        assert spool.stats.bytes <= 20_000
+        assert spool.stats.dropped > 0
+        kept = [r.payload["n"] for r in await spool.peek("history", 100)]
+        assert kept == list(range(40 - len(kept), 40))  # the newest survive, in order
+        assert len(await spool.peek("run", 10)) == 1 and len(await spool.peek("command", 10)) == 1
+
+
+async def test_lifecycle_misuse_is_a_clear_error(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite")
+    async with spool:
+        with pytest.raises(RuntimeError, match="cannot be opened when open"):
+            await spool.__aenter__()
+    assert spool.state is SpoolState.CLOSED
+    with pytest.raises(RuntimeError, match="closed"):
+        await spool.append("history", {})
+
+
+async def test_wal_and_full_sync_are_on(tmp_path: Path) -> None:
+    import sqlite3
+
+    async with Spool(tmp_path / "s.sqlite") as spool:
+        await spool.append("history", {})
+        mode = sqlite3.connect(tmp_path / "s.sqlite").execute("pragma journal_mode").fetchone()[0]
+    assert mode == "wal"
