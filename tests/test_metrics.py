@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -217,3 +219,16 @@ def test_step_timing_error_is_absolute() -> None:
 def test_buckets_resolve_the_targets(buckets: tuple[float, ...]) -> None:
     assert list(buckets) == sorted(set(buckets))
     assert 0.005 in buckets or 0.5 in buckets  # the DESIGN §8 p99 targets are bucket edges
+
+
+MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
+_REFERENCED = re.compile(r"\b(?:ald|agent)_[a-z0-9_]+")
+_HISTOGRAM_SERIES = re.compile(r"_(?:bucket|sum|count)$")
+
+
+@pytest.mark.skipif(not (MONITORING / "alert_rules.yml").exists(), reason="monitoring/alert_rules.yml not present")
+def test_every_metric_the_alert_rules_use_is_exported() -> None:
+    rules = (MONITORING / "alert_rules.yml").read_text()
+    referenced = {_HISTOGRAM_SERIES.sub("", name) for name in _REFERENCED.findall(rules)}
+    assert referenced, "the rules reference no agent metric: the pattern is stale"
+    assert referenced <= set(PINNED_FAMILIES), referenced - set(PINNED_FAMILIES)

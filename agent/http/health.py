@@ -7,9 +7,9 @@
                            the active instance's sampler is dead: it holds the lease but logs nothing
     degraded   (HTTP 200)  PLC disconnected · database unreachable · realtime down on the active instance
                            (the standby takes no commands) · a standby's sampler dead · spool quarantine not empty
-                           · spool backlog ≥ `spool_backlog` records (one snapshot cannot see a trend; Prometheus
-                           alerts on the slope of ald_spool_depth) · last logging interval > `logging_interval_s`
-                           · memory > `memory_mb`
+                           · spool backlog > `spool_backlog` records (one snapshot cannot see a trend; the
+                           ALDSpoolGrowing alert adds the slope of ald_spool_depth)
+                           · last logging interval > `logging_interval_s` · memory > `memory_mb`
     healthy    (HTTP 200)  none of the above
 
 Degraded answers 200 on purpose: HAProxy must keep routing to an agent that is up but, say, lost its PLC (the
@@ -47,11 +47,11 @@ class HealthStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HealthThresholds:
-    """Limits past which the agent reports itself degraded; defaults match the alert rules (DESIGN §7)."""
+    """Limits past which the agent reports itself degraded; defaults match monitoring/alert_rules.yml."""
 
-    logging_interval_s: float = 3.0  # "logging interval > 3 s" alert
-    memory_mb: float = 800.0  # "memory > 800 MB" alert
-    spool_backlog: int = 1000  # records waiting: minutes of frames at 1 Hz, well past one shipper batch
+    logging_interval_s: float = 3.0  # ALDLoggingIntervalHigh: > 3 s
+    memory_mb: float = 800.0  # ALDMemoryHigh: > 800 MB
+    spool_backlog: int = 300  # ALDSpoolGrowing: > 300 records, about five minutes of frames at 1 Hz
 
 
 DEFAULT_THRESHOLDS = HealthThresholds()
@@ -85,7 +85,7 @@ def assess(
         warnings.append("sampler stopped")
     if snapshot.quarantined > 0:
         warnings.append(f"{snapshot.quarantined} spool records quarantined")
-    if snapshot.spool_depth >= thresholds.spool_backlog:
+    if snapshot.spool_depth > thresholds.spool_backlog:
         warnings.append(f"spool backlog of {snapshot.spool_depth} records")
     interval = snapshot.logging_interval_s
     if interval is not None and interval > thresholds.logging_interval_s:
