@@ -90,7 +90,11 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _status_page(request: web.Request) -> web.Response:
-    snapshot = _snapshot(request)
+    try:
+        snapshot = _snapshot(request)
+    except Exception:
+        _log.exception("snapshot failed for /")
+        return web.Response(status=503, text="agent snapshot failed\n", headers=NO_STORE)
     status, reasons = assess(snapshot, thresholds=request.app[THRESHOLDS_KEY])
     return web.Response(text=render_status_page(snapshot, status, reasons), content_type="text/html", headers=NO_STORE)
 
@@ -147,7 +151,9 @@ class HttpServer:
     @property
     def url(self) -> str:
         """Base URL to reach the server; a wildcard bind is reached through loopback."""
-        host = "127.0.0.1" if self._host in ("0.0.0.0", "", "::") else self._host
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(self._host, self._host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # IPv6 literal
         return f"http://{host}:{self.port}"
 
     def add_admin_route(self, method: str, path: str, handler: Handler) -> None:

@@ -134,6 +134,7 @@ async def test_broken_snapshot_fails_closed(make_server: ServerFactory, session:
     status, _, text = await _get(session, f"{server.url}/health")
     assert (status, "agent snapshot failed" in text) == (503, True)
     assert (await _get(session, f"{server.url}/metrics"))[0] == 500
+    assert (await _get(session, f"{server.url}/"))[0] == 503
 
 
 async def test_two_servers_side_by_side(make_server: ServerFactory, session: aiohttp.ClientSession) -> None:
@@ -206,3 +207,9 @@ async def test_promtool_accepts_metrics(
     problems = {line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()}
     assert problems <= ALLOWED_LINT, problems
     assert result.returncode in (0, 3) and (result.returncode == 0) == (not problems)
+
+
+async def test_wildcard_bind_is_reached_through_loopback(live: LiveSnapshot, session: aiohttp.ClientSession) -> None:
+    async with HttpServer(snapshot=live, metrics=AgentMetrics(snapshot=live), port=0) as server:  # default host
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        assert (await _get(session, f"{server.url}/health/basic"))[0] == 200
