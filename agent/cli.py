@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
-import os
 import signal
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +20,8 @@ from pydantic import SecretStr
 
 from agent import __version__
 from agent.app import connection_for, device_for, load_register_map, run_agent
-from agent.config import PlcType, Settings, load_settings
+from agent.config import Settings, load_settings
+from agent.embedded import run_embedded
 from agent.errors import AgentError, ConfigError, PlcError, ValidationError
 from agent.logs import configure_logging
 from agent.plc import RegisterMap, WordOrder, load_default_map, load_map_csv, parse_value, plan_reads
@@ -32,8 +30,6 @@ from agent.plc.sim import Simulator
 __all__ = ["build_parser", "main"]
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
-#: The reference machine of supabase/seed.sql, which the embedded default runs as.
-REFERENCE_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
 EPILOG = """\
 all commands:
   run                                  the agent, configured by environment variables
@@ -135,7 +131,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "run":
             asyncio.run(run_agent(settings))
         case "embedded":
-            return asyncio.run(_embedded(settings, status_every_s=args.status_every))
+            return asyncio.run(run_embedded(settings, status_every_s=args.status_every))
         case "simulate":
             asyncio.run(_simulate(args))
         case "config":
@@ -247,78 +243,6 @@ async def _simulate(args: argparse.Namespace) -> None:
             "ALD reactor simulator: {} parameters on modbus://{}:{}", len(register_map), simulator.host, simulator.port
         )
         await stop.wait()
-
-
-async def _embedded(settings: Settings, *, status_every_s: float) -> int:
-    """The local Supabase stack and the simulator in child processes (each like the real thing: its own
-    process, real TCP), the agent in this one. Ctrl-C (or SIGTERM) stops all three cleanly."""
-    async with contextlib.AsyncExitStack() as children:
-        print("==> starting the local Supabase stack (supalocal) …", flush=True)
-        stack_lines = await _child(children, ["-m", "supalocal", "run", "--name", "embedded"], "DATABASE_URL=")
-        env = dict(line.split("=", 1) for line in stack_lines if "=" in line)
-        print("==> starting the reactor simulator …", flush=True)
-        sim_lines = await _child(
-            children,
-            ["-m", "agent", "simulate", "--port", "0", "--watchdog-timeout", str(settings.WATCHDOG_TIMEOUT)],
-            "listening on ",
-        )
-        host, port = sim_lines[-1].removeprefix("listening on ").strip().rsplit(":", 1)
-        spool = settings.SPOOL_PATH if "SPOOL_PATH" in os.environ else Path("var/embedded/spool.sqlite")
-        embedded = settings.model_copy(
-            update={
-                "SUPABASE_URL": env["SUPABASE_URL"],
-                "SUPABASE_KEY": SecretStr(env["SUPABASE_SERVICE_ROLE_KEY"]),
-                "MACHINE_ID": settings.MACHINE_ID or uuid.UUID(REFERENCE_MACHINE_ID),
-                "PLC_HOST": host,
-                "PLC_PORT": int(port),
-                "PLC_TYPE": PlcType.SIMULATION,
-                "SPOOL_PATH": spool,
-            }
-        )
-        print(
-            f"\n  Supabase (local)  {env['SUPABASE_URL']}   database {env.get('DATABASE_URL', '?')}\n"
-            f"  simulator         modbus://{host}:{port}   (python -m agent plc read --all --port {port})\n"
-            f"  agent             http://127.0.0.1:{settings.HTTP_PORT}/health   /metrics   /health/basic\n"
-            f"  machine           {embedded.MACHINE_ID}\n\n  Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        await run_agent(embedded, status_interval_s=status_every_s)
-    return 0
-
-
-async def _child(children: contextlib.AsyncExitStack, args: list[str], ready: str) -> list[str]:
-    """Start `python ARGS`, read its stdout until a line starts with `ready`; stop it when `children` closes."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, *args, stdout=asyncio.subprocess.PIPE)
-
-    async def stop() -> None:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)  # both children stop cleanly on SIGINT, like on Ctrl-C
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-    children.push_async_callback(stop)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    async with asyncio.timeout(60):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AgentError(f"python {' '.join(args)} exited before it was ready")
-            lines.append(line.strip())
-            if line.startswith(ready):
-                break
-    # Keep reading its stdout so a chatty child never blocks on a full pipe.
-    drain = asyncio.create_task(_discard(proc.stdout))
-    children.callback(drain.cancel)
-    return lines
-
-
-async def _discard(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
 
 
 def _stop_event() -> asyncio.Event:

@@ -175,8 +175,8 @@ class CloudClient:
             filter=watch.filter,
         )
 
-        def on_system(payload: dict[str, Any]) -> None:
-            if payload.get("extension") == "postgres_changes" and payload.get("status") == "ok":
+        def on_system(payload: Any) -> None:  # realtime's SuccessSystemPayload model
+            if getattr(payload, "extension", None) == "postgres_changes" and getattr(payload, "status", "") == "ok":
                 logger.info("realtime: listening to {} ({})", watch.table, watch.filter or "all rows")
                 watch.ready.set()
                 if watch.on_ready is not None:

@@ -101,7 +101,7 @@ class Shipper:
             return await self._ship(route, records[:half]) + await self._ship(route, records[half:])
         await self.spool.remove([r.id for r in records])
         self.stats.last_ship_latency_s = max(0.0, time.time() - records[-1].created)
-        if not self.stats.connected or self._logged_outage:
+        if self._logged_outage:
             logger.info("spool: Supabase reachable again, shipping ({} waiting)", self.spool.stats.depth)
             self._logged_outage = False
         self.stats.connected = True

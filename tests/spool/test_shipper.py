@@ -14,6 +14,7 @@ from agent.cloud import CloudClient
 from agent.spool import Shipper, Spool
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
+from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -97,14 +98,14 @@ async def test_an_outage_loses_nothing_and_keeps_order(
         shipper = Shipper(spool, cloud)
         runner = asyncio.create_task(shipper.run())
         await spool.append("history", frame(0))
-        await _until(lambda: spool.stats.depth == 0)
+        await eventually(lambda: spool.stats.depth == 0)
         await proxy.cut()
         for i in range(1, 30):
             await spool.append("history", frame(i))
-        await _until(lambda: not shipper.stats.connected)
+        await eventually(lambda: not shipper.stats.connected)
         assert spool.stats.depth == 29  # buffered, nothing lost
         await proxy.restore()
-        await _until(lambda: spool.stats.depth == 0, timeout=30)
+        await eventually(lambda: spool.stats.depth == 0, within=30)
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
     assert await history(db) == [float(i) for i in range(30)]
@@ -133,9 +134,3 @@ async def test_machine_updates_and_heartbeats(
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "idle"
     row = await db.fetchrow("select color, spool_depth, plc_connected from agent_instances where instance_id = 'i-1'")
     assert tuple(row) == ("blue", 3, True)
-
-
-async def _until(condition, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)

@@ -1,0 +1,121 @@
+"""The embedded default: the local Supabase stack and the reactor simulator as child processes, the agent here.
+
+This is what the README's run command starts on a fresh machine. Each child is like the real thing it
+stands for (its own process, real HTTP/websocket and Modbus TCP), so the agent runs exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from agent.app import run_agent
+from agent.config import PlcType, Settings
+from agent.errors import AgentError
+
+__all__ = ["REFERENCE_MACHINE_ID", "run_embedded"]
+
+#: The reference machine of supabase/seed.sql, which the embedded default runs as.
+REFERENCE_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
+PR_SET_PDEATHSIG = 1
+
+
+async def run_embedded(settings: Settings, *, status_every_s: float) -> int:
+    """The local Supabase stack and the simulator in child processes (each like the real thing: its own
+    process, real TCP), the agent in this one. Ctrl-C (or SIGTERM) stops all three cleanly."""
+    async with contextlib.AsyncExitStack() as children:
+        print("==> starting the local Supabase stack (supalocal) …", flush=True)
+        stack_lines = await _child(children, ["-m", "supalocal", "run", "--name", "embedded"], "DATABASE_URL=")
+        env = dict(line.split("=", 1) for line in stack_lines if "=" in line)
+        print("==> starting the reactor simulator …", flush=True)
+        sim_lines = await _child(
+            children,
+            ["-m", "agent", "simulate", "--port", "0", "--watchdog-timeout", str(settings.WATCHDOG_TIMEOUT)],
+            "listening on ",
+        )
+        host, port = sim_lines[-1].removeprefix("listening on ").strip().rsplit(":", 1)
+        spool = settings.SPOOL_PATH if "SPOOL_PATH" in os.environ else Path("var/embedded/spool.sqlite")
+        embedded = settings.model_copy(
+            update={
+                "SUPABASE_URL": env["SUPABASE_URL"],
+                "SUPABASE_KEY": SecretStr(env["SUPABASE_SERVICE_ROLE_KEY"]),
+                "MACHINE_ID": settings.MACHINE_ID or uuid.UUID(REFERENCE_MACHINE_ID),
+                "PLC_HOST": host,
+                "PLC_PORT": int(port),
+                "PLC_TYPE": PlcType.SIMULATION,
+                "SPOOL_PATH": spool,
+            }
+        )
+        print(
+            f"\n  Supabase (local)  {env['SUPABASE_URL']}   database {env.get('DATABASE_URL', '?')}\n"
+            f"  simulator         modbus://{host}:{port}   (python -m agent plc read --all --port {port})\n"
+            f"  agent             http://127.0.0.1:{settings.HTTP_PORT}/health   /metrics   /health/basic\n"
+            f"  machine           {embedded.MACHINE_ID}\n\n  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        await run_agent(embedded, status_interval_s=status_every_s)
+    return 0
+
+
+async def _child(children: contextlib.AsyncExitStack, args: list[str], ready: str) -> list[str]:
+    """Start `python ARGS`, read its stdout until a line starts with `ready`; stop it when `children` closes."""
+    # Own session: a Ctrl-C on the terminal reaches the agent only, which stops the children itself once the
+    # spool is flushed. PR_SET_PDEATHSIG: if the agent is killed outright, the kernel stops them too.
+    prctl = _libc_prctl()
+
+    def die_with_parent() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent
+    )
+
+    async def stop() -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)  # both children stop cleanly on SIGINT, like on Ctrl-C
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    children.push_async_callback(stop)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(60):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise AgentError(f"python {' '.join(args)} exited before it was ready")
+            lines.append(line.strip())
+            if line.startswith(ready):
+                break
+    # Keep reading its stdout so a chatty child never blocks on a full pipe.
+    drain = asyncio.create_task(_discard(proc.stdout))
+    children.callback(drain.cancel)
+    return lines
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
+def _libc_prctl() -> Any:
+    """`prctl` resolved before forking, so the child only makes a plain C call (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
