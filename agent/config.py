@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     LOG_FORMAT: LogFormat = LogFormat.TEXT
     LOG_DIR: Path | None = None
 
-    HTTP_PORT: Port = 8000
+    #: 0 = any free port (tests run several agents side by side); the bound port is logged and in /health.
+    HTTP_PORT: Annotated[int, Field(ge=0, le=65535)] = 8000
     SPOOL_PATH: Path = Path("var/spool.sqlite")
     SPOOL_MAX_MB: Annotated[float, Field(gt=0)] = 512.0
     AGENT_COLOR: Color = Color.BLUE

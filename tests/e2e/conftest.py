@@ -1,0 +1,85 @@
+"""Whole-system fixtures: the real agent against the local stack (through a cuttable proxy) and the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from agent.app import Agent
+from agent.config import load_settings
+from agent.plc.sim import Simulator
+from supalocal.stack import BackgroundStack
+from supalocal.testing import SEED_MACHINE_ID
+from tests.support.poll import eventually
+from tests.support.proxy import TcpProxy
+
+
+@pytest.fixture
+async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(clean_db.db_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def cloud_proxy(clean_db: BackgroundStack) -> AsyncIterator[TcpProxy]:
+    """The stack's API behind a proxy the test can cut: Supabase disappearing and coming back."""
+    host, port = clean_db.url.removeprefix("http://").rsplit(":", 1)
+    async with TcpProxy(host, int(port)) as proxy:
+        yield proxy
+
+
+def agent_env(proxy: TcpProxy, stack: BackgroundStack, sim: Simulator, spool: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "SUPABASE_URL": proxy.url,
+        "SUPABASE_KEY": stack.service_key,
+        "MACHINE_ID": SEED_MACHINE_ID,
+        "PLC_HOST": sim.host,
+        "PLC_PORT": sim.port,
+        "PLC_TIMEOUT_S": 0.5,
+        "SPOOL_PATH": spool,
+        "HTTP_PORT": 0,
+        "PARAMETER_LOGGING_INTERVAL": 0.2,
+        "SHUTDOWN_TIMEOUT": 5,
+        "STATUS_LOG_INTERVAL": 30,
+    } | extra
+
+
+StartAgent = Callable[..., Awaitable[Agent]]
+
+
+@pytest.fixture
+async def start_agent(
+    clean_db: BackgroundStack, cloud_proxy: TcpProxy, simulator: Simulator, tmp_path: Path
+) -> AsyncIterator[StartAgent]:
+    """Run `Agent`s in this event loop; each is stopped (cleanly) after the test."""
+    running: list[tuple[Agent, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> Agent:
+        env = agent_env(cloud_proxy, clean_db, simulator, tmp_path / "spool.sqlite", **overrides)
+        agent = Agent(load_settings(**env))
+        task = asyncio.create_task(agent.run())
+        running.append((agent, task))
+        await eventually(lambda: agent.serving or task.done(), within=20)
+        if task.done():
+            task.result()  # raise what stopped it
+        return agent
+
+    yield start
+    for agent, task in running:
+        agent.stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+
+
+async def stop(agent: Agent) -> None:
+    agent.stop.set()
+    await eventually(
+        lambda: not agent.serving and agent.spool is not None and agent.spool.state.value == "closed", within=30
+    )
