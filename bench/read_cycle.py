@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import itertools
+
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map
 from agent.sampling import MemorySink, Sampler
 from bench.synthetic_map import synthetic_map_csv
@@ -83,7 +85,7 @@ async def measure_sampler(register_map: RegisterMap, port: int, duration_s: floa
         cpu0, wall0 = time.process_time(), time.monotonic()
         await sampler.run(max_ticks=int(duration_s / interval_s) + 1)
         cpu = (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
-    deviation = [abs((b - a) - interval_s) * 1000 for a, b in zip(starts, starts[1:], strict=False)]
+    deviation = [abs((b - a) - interval_s) * 1000 for a, b in itertools.pairwise(starts)]
     lateness = [x * 1000 for x in sampler.stats.lateness_s]
     return {
         "ticks": sampler.stats.ticks, "skipped": sampler.stats.skipped,
@@ -123,7 +125,10 @@ async def main() -> None:
             s = await measure_sampler(load_map_csv(big_file), sim.port, args.duration, args.interval)
         finally:
             sim.stop()
-        print("| ticks | skipped | interval deviation p50 / p99 / max ms | lateness p50 / p99 / max ms | CPU % of a core |")
+        print(
+            "| ticks | skipped | interval deviation p50 / p99 / max ms | lateness p50 / p99 / max ms "
+            "| CPU % of a core |"
+        )
         print("|---|---|---|---|---|")
         print(f"| {s['ticks']} | {s['skipped']} | {s['dev_p50']:.2f} / {s['dev_p99']:.2f} / {s['dev_max']:.2f} | "
               f"{s['late_p50']:.2f} / {s['late_p99']:.2f} / {s['late_max']:.2f} | {s['cpu_pct']:.2f} |")
