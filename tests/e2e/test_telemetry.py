@@ -70,6 +70,7 @@ async def test_frames_land_with_acquisition_time_and_the_live_view_fills(
     assert tuple(beat) == ("active", "blue", True)
 
 
+@pytest.mark.timeout(OUTAGE_S + 120)
 async def test_a_supabase_outage_loses_no_frame(
     start_agent: StartAgent, cloud_proxy: TcpProxy, db: asyncpg.Connection
 ) -> None:
