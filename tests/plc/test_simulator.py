@@ -42,6 +42,7 @@ def test_heater_approaches_its_setpoint_first_order(default_map: RegisterMap) ->
 
 def test_unpowered_heater_stays_near_ambient(default_map: RegisterMap) -> None:
     m = model(default_map)
+    m.put("frontline_heater.power_on", False)
     run_for(m, 30.0)
     assert m.get("frontline_heater.temperature") == pytest.approx(25.0, abs=1.0)
     assert m.get("frontline_heater.power") == 0

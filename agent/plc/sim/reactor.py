@@ -75,12 +75,15 @@ class ReactorModel:
 
     # --- initial state ---------------------------------------------------------------------------
     def reset(self) -> None:
-        """A machine at rest: heaters cold with sensible PID gains, pump on, chamber at base pressure."""
+        """A tool as an operator leaves it: heaters on at idle setpoints (starting cold, at ambient), sensible
+        PID gains, pump and N2 generator on, chamber at base pressure."""
         for p in self.register_map:
             if p.key.endswith(".temperature_sp"):
                 self.put(p.key, 150.0 if p.key.startswith("chamber") else 80.0)
             elif p.key.endswith(".temperature"):
                 self.put(p.key, AMBIENT_C)
+            elif p.key.endswith("_heater.power_on"):
+                self.put(p.key, True)
             elif p.key.endswith(".kp"):
                 self.put(p.key, 12.0)
             elif p.key.endswith(".ki"):
