@@ -90,7 +90,8 @@ def test_recovers_within_retries(agent: Standin) -> None:
 
 
 def test_degraded_counts_as_up_unless_told_otherwise(tmp_path: Path) -> None:
-    require_tool("curl"), require_tool("jq")
+    require_tool("curl")
+    require_tool("jq")
     with standin_agent(tmp_path, color="green", version="1.0.0", quarantined=1) as agent:
         assert health_check("-u", f"{agent.url}/health", "-q").returncode == 0
         strict = health_check("-u", f"{agent.url}/health", "-q", "-r", "1", env={"HEALTH_ACCEPT": "healthy"})
@@ -99,7 +100,8 @@ def test_degraded_counts_as_up_unless_told_otherwise(tmp_path: Path) -> None:
 
 
 def test_nothing_listening() -> None:
-    require_tool("curl"), require_tool("jq")
+    require_tool("curl")
+    require_tool("jq")
     report = json.loads(health_check("-u", f"http://127.0.0.1:{free_port()}/health", "-r", "1", "--json").stdout)
     assert (report["healthy"], report["http_code"], report["body"]) == (False, 0, None)
 

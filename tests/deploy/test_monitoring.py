@@ -166,7 +166,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 return len(targets) == 3 and all(t["health"] == "up" for t in targets)
 
             wait_until(all_up, timeout=30, interval=0.5, what="3 targets up")
-            wait_until(lambda: query(url, "rate(ald_frames_total[1m])"), timeout=15, interval=0.5, what="rates")
+            for counter in ("ald_frames_total", "haproxy_server_http_responses_total"):  # two samples each
+                wait_until(lambda c=counter: query(url, f"rate({c}[1m])"), timeout=15, interval=0.5, what=counter)
             yield url
         finally:
             stop_process(proc)
