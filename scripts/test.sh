@@ -19,6 +19,8 @@ main() {
   ensure_venv
   ensure_installed dev
   ensure_postgres
+  # shellcheck source=scripts/lib/tools.sh
+  source "$ROOT/scripts/lib/tools.sh" && ensure_deploy_tools
   step "ruff"
   "$VENV/bin/ruff" check "$ROOT"
   step "pytest"

@@ -36,7 +36,7 @@ ensure_installed() {
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     step "installing ald-agent[$extras] into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
+    "$VENV/bin/python" -m pip install -q -e "${ROOT}[${extras}]"
     touch "$stamp"
   fi
 }
