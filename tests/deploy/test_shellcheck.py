@@ -1,4 +1,4 @@
-"""Every shell script of the deploy harness is ShellCheck clean (all severities; suppressions are justified
+"""Every shell script of the project (deploy harness, test and run commands, CI) is ShellCheck clean (all severities; suppressions are justified
 inline or in scripts/lib/deploy/.shellcheckrc) and parses with bash -n."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ SCRIPTS = [
     "scripts/deploy.sh", "scripts/rollback.sh", "scripts/health-check.sh", "scripts/lib/tools.sh",
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scripts/lib/deploy").glob("*.sh")),
     "haproxy/make-selfsigned-cert.sh",
+    "scripts/test.sh", "scripts/run-local.sh", "scripts/lib/env.sh", ".ci/run",
 ]  # fmt: skip
 
 
