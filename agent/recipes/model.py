@@ -264,6 +264,12 @@ def _row_steps(
     rows = sorted(children.get(parent_id, ()), key=lambda r: (_sort_key(r.get("sequence")), str(r.get("id"))))
     if rows and depth > MAX_LOAD_DEPTH:
         problems.append(Problem(parent_path, "", f"nested deeper than {MAX_LOAD_DEPTH} levels; not loaded"))
+        stack = [str(r.get("id")) for r in rows]
+        while stack:  # the cut-off rows are accounted for by this problem, not reported as unreachable
+            rid = stack.pop()
+            if rid not in placed:
+                placed.add(rid)
+                stack.extend(str(r.get("id")) for r in children.get(rid, ()))
         return ()
     out = []
     seen_sequences: set[object] = set()
@@ -301,30 +307,33 @@ def _sort_key(sequence: object) -> tuple[int, float]:
 
 
 def _unplaced(by_id: Mapping[str, Mapping[str, Any]], placed: set[str]) -> list[Problem]:
-    """Explain every row not reachable from the top level: a dangling parent link or a cycle."""
+    """Explain every row not reachable from the top level: a dangling parent link, a cycle, or a row below
+    one of those. Linear in the number of rows (each row is walked once)."""
+    unplaced = [rid for rid in by_id if rid not in placed]
+    parent_of = {rid: str(by_id[rid].get("parent_step_id")) for rid in unplaced}
     problems: list[Problem] = []
-    reported_cycles: set[frozenset[str]] = set()
-    for rid, row in by_id.items():
-        if rid in placed:
-            continue
-        name = str(row.get("name") or "")
-        chain: list[str] = [rid]
-        current = row
-        while True:
-            parent = current.get("parent_step_id")
-            pid = str(parent)
-            if pid not in by_id:
-                problems.append(Problem("", "", f"step row {rid} {name!r}: parent {pid} is not a step of this recipe"))
-                break
-            if pid in chain:
-                cycle = frozenset(chain[chain.index(pid) :])
-                if cycle not in reported_cycles:
-                    reported_cycles.add(cycle)
-                    loop = " → ".join([*chain[chain.index(pid) :], pid])
-                    problems.append(Problem("", "", f"parent links form a cycle: {loop}"))
-                if rid not in cycle:
-                    problems.append(Problem("", "", f"step row {rid} {name!r} hangs below a cycle of parent links"))
-                break
-            chain.append(pid)
-            current = by_id[pid]
+    broken: set[str] = set()
+    for rid in unplaced:
+        if parent_of[rid] not in by_id:
+            broken.add(rid)
+            name = by_id[rid].get("name") or ""
+            problems.append(
+                Problem("", "", f"step row {rid} {name!r}: parent {parent_of[rid]} is not a step of this recipe")
+            )
+    done: set[str] = set()
+    for start in unplaced:
+        walk: dict[str, int] = {}  # row → position in this walk
+        node = start
+        while node in parent_of and node not in done and node not in walk:
+            walk[node] = len(walk)
+            node = parent_of[node]
+        if node in walk:
+            cycle = list(walk)[walk[node] :]
+            broken.update(cycle)
+            problems.append(Problem("", "", f"parent links form a cycle: {' → '.join([*cycle, cycle[0]])}"))
+        done.update(walk)
+    for rid in unplaced:
+        if rid not in broken:
+            name = by_id[rid].get("name") or ""
+            problems.append(Problem("", "", f"step row {rid} {name!r} hangs below a broken parent link"))
     return problems
