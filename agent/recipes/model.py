@@ -101,12 +101,13 @@ class Problem:
 
 
 class RecipeStep(BaseModel):
-    """One recipe step as stored: `type` and `config` raw (checked by `validate`), children in `steps`."""
+    """One recipe step as stored: `type` and `config` raw — even a config that is not an object, so that
+    `validate` reports it with the rest — and children in `steps`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: str
     name: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Any = Field(default_factory=dict)
     steps: tuple[RecipeStep, ...] = ()
     id: str | None = None
 
@@ -237,15 +238,11 @@ def _document_steps(raw: object, parent: str, depth: int, problems: list[Problem
         unknown = sorted(set(item) - _STEP_KEYS)
         if unknown:
             problems.append(Problem(path, name, f"unknown fields {', '.join(map(repr, unknown))}"))
-        config = item.get("config", {})
-        if not isinstance(config, Mapping):
-            problems.append(Problem(path, name, f"config must be a JSON object, got {type(config).__name__}"))
-            config = {}
         out.append(
             RecipeStep(
                 type=str(item.get("type") or ""),
                 name=name,
-                config=copy.deepcopy(dict(config)),
+                config=copy.deepcopy(item.get("config", {})),
                 steps=_document_steps(item.get("steps"), path, depth + 1, problems),
                 id=_text_or_none(item.get("id")),
             )
@@ -285,14 +282,11 @@ def _row_steps(
         if isinstance(config, str):  # a driver that returns jsonb as text
             with contextlib.suppress(json.JSONDecodeError):
                 config = json.loads(config)
-        if not isinstance(config, Mapping):
-            problems.append(Problem(path, name, f"config must be a JSON object, got {type(config).__name__}"))
-            config = {}
         out.append(
             RecipeStep(
                 type=str(row.get("type") or ""),
                 name=name,
-                config=copy.deepcopy(dict(config)),
+                config=copy.deepcopy(config),
                 steps=_row_steps(rid, path, depth + 1, children, placed, problems),
                 id=rid,
             )

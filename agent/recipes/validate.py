@@ -17,22 +17,15 @@ without it when the map has one (`chamber_heater.temperature_sp` → `chamber_he
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeGuard
 
 from agent.errors import RecipeError, ValidationError
 from agent.plc import DataType, RegisterMap, WordOrder, validate_write
-from agent.recipes.model import (
-    LoopConfig,
-    ParameterConfig,
-    Problem,
-    PurgeConfig,
-    Recipe,
-    RecipeStep,
-    StepType,
-    ValveConfig,
-    parse_config,
-)
+from agent.recipes.config import LoopConfig, StepType, integral_number, parse_config
+from agent.recipes.model import Problem, Recipe, RecipeStep
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -90,44 +83,51 @@ def pv_key(key: str, register_map: RegisterMap) -> str:
 
 
 def check_structure(recipe: Recipe, *, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Problem]:
-    """Problems that need no register map, in path order after the loading problems."""
+    """Problems that need no register map: loading problems first, then by step in path order."""
+    return _check(recipe, None, max_depth)
+
+
+def validate(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Problem]:
+    """Every problem of `recipe` on the machine described by `register_map` (empty list = runnable)."""
+    return _check(recipe, register_map, max_depth)
+
+
+def _check(recipe: Recipe, register_map: RegisterMap | None, max_depth: int) -> list[Problem]:
     problems = list(recipe.load_problems)
     if not recipe.steps:
         problems.append(Problem("", "", "recipe has no steps"))
     for path, depth, step in _walk(recipe.steps):
+        messages: list[str] = []
         if depth == max_depth + 1:
-            problems.append(_at(path, step, f"nested {depth} levels deep; the limit is {max_depth}"))
-        try:
-            kind = StepType(step.type)
-        except ValueError:
-            problems.append(_at(path, step, f"unknown step type {step.type!r} ({', '.join(StepType)})"))
-            continue
-        _, messages = parse_config(kind, step.config)
-        problems.extend(_at(path, step, m) for m in messages)
-        if kind is StepType.LOOP and not step.steps:
-            problems.append(_at(path, step, "loop has no steps"))
-        if kind is not StepType.LOOP and step.steps:
-            problems.append(_at(path, step, f"a {kind} step cannot have steps inside (only a loop can)"))
+            messages.append(f"nested {depth} levels deep; the limit is {max_depth}")
+        if step.type in _TYPES:
+            messages.extend(_check_step(StepType(step.type), step, register_map))
+        else:
+            messages.append(f"unknown step type {step.type!r} ({', '.join(StepType)})")
+        problems.extend(Problem(path, step.name, m) for m in messages)
     size = count_steps(recipe.steps)
     if size > MAX_PLAN_STEPS:
         problems.append(Problem("", "", f"expands to {size:,} steps, more than {MAX_PLAN_STEPS:,}"))
     return problems
 
 
-def validate(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Problem]:
-    """Every problem of `recipe` on the machine described by `register_map` (empty list = runnable)."""
-    problems = check_structure(recipe, max_depth=max_depth)
-    for path, _, step in _walk(recipe.steps):
-        if step.type not in _TYPES:
-            continue
-        config, _ = parse_config(StepType(step.type), step.config)
-        if isinstance(config, ValveConfig):
-            problems.extend(_at(path, step, m) for m in _check_valve(config, register_map))
-        elif isinstance(config, ParameterConfig):
-            problems.extend(_at(path, step, m) for m in _check_parameter(config, register_map))
-        elif isinstance(config, PurgeConfig) and config.flow_sccm is not None:
-            problems.extend(_at(path, step, m) for m in _check_flow(config.flow_sccm, register_map))
-    return problems
+def _check_step(kind: StepType, step: RecipeStep, register_map: RegisterMap | None) -> Iterator[str]:
+    _, messages = parse_config(kind, step.config)
+    yield from messages
+    if kind is StepType.LOOP and not step.steps:
+        yield "loop has no steps"
+    if kind is not StepType.LOOP and step.steps:
+        yield f"a {kind} step cannot have steps inside (only a loop can)"
+    if register_map is None or not isinstance(step.config, Mapping):
+        return
+    # Machine checks read the fields that are well-formed even when others are not, so a valve with a bad
+    # duration still learns that valve 9 does not exist.
+    if kind is StepType.VALVE:
+        yield from _check_valve(step.config.get("valve"), register_map)
+    elif kind is StepType.PARAMETER:
+        yield from _check_parameter(step.config, register_map)
+    elif kind is StepType.PURGE and step.config.get("flow_sccm") is not None:
+        yield from _check_flow(step.config["flow_sccm"], register_map)
 
 
 def ensure_valid(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
@@ -153,40 +153,53 @@ def count_steps(steps: Iterable[RecipeStep]) -> int:
 # --- per-step machine checks ----------------------------------------------------------------------
 
 
-def _check_valve(config: ValveConfig, register_map: RegisterMap) -> Iterator[str]:
-    key = valve_key(config.valve)
+def _check_valve(raw: object, register_map: RegisterMap) -> Iterator[str]:
+    valve = integral_number(raw)
+    if not _is_number(valve) or not isinstance(valve, int) or valve < 1:
+        return  # already reported as a config problem
+    key = valve_key(valve)
     param = register_map.get(key)
     if param is None:
-        yield f"valve {config.valve} is not in the register map (no {key})"
+        yield f"valve {valve} is not in the register map (no {key})"
     elif not param.writable or param.data_type is not DataType.BOOL:
-        yield f"valve {config.valve}: {key} is not a writable bool"
+        yield f"valve {valve}: {key} is not a writable bool"
 
 
-def _check_parameter(config: ParameterConfig, register_map: RegisterMap) -> Iterator[str]:
-    param = register_map.get(config.parameter)
+def _check_parameter(config: Mapping[str, Any], register_map: RegisterMap) -> Iterator[str]:
+    key, value = config.get("parameter"), config.get("value")
+    if not isinstance(key, str) or not key:
+        return
+    param = register_map.get(key)
     if param is None:
-        yield f"unknown parameter {config.parameter!r}"
+        yield f"unknown parameter {key!r}"
         return
-    if is_pulse_valve(config.parameter):
-        yield f"{config.parameter} is a pulse valve: use a valve step, which always closes it"
+    if is_pulse_valve(key):
+        yield f"{key} is a pulse valve: use a valve step, which always closes it"
         return
-    try:
-        validate_write(param, config.value, _CHECK_ORDER)
-    except ValidationError as exc:
-        yield str(exc)
-    if config.wait is not None and isinstance(config.value, bool) and config.wait.tolerance:
+    if isinstance(value, bool) or _is_number(value):
+        try:
+            validate_write(param, value, _CHECK_ORDER)
+        except ValidationError as exc:
+            yield str(exc)
+    wait = config.get("wait")
+    if isinstance(value, bool) and isinstance(wait, Mapping) and wait.get("tolerance"):
         yield "wait.tolerance must be 0 for a true/false parameter"
 
 
-def _check_flow(flow_sccm: float, register_map: RegisterMap) -> Iterator[str]:
+def _check_flow(flow_sccm: object, register_map: RegisterMap) -> Iterator[str]:
     param = register_map.get(MFC_FLOW_KEY)
     if param is None or not param.writable:
         yield f"flow_sccm is set but the map has no writable {MFC_FLOW_KEY}"
         return
-    try:
-        validate_write(param, flow_sccm, _CHECK_ORDER)
-    except ValidationError as exc:
-        yield f"flow_sccm: {exc}"
+    if _is_number(flow_sccm) and flow_sccm >= 0:  # a negative flow is already a config problem
+        try:
+            validate_write(param, flow_sccm, _CHECK_ORDER)
+        except ValidationError as exc:
+            yield f"flow_sccm: {exc}"
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --- walking the tree -----------------------------------------------------------------------------
@@ -198,7 +211,3 @@ def _walk(steps: Sequence[RecipeStep], parent: str = "", depth: int = 1) -> Iter
         path = f"{parent}/{position}" if parent else str(position)
         yield path, depth, step
         yield from _walk(step.steps, path, depth + 1)
-
-
-def _at(path: str, step: RecipeStep, message: str) -> Problem:
-    return Problem(path, step.name, message)

@@ -1,0 +1,216 @@
+"""Validation: one table row per kind of problem, each located by path and name; every problem at once."""
+
+from __future__ import annotations
+
+import pytest
+from recipe_support import (
+    AL2O3_RECIPE_ROW,
+    AL2O3_ROWS,
+    LAMINATE_RECIPE_ROW,
+    LAMINATE_ROWS,
+    loop,
+    map_read_only,
+    map_without,
+    param,
+    purge,
+    recipe,
+    step,
+    valve,
+    wait,
+)
+
+from agent.errors import RecipeError
+from agent.plc import RegisterMap, load_default_map
+from agent.recipes import InvalidRecipe, Problem, Recipe, ensure_valid, pv_key, validate
+
+DEFAULT = load_default_map()
+HEATER_SP = "chamber_heater.temperature_sp"
+
+
+def case(steps: list[dict], expected: list[str], *, id: str, map: RegisterMap = DEFAULT) -> object:
+    """(steps, expected problem strings, register map) — the default map unless the case names another."""
+    return pytest.param(steps, expected, map, id=id)
+
+
+CASES = [
+    # --- valve
+    case([step("valve", {}, "v")], ["1 'v': valve is missing", "1 'v': duration_ms is missing"],
+                 id="valve-config-missing"),
+    case([valve(1, 0, "v")], ["1 'v': duration_ms must be greater than 0 (got 0)"], id="valve-zero-duration"),
+    case([valve(1, -5, "v")], ["1 'v': duration_ms must be greater than 0 (got -5)"],
+                 id="valve-negative-duration"),
+    case([step("valve", {"valve": 1.5, "duration_ms": 20}, "v")],
+                 ["1 'v': valve must be a valid integer (got 1.5)"], id="valve-number-not-integer"),
+    case([step("valve", {"valve": True, "duration_ms": 20}, "v")],
+                 ["1 'v': valve must be a valid integer (got True)"], id="valve-number-bool"),
+    case([step("valve", {"valve": 0, "duration_ms": 20}, "v")],
+                 ["1 'v': valve must be greater than or equal to 1 (got 0)"], id="valve-zero"),
+    case([valve(7, 20, "v")], ["1 'v': valve 7 is not in the register map (no valve_7.state)"],
+                 id="valve-unknown"),
+    case([valve(6, 20, "v")], ["1 'v': valve 6: valve_6.state is not a writable bool"],
+                 id="valve-read-only", map=map_read_only("valve_6.state")),
+    case([step("valve", {"valve": 1, "duration_ms": "20"}, "v")],
+                 ["1 'v': duration_ms must be a valid number (got '20')"], id="valve-duration-string"),
+    case([step("valve", [1, 20], "v")], ["1 'v': config must be a JSON object, got list"],
+                 id="config-not-object"),
+    # --- purge
+    case([purge(0, "p")], ["1 'p': duration_ms must be greater than 0 (got 0)"], id="purge-zero-duration"),
+    case([purge(10, "p", flow_sccm=-1)], ["1 'p': flow_sccm must be greater than or equal to 0 (got -1)"],
+                 id="purge-negative-flow"),
+    case([purge(10, "p", flow=5)], ["1 'p': unknown field 'flow'"], id="purge-unknown-field"),
+    case([purge(10, "p", flow_sccm=300)], ["1 'p': flow_sccm: mfc_1.flow_sp: 300 is above the maximum 200 sccm"],
+                 id="purge-flow-above-max"),
+    case([purge(10, "p", flow_sccm=5)], ["1 'p': flow_sccm is set but the map has no writable mfc_1.flow_sp"],
+                 id="purge-flow-without-mfc", map=map_without("mfc_1.flow_sp")),
+    # --- wait
+    case([wait(-1, "w")], ["1 'w': duration_ms must be greater than or equal to 0 (got -1)"],
+                 id="wait-negative"),
+    case([step("wait", {"duration_ms": float("nan")}, "w")],
+                 ["1 'w': duration_ms must be a finite number (got nan)"], id="wait-nan"),
+    # --- loop
+    case([step("loop", {"count": 0}, "L", [wait(1)])], ["1 'L': count must be greater than or equal to 1 (got 0)"],
+                 id="loop-count-zero"),
+    case([step("loop", {}, "L", [wait(1)])], ["1 'L': count is missing"], id="loop-count-missing"),
+    case([step("loop", {"count": 2.5}, "L", [wait(1)])], ["1 'L': count must be a valid integer (got 2.5)"],
+                 id="loop-count-fraction"),
+    case([loop(3, name="L")], ["1 'L': loop has no steps"], id="loop-empty"),
+    case([step("wait", {"duration_ms": 1}, "w", [wait(1)])],
+                 ["1 'w': a wait step cannot have steps inside (only a loop can)"], id="non-loop-with-children"),
+    case([step("valv", {}, "x")], ["1 'x': unknown step type 'valv' (valve, purge, parameter, wait, loop)"],
+                 id="unknown-type"),
+    # --- parameter
+    case([param("chamber.nope_sp", 1, "s")], ["1 's': unknown parameter 'chamber.nope_sp'"],
+                 id="parameter-unknown"),
+    case([param("chamber_heater.temperature", 100, "s")], ["1 's': chamber_heater.temperature is read-only"],
+                 id="parameter-read-only"),
+    case([param(HEATER_SP, 401, "s")], ["1 's': chamber_heater.temperature_sp: 401 is above the maximum 400 °C"],
+                 id="setpoint-above-max"),
+    case([param(HEATER_SP, -1, "s")], ["1 's': chamber_heater.temperature_sp: -1 is below the minimum 0 °C"],
+                 id="setpoint-below-min"),
+    case([param(HEATER_SP, True, "s")], ["1 's': chamber_heater.temperature_sp: expected a number, got bool True"],
+                 id="setpoint-bool-for-float"),
+    case([param("vacuum_pump.power_on", 2, "s")],
+         ["1 's': vacuum_pump.power_on: expected a boolean (true/false or 0/1), got 2"], id="setpoint-number-for-bool"),
+    case([param("plc.watchdog", 70000, "s")], ["1 's': plc.watchdog: 70000 is above the maximum 65535"],
+                 id="setpoint-beyond-uint16"),
+    case([step("parameter", {"parameter": HEATER_SP, "value": "200"}, "s")],
+                 ["1 's': value: must be a finite number or true/false, got '200'"], id="setpoint-string"),
+    case([step("parameter", {"parameter": HEATER_SP}, "s")], ["1 's': value is missing"], id="setpoint-missing"),
+    case([param("valve_1.state", True, "s")],
+                 ["1 's': valve_1.state is a pulse valve: use a valve step, which always closes it"],
+                 id="parameter-opens-a-pulse-valve"),
+    case([param(HEATER_SP, 200, "s", tolerance=-1, timeout_ms=10)],
+                 ["1 's': wait.tolerance must be greater than or equal to 0 (got -1)"], id="wait-negative-tolerance"),
+    case([param(HEATER_SP, 200, "s", tolerance=1)], ["1 's': wait.timeout_ms is missing"],
+                 id="wait-timeout-missing"),
+    case([param("vacuum_pump.power_on", True, "s", tolerance=0.5, timeout_ms=100)],
+                 ["1 's': wait.tolerance must be 0 for a true/false parameter"], id="wait-tolerance-on-bool"),
+    # --- structure
+    case([], ["recipe: recipe has no steps"], id="empty-recipe"),
+    case([loop(1001, loop(1000, wait(1)))], ["recipe: expands to 1,001,000 steps, more than 1,000,000"],
+                 id="plan-too-large"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("steps", "expected", "register_map"), CASES)
+def test_each_problem_is_reported_with_its_path(
+    steps: list[dict], expected: list[str], register_map: RegisterMap
+) -> None:
+    assert [str(p) for p in validate(recipe(*steps), register_map)] == expected
+
+
+def _nested(depth: int) -> dict:
+    inner = wait(1, "deep")
+    for _ in range(depth - 1):
+        inner = loop(1, inner, name="L")
+    return inner
+
+
+@pytest.mark.parametrize(
+    ("depth", "max_depth", "expected"),
+    [
+        (8, 8, []),
+        (9, 8, ["1/1/1/1/1/1/1/1/1 'deep': nested 9 levels deep; the limit is 8"]),
+        (4, 2, ["1/1/1 'L': nested 3 levels deep; the limit is 2"]),
+    ],
+    ids=["at-the-limit", "one-too-deep", "custom-limit"],
+)
+def test_depth_limit(depth: int, max_depth: int, expected: list[str]) -> None:
+    assert [str(p) for p in validate(recipe(_nested(depth)), DEFAULT, max_depth=max_depth)] == expected
+
+
+def test_load_problems_come_first() -> None:
+    rows = [dict(AL2O3_ROWS[0]), dict(AL2O3_ROWS[4], parent_step_id="gone")]
+    problems = validate(Recipe.from_rows(AL2O3_RECIPE_ROW, rows), DEFAULT)
+    assert [p.message for p in problems] == [
+        f"step row {AL2O3_ROWS[4]['id']} 'TMA pulse': parent gone is not a step of this recipe"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "row_recipe"),
+    [(AL2O3_ROWS, AL2O3_RECIPE_ROW), (LAMINATE_ROWS, LAMINATE_RECIPE_ROW)],
+    ids=["al2o3", "laminate"],
+)
+def test_the_seeded_recipes_are_valid_on_the_default_map(rows: list[dict], row_recipe: dict) -> None:
+    assert validate(Recipe.from_rows(row_recipe, rows), DEFAULT) == []
+
+
+def test_every_problem_at_once() -> None:
+    bad = recipe(
+        param(HEATER_SP, 999, "too hot"),
+        loop(
+            2,
+            valve(9, 0, "ghost pulse"),
+            step("loop", {}, "no count", [wait(1)]),
+            purge(10, "purge", flow_sccm=500),
+            name="cycle",
+        ),
+        step("wait", {"duration_ms": 1}, "parent wait", [wait(1)]),
+        loop(5, name="hollow"),
+    )
+    problems = validate(bad, DEFAULT)
+    assert [str(p) for p in problems] == [
+        "1 'too hot': chamber_heater.temperature_sp: 999 is above the maximum 400 °C",
+        "2/1 'ghost pulse': duration_ms must be greater than 0 (got 0)",
+        "2/1 'ghost pulse': valve 9 is not in the register map (no valve_9.state)",
+        "2/2 'no count': count is missing",
+        "2/3 'purge': flow_sccm: mfc_1.flow_sp: 500 is above the maximum 200 sccm",
+        "3 'parent wait': a wait step cannot have steps inside (only a loop can)",
+        "4 'hollow': loop has no steps",
+    ]
+    with pytest.raises(RecipeError) as caught:
+        ensure_valid(bad, DEFAULT)
+    assert isinstance(caught.value, InvalidRecipe) and caught.value.problems == tuple(problems)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "recipe 'test recipe' is invalid (7 problems):"
+    assert lines[1:] == [f"  {p}" for p in problems]
+
+
+def test_ensure_valid_passes_a_good_recipe() -> None:
+    ensure_valid(recipe(valve(1, 20), purge(100, flow_sccm=20)), DEFAULT)
+
+
+def test_problem_location_text() -> None:
+    assert str(Problem("3/1", "TMA pulse", "boom")) == "3/1 'TMA pulse': boom"
+    assert str(Problem("3/1", "", "boom")) == "3/1: boom"
+    assert str(Problem("", "", "boom")) == "recipe: boom"
+
+
+@pytest.mark.parametrize(
+    ("key", "pv"),
+    [
+        ("chamber_heater.temperature_sp", "chamber_heater.temperature"),
+        ("precursor_3_heater.temperature_sp", "precursor_3_heater.temperature"),
+        ("mfc_1.flow_sp", "mfc_1.flow"),
+        ("chamber_heater.kp", "chamber_heater.kp"),
+        ("vacuum_pump.power_on", "vacuum_pump.power_on"),
+    ],
+    ids=["heater", "precursor-heater", "mfc", "no-suffix-reads-itself", "bool"],
+)
+def test_pv_rule(key: str, pv: str) -> None:
+    assert pv_key(key, DEFAULT) == pv
+
+
+def test_pv_rule_falls_back_when_the_pv_is_not_mapped() -> None:
+    assert pv_key("mfc_1.flow_sp", map_without("mfc_1.flow")) == "mfc_1.flow_sp"
