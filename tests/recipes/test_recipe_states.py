@@ -1,0 +1,57 @@
+"""The executor's transition table and the safe-state list: pure tables."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from recipe_support import map_read_only, map_without
+
+from agent.errors import TransitionError
+from agent.plc import RegisterMap, load_default_map
+from agent.recipes import TRANSITIONS, State, safe_state_writes
+from agent.recipes.states import check_transition
+
+LEGAL = {
+    (State.IDLE, State.RUNNING),
+    (State.IDLE, State.STOPPING),
+    (State.RUNNING, State.PAUSED),
+    (State.RUNNING, State.STOPPING),
+    (State.RUNNING, State.FINISHED),
+    (State.PAUSED, State.RUNNING),
+    (State.PAUSED, State.STOPPING),
+    (State.STOPPING, State.FINISHED),
+}
+PAIRS = list(itertools.product(State, State))
+
+
+def test_the_table_is_exactly_the_documented_one() -> None:
+    assert {(old, new) for old, targets in TRANSITIONS.items() for new in targets} == LEGAL
+    assert TRANSITIONS[State.FINISHED] == frozenset()
+
+
+@pytest.mark.parametrize(("old", "new"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_check_transition(old: State, new: State) -> None:
+    if (old, new) in LEGAL:
+        check_transition(old, new)
+    else:
+        with pytest.raises(TransitionError, match=f"cannot go {old} → {new}"):
+            check_transition(old, new)
+
+
+VALVES_CLOSED = [(f"valve_{n}.state", False) for n in range(1, 7)]
+
+
+@pytest.mark.parametrize(
+    ("register_map", "expected"),
+    [
+        (load_default_map(), [*VALVES_CLOSED, ("mfc_1.flow_sp", 0.0)]),
+        (map_without("mfc_1.flow_sp"), VALVES_CLOSED),
+        (map_read_only("valve_3.state"), [*VALVES_CLOSED[:2], *VALVES_CLOSED[3:], ("mfc_1.flow_sp", 0.0)]),
+    ],
+    ids=["default-map", "no-mfc", "read-only-valve-skipped"],
+)
+def test_safe_state_writes(register_map: RegisterMap, expected: list[tuple[str, object]]) -> None:
+    writes = safe_state_writes(register_map)
+    assert list(writes) == expected
+    assert not any("heater" in key for key, _ in writes)  # heaters untouched
