@@ -1,9 +1,12 @@
 """Wiring and lifecycle of the running agent: ordered start-up, one TaskGroup, graceful SIGTERM.
 
 Start-up enters resources in order — spool → cloud client → register map → PLC connection → HTTP server —
-with an `AsyncExitStack`, so they close in reverse whatever happens. SIGTERM/SIGINT run the shutdown
-sequence: stop serving and sampling → write what was sampled → mark the machine offline → flush the spool
-to Supabase within SHUTDOWN_TIMEOUT → close everything (the spool keeps what could not be shipped).
+with an `AsyncExitStack`, so they close in reverse whatever happens. Then the duties run in one TaskGroup:
+sampling, publishing, shipping, heartbeats, the lease, command intake and the PLC watchdog.
+
+SIGTERM/SIGINT run the shutdown sequence (STYLE 8): stop intake → bring a running recipe to its safe state
+(under SHUTDOWN_TIMEOUT) → stop sampling → mark the machine offline → flush the spool to Supabase → release
+the lease → close everything (the spool keeps what could not be shipped).
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ from loguru import logger
 
 from agent import __version__
 from agent.cloud import CloudClient, Watch
+from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
+from agent.errors import CloudError, PlcError
 from agent.http import HttpServer
+from agent.lease import Lease, LeaseRole
 from agent.metrics import AgentMetrics
 from agent.parameters import MapSource, load_map
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map, load_map_csv
+from agent.runner import RunController
 from agent.sampling import Sampler, TelemetryPublisher
-from agent.spool import Shipper, Spool
+from agent.spool import Shipper, Spool, SpoolWriter
 from agent.status import AgentSnapshot
 
 __all__ = ["Agent", "connection_for", "device_for", "load_register_map", "run_agent"]
@@ -84,7 +91,12 @@ class Agent:
         self.sampler: Sampler | None = None
         self.publisher: TelemetryPublisher | None = None
         self.shipper: Shipper | None = None
+        self.writer: SpoolWriter | None = None
+        self.lease: Lease | None = None
+        self.runs: RunController | None = None
+        self.intake: CommandIntake | None = None
         self._sampling: asyncio.Task[None] | None = None
+        self._duties: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -105,16 +117,43 @@ class Agent:
             self.connection = await stack.enter_async_context(connection_for(s, on_request=self._on_plc_request))
             await self.connection.wait_connected(s.PLC_TIMEOUT_S * 3)
             self.device = device_for(s, self.connection, source.register_map)
+            self.writer = SpoolWriter(self.spool)
             self.publisher = TelemetryPublisher(
-                self.spool,
+                self.writer,
                 machine_id=self.machine_id,
                 register_map=source.register_map,
                 parameter_ids=source.parameter_ids,
                 refresh_s=s.STATUS_LOG_INTERVAL,
             )
-            self.sampler = Sampler(self.device, interval_s=s.PARAMETER_LOGGING_INTERVAL, sink=self.publisher.submit)
+            self.sampler = Sampler(
+                self.device,
+                interval_s=s.PARAMETER_LOGGING_INTERVAL,
+                sink=self.publisher.submit,
+                run_id=lambda: self.runs.active.id if self.runs and self.runs.active else None,
+            )
             self.shipper = Shipper(self.spool, self.cloud)
             self.metrics = AgentMetrics(snapshot=self.snapshot)
+            self.runs = RunController(
+                device=self.device,
+                writer=self.writer,
+                machine_id=self.machine_id,
+                on_step_timing_error=self.metrics.observe_step_timing_error,
+            )
+            self.lease = Lease(
+                self.cloud, machine_id=self.machine_id, holder=self.instance_id, on_change=self._on_lease_change
+            )
+            self.intake = CommandIntake(
+                self.cloud,
+                self.lease,
+                machine_id=self.machine_id,
+                poll_s=s.COMMAND_POLL_INTERVAL,
+                handle=CommandHandler(
+                    cloud=self.cloud,
+                    device=self.device,
+                    runs=self.runs,
+                    on_latency=self.metrics.observe_command_latency,
+                ),
+            )
             http = await stack.enter_async_context(
                 HttpServer(
                     snapshot=self.snapshot,
@@ -135,47 +174,114 @@ class Agent:
                 s.PLC_PORT,
                 http.port,
             )
-            await self._machine_status("idle")
+            self._machine_status("idle")
             async with asyncio.TaskGroup() as tasks:
                 self._sampling = tasks.create_task(self.sampler.run(), name="sampler")
+                writer = tasks.create_task(self.writer.run(), name="spool-writer")
+                intake = tasks.create_task(self.intake.run(), name="command-intake")
                 background = [
-                    tasks.create_task(self.publisher.run(), name="publisher"),
                     tasks.create_task(self.shipper.run(), name="shipper"),
+                    tasks.create_task(self.lease.run(), name="lease"),
                     tasks.create_task(self._heartbeat(), name="heartbeat"),
                     tasks.create_task(self._status_lines(), name="status"),
                     tasks.create_task(self._watch_parameters(source), name="parameters-watch"),
+                    tasks.create_task(self._watchdog(), name="plc-watchdog"),
                 ]
                 self.serving = True
                 await self.stop.wait()
-                await self._shutdown(self._sampling, background)
+                await self._shutdown(intake, self._sampling, writer, background)
         logger.info("ald-agent stopped cleanly")
 
-    async def _shutdown(self, sampling: asyncio.Task[None], background: list[asyncio.Task[None]]) -> None:
-        assert self.publisher is not None and self.shipper is not None and self.spool is not None
-        logger.info("shutdown: stopping sampling, flushing the spool (up to {}s)", self.settings.SHUTDOWN_TIMEOUT)
+    async def _shutdown(
+        self,
+        intake: asyncio.Task[None],
+        sampling: asyncio.Task[None],
+        writer: asyncio.Task[None],
+        background: list[asyncio.Task[None]],
+    ) -> None:
+        assert self.writer and self.shipper and self.spool and self.runs and self.lease
+        timeout = self.settings.SHUTDOWN_TIMEOUT
+        logger.info("shutdown: stopping intake, safe state, flushing the spool (up to {}s)", timeout)
         self.serving = False
+        intake.cancel()
+        await asyncio.gather(intake, return_exceptions=True)
+        if self.runs.active is not None:
+            await self.runs.abort("the agent is shutting down (SIGTERM)", timeout_s=timeout / 2)
         sampling.cancel()
-        for task in background:
+        for task in (*background, *self._duties):
             task.cancel()
-        await asyncio.gather(sampling, *background, return_exceptions=True)
-        await self.publisher.drain()
-        await self._machine_status("offline")
-        if await self.shipper.flush(self.settings.SHUTDOWN_TIMEOUT):
+        await asyncio.gather(sampling, *background, *self._duties, return_exceptions=True)
+        self._machine_status("offline")
+        self.writer.stop()
+        await writer
+        if await self.shipper.flush(timeout / 2):
             logger.info("shutdown: spool empty")
         else:
             logger.warning("shutdown: {} records stay in the spool for the next start", self.spool.stats.depth)
+        await self.lease.release()
 
     # --- background duties -----------------------------------------------------------------------------
 
-    async def _machine_status(self, status: str) -> None:
-        assert self.spool is not None
-        await self.spool.append("machine", {"id": self.machine_id, "values": {"status": status}})
+    def _machine_status(self, status: str) -> None:
+        assert self.writer is not None
+        values: dict[str, Any] = {"status": status}
+        if status == "offline":
+            values["current_run_id"] = None
+        self.writer.submit("machine", {"id": self.machine_id, "values": values})
+
+    def _on_lease_change(self, role: LeaseRole) -> None:
+        """Becoming active: settle what a previous holder left, then look for commands. Losing the lease
+        with a run going: stop it (safe state) — another agent may now command this machine."""
+        assert self.runs is not None
+        if role is LeaseRole.ACTIVE:
+            self._spawn(self._become_active())
+        elif self.runs.active is not None:
+            logger.error("lease lost during run {}: stopping it", self.runs.active.id)
+            self.runs.stop("the agent lost its lease (Supabase unreachable or taken over)")
+
+    async def _become_active(self) -> None:
+        assert self.runs and self.cloud and self.spool and self.intake and self.writer
+        await self.writer.drain()
+        for attempt in range(5):
+            try:
+                await self.runs.mark_interrupted(self.cloud, self.spool)
+                break
+            except CloudError as exc:
+                logger.warning("could not check for interrupted runs (attempt {}): {}", attempt + 1, exc)
+                await asyncio.sleep(1 + attempt)
+        if self.runs.active is None:
+            self._machine_status("idle")
+        self.intake.poke()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._duties.add(task)
+        task.add_done_callback(self._duties.discard)
+
+    async def _watchdog(self) -> None:
+        """While we hold the lease, change `plc.watchdog` often enough that the PLC never trips it; and put
+        the PLC back in its safe state when it returns after a failure left that unconfirmed."""
+        assert self.device and self.connection and self.lease and self.runs
+        counter = 0
+        period = max(0.2, self.settings.WATCHDOG_TIMEOUT / 3)
+        while True:
+            await asyncio.sleep(period)
+            if not self.connection.connected.is_set():
+                continue
+            if self.runs.safe_state_pending:
+                await self.runs.reapply_safe_state()
+            if self.lease.valid() and "plc.watchdog" in self.device.map:
+                counter = (counter + 1) % 65536
+                try:
+                    await self.device.write("plc.watchdog", counter, verify=False)
+                except PlcError as exc:
+                    logger.debug("watchdog write failed: {}", exc)
 
     async def _heartbeat(self) -> None:
-        assert self.spool is not None
+        assert self.writer is not None
         while True:
             snap = self.snapshot()
-            await self.spool.append(
+            self.writer.submit(
                 "heartbeat",
                 {
                     "instance_id": self.instance_id,
@@ -266,7 +372,7 @@ class Agent:
         return AgentSnapshot(
             version=__version__,
             color=self.settings.AGENT_COLOR.value,
-            role="active",  # the lease (issue #5) makes this active|standby
+            role=self.lease.role.value if self.lease else "standby",
             instance_id=self.instance_id,
             machine_id=self.machine_id,
             started_at=self.started_at,
@@ -285,11 +391,11 @@ class Agent:
             spool_depth=spool.depth if spool else 0,
             spool_bytes=spool.bytes if spool else 0,
             quarantined=spool.quarantined if spool else 0,
-            dropped=(spool.dropped if spool else 0) + (self.publisher.dropped if self.publisher else 0),
+            dropped=(spool.dropped if spool else 0) + (self.writer.dropped if self.writer else 0),
             shipped=spool.shipped if spool else 0,
             memory_mb=_rss_mb(),
             errors={"plc": self.plc_errors, "database": shipper.errors if shipper else 0},
-            current_run=None,
+            current_run=self.runs.current() if self.runs else None,
         )
 
 

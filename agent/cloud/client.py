@@ -130,6 +130,11 @@ class CloudClient:
             )
             await self._call(f"upsert {table}", request)
 
+    async def insert(self, table: str, row: Row) -> dict[str, Any]:
+        """Insert one row and return it as stored (ids and defaults filled in)."""
+        response = await self._call(f"insert {table}", self.client.table(table).insert(dict(row)))
+        return dict(response.data[0])
+
     async def update(self, table: str, values: Row, *, match: Mapping[str, Any]) -> None:
         request = self.client.table(table).update(dict(values), returning=ReturnMethod.minimal)
         for column, value in match.items():

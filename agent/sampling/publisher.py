@@ -1,29 +1,22 @@
 """Frames → spool records: one `parameter_history` row per frame, `parameter_latest` rows on change.
 
-The sampler hands frames over without waiting (`submit` only queues), so a slow disk never delays a tick;
-a writer task appends everything queued in one spool transaction. `parameter_latest` gets a value only when it
+The sampler hands frames over without waiting (`submit` turns a frame into records and queues them on the
+`SpoolWriter`), so a slow disk never delays a tick. `parameter_latest` gets a value only when it
 moved beyond the parameter's deadband since the last published value (a bool or null on any change), plus a
 full refresh every `refresh_s`, so the live view stays correct without 500 upserts per second.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from loguru import logger
-
 from agent.plc import RegisterMap, Value
 from agent.sampling.sampler import Frame
-from agent.spool import Spool
+from agent.spool import SpoolWriter
 
 __all__ = ["TelemetryPublisher", "changed_beyond_deadband"]
-
-#: Frames kept in memory if the spool (disk) stalls; beyond this the oldest are dropped and counted.
-QUEUE_LIMIT = 3600
 
 
 def changed_beyond_deadband(old: Value | None, new: Value | None, deadband: float) -> bool:
@@ -38,18 +31,15 @@ class TelemetryPublisher:
 
     def __init__(
         self,
-        spool: Spool,
+        writer: SpoolWriter,
         *,
         machine_id: str,
         register_map: RegisterMap,
         parameter_ids: Mapping[str, str],
         refresh_s: float,
     ) -> None:
-        self.spool, self.machine_id, self.refresh_s = spool, machine_id, refresh_s
+        self.writer, self.machine_id, self.refresh_s = writer, machine_id, refresh_s
         self.set_map(register_map, parameter_ids)
-        self.dropped = 0
-        self._queue: deque[Frame] = deque()
-        self._wake = asyncio.Event()
         self._published: dict[str, Value | None] = {}
         self._last_refresh = float("-inf")
 
@@ -60,32 +50,9 @@ class TelemetryPublisher:
         self._last_refresh = float("-inf")  # a new map: publish every value once
 
     def submit(self, frame: Frame) -> None:
-        """Queue a frame (never blocks)."""
-        if len(self._queue) >= QUEUE_LIMIT:
-            self._queue.popleft()
-            self.dropped += 1
-        self._queue.append(frame)
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Append queued frames to the spool until cancelled."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.drain()
-
-    async def drain(self) -> None:
-        """Write everything queued now (also called at shutdown)."""
-        while self._queue:
-            frames = [self._queue.popleft() for _ in range(len(self._queue))]
-            items: list[tuple[str, Any]] = []
-            for frame in frames:
-                items.extend(self.records(frame))
-            try:
-                await self.spool.append_many(items)
-            except Exception:
-                logger.exception("spool append failed; {} frames lost", len(frames))
-                raise
+        """The sampler's sink: queue the frame's records (never blocks)."""
+        for kind, payload in self.records(frame):
+            self.writer.submit(kind, payload)
 
     def records(self, frame: Frame) -> list[tuple[str, Any]]:
         ts = frame.ts.isoformat()

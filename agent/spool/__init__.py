@@ -3,6 +3,7 @@
 from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse
 from agent.spool.shipper import Shipper, ShipperStats
 from agent.spool.store import DROPPABLE_KINDS, Record, Spool, SpoolState, SpoolStats
+from agent.spool.writer import SpoolWriter
 
 __all__ = [
     "DROPPABLE_KINDS",
@@ -15,5 +16,6 @@ __all__ = [
     "Spool",
     "SpoolState",
     "SpoolStats",
+    "SpoolWriter",
     "collapse",
 ]

@@ -2,7 +2,7 @@
 
 Every route is idempotent so a replay after a crash (records shipped but not yet removed) changes nothing:
 upserts on the primary key, or updates by id. Kinds are shipped in `SHIP_ORDER` so a run row lands before
-its steps (foreign key) within one pass.
+what references it (its steps, the machine's current_run_id) within one pass.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ ROUTES: dict[str, Route] = {
     "latest": Route("parameter_latest", on_conflict="machine_id,parameter_id", key=("machine_id", "parameter_id")),
     "heartbeat": Route("agent_instances", on_conflict="instance_id", key=("instance_id",), batch=50),
 }
-SHIP_ORDER = ("machine", "run", "step", "command", "history", "latest", "heartbeat")
+# A run row lands before its steps and before machines.current_run_id points at it (foreign keys).
+SHIP_ORDER = ("run", "step", "machine", "command", "history", "latest", "heartbeat")
 
 
 def collapse(route: Route, payloads: Sequence[Any]) -> list[dict[str, Any]]:

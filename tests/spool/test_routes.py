@@ -51,6 +51,7 @@ def test_collapse(kind: str, payloads: list, expected: list) -> None:  # type: i
     assert collapse(ROUTES[kind], payloads) == expected
 
 
-def test_runs_ship_before_their_steps() -> None:
+def test_runs_ship_before_what_references_them() -> None:
     assert SHIP_ORDER.index("run") < SHIP_ORDER.index("step")
+    assert SHIP_ORDER.index("run") < SHIP_ORDER.index("machine")  # machines.current_run_id
     assert set(SHIP_ORDER) == set(ROUTES)

@@ -1,0 +1,123 @@
+"""`plc read|write|plan` and `simulate`: direct PLC access for equipment engineers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+from loguru import logger
+
+from agent.app import connection_for, device_for, load_register_map
+from agent.cli.output import EXIT_FAILED, errors, jsonable, show
+from agent.config import Settings
+from agent.errors import PlcError, ValidationError
+from agent.plc import RegisterMap, WordOrder, load_default_map, load_map_csv, parse_value, plan_reads
+from agent.plc.sim import Simulator
+
+__all__ = ["add_parsers", "run_plc", "run_simulate"]
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sim = commands.add_parser("simulate", help="serve the ALD reactor simulator over Modbus TCP")
+    sim.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    sim.add_argument("--port", type=int, default=5020, help="TCP port, 0 = any free port (5020)")
+    sim.add_argument("--map", type=Path, help="register map CSV (default: the reference reactor)")
+    sim.add_argument("--word-order", choices=["big", "little"], default="little", help="32-bit word order (little)")
+    sim.add_argument("--watchdog-timeout", type=float, default=5.0, metavar="S", help="0 disables (5 s)")
+    sim.add_argument("--address-as-value", action="store_true", help="every register holds its own address")
+    sim.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+
+    plc = commands.add_parser("plc", help="read, write and plan PLC parameters directly")
+    plc_commands = plc.add_subparsers(dest="plc_command", metavar="PLC_COMMAND", required=True)
+    read = plc_commands.add_parser("read", help="read parameters by key, or --all")
+    read.add_argument("keys", nargs="*", metavar="KEY")
+    read.add_argument("--all", action="store_true", help="read every mapped parameter")
+    read.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    write = plc_commands.add_parser("write", help="write one parameter (validated, read back)")
+    write.add_argument("key", metavar="KEY")
+    write.add_argument("value", metavar="VALUE")
+    write.add_argument("--no-verify", action="store_true", help="skip the read-back check")
+    plan = plc_commands.add_parser("plan", help="show the Modbus request plan for the map")
+    plan.add_argument("--json", action="store_true")
+    for sub in (read, write, plan):
+        sub.add_argument("--host", help="PLC host (PLC_HOST)")
+        sub.add_argument("--port", type=int, help="PLC port (PLC_PORT)")
+
+
+async def run_plc(args: argparse.Namespace, settings: Settings) -> int:
+    register_map = load_register_map(settings)
+    if args.plc_command == "plan":
+        _print_plan(register_map, settings, as_json=args.json)
+        return 0
+    if args.plc_command == "read" and not (args.keys or args.all):
+        raise ValidationError("name at least one KEY, or --all")
+    if args.plc_command == "read":
+        for key in args.keys:
+            register_map[key]  # unknown keys fail before any I/O
+    async with connection_for(settings) as connection:
+        if not await connection.wait_connected(settings.PLC_TIMEOUT_S * 3):
+            raise PlcError(f"PLC unreachable: {connection.last_error}", where=connection.where)
+        device = device_for(settings, connection, register_map)
+        if args.plc_command == "write":
+            param = register_map[args.key]
+            value = parse_value(param, args.value)
+            actual = await device.write(args.key, value, verify=not args.no_verify)
+            print(f"{args.key} = {show(actual)} {param.unit}".rstrip())
+            return 0
+        frame = await (device.read_all() if args.all else device.read(args.keys))
+    if args.json:
+        print(json.dumps({k: jsonable(v) for k, v in frame.values.items()}))
+    else:
+        width = max(len(k) for k in frame.values)
+        for key, value in frame.values.items():
+            unit = register_map[key].unit
+            print(f"{key:<{width}}  {show(value):>14}  {unit}".rstrip())
+    if frame.failed_keys:
+        errors(f"could not read: {', '.join(frame.failed_keys)}")
+        return EXIT_FAILED
+    return 0
+
+
+def _print_plan(register_map: RegisterMap, settings: Settings, *, as_json: bool) -> None:
+    blocks = plan_reads(register_map, max_gap=settings.PLC_MAX_GAP, max_registers=settings.PLC_BULK_READ_SIZE)
+    if as_json:
+        rows = [
+            {"kind": b.kind.value, "start": b.start, "count": b.count, "keys": [p.key for p in b.parameters]}
+            for b in blocks
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    for b in blocks:
+        print(f"{b.kind.value:<15} {b.start:>5} +{b.count:<4} {len(b.parameters):>3} parameters")
+    print(
+        f"{len(blocks)} requests for {len(register_map)} parameters (max gap {settings.PLC_MAX_GAP}, "
+        f"max {settings.PLC_BULK_READ_SIZE} registers per request)"
+    )
+
+
+async def run_simulate(args: argparse.Namespace) -> int:
+    register_map = load_map_csv(args.map) if args.map else load_default_map()
+    simulator = Simulator(
+        register_map,
+        host=args.host,
+        port=args.port,
+        word_order=WordOrder(args.word_order),
+        watchdog_timeout_s=args.watchdog_timeout or float("inf"),
+        address_as_value=args.address_as_value,
+        seed=args.seed,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with simulator:
+        # The first stdout line is machine-readable: parents (embedded, tests) parse the port from it.
+        print(f"listening on {simulator.host}:{simulator.port}", flush=True)
+        logger.info(
+            "ALD reactor simulator: {} parameters on modbus://{}:{}", len(register_map), simulator.host, simulator.port
+        )
+        await stop.wait()
+    return 0

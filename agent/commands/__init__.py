@@ -1,0 +1,7 @@
+"""Command intake (realtime + catch-up + poll → claim_command) and what each command does."""
+
+from agent.commands.handler import CommandHandler, load_recipe
+from agent.commands.intake import CommandIntake
+from agent.commands.model import Command, CommandType, parse_command
+
+__all__ = ["Command", "CommandHandler", "CommandIntake", "CommandType", "load_recipe", "parse_command"]

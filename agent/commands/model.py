@@ -1,0 +1,105 @@
+"""Commands as the dashboard inserts them, parsed and checked before anything acts on them. Pure.
+
+A row of `machine_commands` becomes a `Command` with a typed payload, or a `CommandError` whose message is
+the exact reason written back to the row (status `rejected`): the dashboard shows it to the engineer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import pydantic
+
+from agent.errors import CommandError
+
+__all__ = [
+    "Command",
+    "CommandType",
+    "NoPayload",
+    "SetParameterPayload",
+    "StartRecipePayload",
+    "parse_command",
+]
+
+
+class CommandType(StrEnum):
+    START_RECIPE = "start_recipe"
+    STOP_RECIPE = "stop_recipe"
+    PAUSE_RECIPE = "pause_recipe"
+    RESUME_RECIPE = "resume_recipe"
+    SET_PARAMETER = "set_parameter"
+
+
+class _Payload(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class StartRecipePayload(_Payload):
+    recipe_id: uuid.UUID
+
+
+class SetParameterPayload(_Payload):
+    key: str = pydantic.Field(min_length=1)
+    value: bool | int | float  # bool first: JSON true must not become 1
+
+    @pydantic.field_validator("value", mode="before")
+    @classmethod
+    def _json_scalar(cls, value: object) -> object:
+        if not isinstance(value, bool | int | float):  # no "12" strings: the dashboard sends numbers
+            raise ValueError(f"must be a number or a boolean, got {type(value).__name__}")
+        return value
+
+
+class NoPayload(_Payload):
+    """stop/pause/resume take nothing but an optional free-text reason for the run log."""
+
+    reason: str | None = None
+
+
+_PAYLOADS: dict[CommandType, type[_Payload]] = {
+    CommandType.START_RECIPE: StartRecipePayload,
+    CommandType.SET_PARAMETER: SetParameterPayload,
+    CommandType.STOP_RECIPE: NoPayload,
+    CommandType.PAUSE_RECIPE: NoPayload,
+    CommandType.RESUME_RECIPE: NoPayload,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: int
+    type: CommandType
+    payload: Any
+    created_at: datetime | None = None
+
+
+def parse_command(row: Mapping[str, Any]) -> Command:
+    """A `machine_commands` row → `Command`. Raises `CommandError` naming what is wrong, all at once."""
+    try:
+        kind = CommandType(row.get("type"))
+    except ValueError:
+        raise CommandError(f"unknown command type {row.get('type')!r}") from None
+    payload = row.get("payload")
+    payload = {} if payload is None else payload
+    if not isinstance(payload, Mapping):
+        raise CommandError(f"{kind}: payload must be a JSON object, got {type(payload).__name__}")
+    try:
+        parsed = _PAYLOADS[kind].model_validate(dict(payload))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise CommandError(f"{kind}: invalid payload: {problems}") from None
+    created = row.get("created_at")
+    return Command(
+        id=int(row["id"]),
+        type=kind,
+        payload=parsed,
+        created_at=datetime.fromisoformat(created) if isinstance(created, str) else created,
+    )

@@ -1,0 +1,342 @@
+"""Runs one recipe at a time for the machine and records it: process_runs, run_steps, machine status.
+
+The executor (agent.recipes) knows only the PLC; this controller turns its hooks into spool records — never
+awaiting, so nothing here sits on the step-timing path — and applies the rules around runs: one active run,
+pause/resume/stop only when they make sense, the command that started a run finishes with it, and a run
+cut by a crash is marked `interrupted` at the next start (never resumed silently).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+
+from agent.cloud import CloudClient
+from agent.errors import CommandError
+from agent.plc import PlcDevice
+from agent.recipes import (
+    Plan,
+    Recipe,
+    RecipeExecutor,
+    RunOutcome,
+    RunStatus,
+    State,
+    StepRecord,
+    apply_safe_state,
+)
+from agent.spool import Spool, SpoolWriter
+
+__all__ = ["ActiveRun", "RunController"]
+
+ACTIVE_STATUSES = ("running", "paused")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class ActiveRun:
+    id: str
+    command_id: int | None
+    recipe: Recipe
+    plan: Plan
+    executor: RecipeExecutor
+    row: dict[str, Any]
+    task: asyncio.Task[RunOutcome] | None = None
+
+
+class RunController:
+    def __init__(
+        self,
+        *,
+        device: PlcDevice,
+        writer: SpoolWriter,
+        machine_id: str,
+        on_step_timing_error: Callable[[float], None] = lambda _s: None,
+    ) -> None:
+        self.device, self.writer, self.machine_id = device, writer, machine_id
+        self.on_step_timing_error = on_step_timing_error
+        self.active: ActiveRun | None = None
+        self.safe_state_pending = False
+        self.finished = asyncio.Event()  # set whenever no run is active
+        self.finished.set()
+
+    # --- queries -----------------------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.active is not None and self.active.executor.state is State.PAUSED
+
+    def current(self) -> dict[str, Any] | None:
+        """The active run for /health: id, status, progress."""
+        if self.active is None:
+            return None
+        row = self.active.row
+        return {k: row[k] for k in ("id", "recipe_id", "status", "completed_steps", "total_steps", "current_step")}
+
+    # --- commands --------------------------------------------------------------------------------------
+
+    def start(self, recipe: Recipe, plan: Plan, *, command_id: int | None) -> str:
+        if self.active is not None:
+            raise CommandError(f"a run is already active ({self.active.id}, {self.active.row['status']})")
+        run_id = str(uuid.uuid4())
+        executor = RecipeExecutor(self.device, plan)
+        run = ActiveRun(
+            run_id,
+            command_id,
+            recipe,
+            plan,
+            executor,
+            row={
+                "id": run_id,
+                "machine_id": self.machine_id,
+                "recipe_id": recipe.id,
+                "command_id": command_id,
+                "recipe_snapshot": recipe.to_snapshot(),
+                "status": "running",
+                "started_at": _now(),
+                "finished_at": None,
+                "error": None,
+                "total_steps": plan.total_steps,
+                "completed_steps": 0,
+                "current_step": None,
+            },
+        )
+        run.executor = RecipeExecutor(
+            self.device,
+            plan,
+            on_transition=lambda old, new: self._transitioned(run, old, new),
+            on_step_start=lambda step, _wall, _mono: self._step_started(run, step),
+            on_step_end=lambda record: self._step_ended(run, record),
+        )
+        self.active = run
+        self.finished.clear()
+        self._write_run(run)
+        self._machine("running", run_id)
+        run.task = asyncio.create_task(self._drive(run), name=f"run {run_id}")
+        logger.info(
+            "run {}: started '{}' ({} steps, {:.1f} s planned)",
+            run_id,
+            recipe.name,
+            plan.total_steps,
+            plan.total_ms / 1000,
+        )
+        return run_id
+
+    def pause(self) -> None:
+        run = self._require("pause")
+        if run.executor.state is not State.RUNNING:
+            raise CommandError(f"cannot pause: the run is {run.executor.state.value}")
+        run.executor.pause()
+
+    def resume(self) -> None:
+        run = self._require("resume")
+        if run.executor.state is not State.PAUSED:
+            raise CommandError(f"cannot resume: the run is {run.executor.state.value}, not paused")
+        run.executor.resume()
+
+    def stop(self, reason: str) -> None:
+        self._require("stop").executor.stop(reason)
+
+    async def wait(self) -> RunOutcome | None:
+        """Wait for the active run (if any) to end; its outcome."""
+        run = self.active
+        if run is None or run.task is None:
+            return None
+        return await asyncio.shield(run.task)
+
+    async def abort(self, reason: str, *, timeout_s: float) -> None:
+        """Stop the active run now and wait (shutdown, lease loss). Safe state is the executor's `finally`."""
+        run = self.active
+        if run is None or run.task is None:
+            return
+        run.executor.stop(reason)
+        try:
+            await asyncio.wait_for(asyncio.shield(run.task), timeout_s)
+        except TimeoutError:
+            run.task.cancel()
+            await asyncio.gather(run.task, return_exceptions=True)
+
+    def _require(self, verb: str) -> ActiveRun:
+        if self.active is None:
+            raise CommandError(f"cannot {verb}: no recipe is running")
+        return self.active
+
+    # --- execution and records -------------------------------------------------------------------------
+
+    async def _drive(self, run: ActiveRun) -> RunOutcome:
+        try:
+            outcome = await run.executor.run()
+        except asyncio.CancelledError:
+            outcome = RunOutcome(
+                status="aborted",
+                error="agent shutting down",
+                completed_steps=run.row["completed_steps"],
+                reason="cancelled",
+                safe_state_ok=False,
+            )
+            self._finish(run, outcome)
+            raise
+        except Exception as exc:  # an executor bug must still leave a recorded, safe machine
+            logger.exception("run {}: executor crashed", run.id)
+            outcome = RunOutcome(
+                status="failed",
+                error=f"internal error: {exc}",
+                completed_steps=run.row["completed_steps"],
+                reason="error",
+                safe_state_ok=False,
+            )
+        self._finish(run, outcome)
+        return outcome
+
+    @staticmethod
+    def _outcome(run: ActiveRun, status: str, error: str, reason: str) -> RunOutcome:
+        return RunOutcome(
+            status=RunStatus(status),
+            error=error,
+            completed_steps=run.row["completed_steps"],
+            total_steps=run.plan.total_steps,
+            reason=reason,
+            safe_state_ok=False,
+        )
+
+    def _finish(self, run: ActiveRun, outcome: RunOutcome) -> None:
+        error = outcome.error or (outcome.reason if outcome.status != RunStatus.SUCCEEDED else None)
+        run.row.update(
+            status=str(outcome.status), finished_at=_now(), error=error, completed_steps=outcome.completed_steps
+        )
+        self._write_run(run)
+        if not outcome.safe_state_ok:
+            self.safe_state_pending = True
+            logger.error("run {}: safe state NOT confirmed at the PLC; will re-apply when it answers", run.id)
+        self._machine("idle" if outcome.status != "failed" else "error", None)
+        if run.command_id is not None:
+            failed = outcome.status != RunStatus.SUCCEEDED
+            self.finish_command(
+                run.command_id,
+                "failed" if failed else "succeeded",
+                error=(f"run {outcome.status}: {error}" if failed else None),
+            )
+        logger.info(
+            "run {}: {} ({}/{} steps){}",
+            run.id,
+            outcome.status,
+            outcome.completed_steps,
+            run.plan.total_steps,
+            f": {error}" if error else "",
+
+        )
+        self.active = None
+        self.finished.set()
+
+    def _step_started(self, run: ActiveRun, step: Any) -> None:
+        run.row["current_step"] = {
+            "path": step.path,
+            "type": step.type,
+            "name": step.name,
+            "loop_iteration": step.loop_iteration,
+            "loop_count": step.loop_count,
+        }
+        self._write_run(run)
+
+    def _step_ended(self, run: ActiveRun, record: StepRecord) -> None:
+        if record.status == "succeeded":
+            run.row["completed_steps"] = min(run.row["completed_steps"] + 1, run.plan.total_steps)
+        self.writer.submit(
+            "step",
+            {
+                "run_id": run.id,
+                "seq": record.seq,
+                "path": record.path,
+                "type": record.type,
+                "name": record.name,
+                "planned_ms": record.planned_ms,
+                "started_at": record.started_at.isoformat(),
+                "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+                "actual_ms": record.actual_ms,
+                "status": record.status,
+                "detail": record.detail,
+            },
+        )
+        if record.actual_ms is not None and record.planned_ms:
+            self.on_step_timing_error((record.actual_ms - record.planned_ms) / 1000)
+        self._write_run(run)
+
+    def _transitioned(self, run: ActiveRun, old: State, new: State) -> None:
+        if new is State.PAUSED:
+            run.row["status"] = "paused"
+            self._machine("paused", run.id)
+        elif old is State.PAUSED and new is State.RUNNING:
+            run.row["status"] = "running"
+            self._machine("running", run.id)
+        else:
+            return
+        self._write_run(run)
+
+    def _write_run(self, run: ActiveRun) -> None:
+        self.writer.submit("run", dict(run.row))
+
+    def _machine(self, status: str, run_id: str | None) -> None:
+        self.writer.submit("machine", {"id": self.machine_id, "values": {"status": status, "current_run_id": run_id}})
+
+    def finish_command(self, command_id: int, status: str, *, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "error": error}
+        if status in ("succeeded", "failed", "rejected"):
+            values["finished_at"] = _now()
+        self.writer.submit("command", {"id": command_id, "values": values})
+
+    # --- recovery ----------------------------------------------------------------------------------------
+
+    async def mark_interrupted(self, cloud: CloudClient, spool: Spool) -> int:
+        """Runs left running/paused by a previous agent (crash, kill -9) become `interrupted`.
+
+        Looks both at Supabase and at run records still waiting in the local spool (a crash can leave them
+        unshipped); the interrupted records go through the spool after them, so they win.
+        """
+        rows: dict[str, dict[str, Any]] = {}
+        for record in await spool.peek("run", 10_000):
+            rows[record.payload["id"]] = record.payload
+        for row in await cloud.select("process_runs", eq={"machine_id": self.machine_id}):
+            if row["status"] in ACTIVE_STATUSES and row["id"] not in rows:
+                rows[row["id"]] = row
+        stale = [r for r in rows.values() if r.get("status") in ACTIVE_STATUSES]
+        for row in stale:
+            fixed = {
+                k: row.get(k)
+                for k in (
+                    "id",
+                    "machine_id",
+                    "recipe_id",
+                    "command_id",
+                    "recipe_snapshot",
+                    "started_at",
+                    "total_steps",
+                    "completed_steps",
+                    "current_step",
+                )
+            }
+            fixed.update(
+                status="interrupted",
+                finished_at=_now(),
+                error="the agent stopped during the run (crash or kill); the run was not resumed",
+            )
+            self.writer.submit("run", fixed)
+            logger.warning("run {}: marked interrupted (left {} by a previous agent)", row["id"], row["status"])
+        if stale:
+            self._machine("idle", None)
+        return len(stale)
+
+    async def reapply_safe_state(self) -> None:
+        """Called when the PLC is back after a failure left the safe state unconfirmed."""
+        if not self.safe_state_pending or self.active is not None:
+            return
+        if (await apply_safe_state(self.device, self.device.map)).ok:
+            self.safe_state_pending = False
+            logger.info("safe state re-applied at the PLC")
