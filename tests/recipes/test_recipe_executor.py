@@ -1,0 +1,313 @@
+"""The executor against the simulator over real Modbus TCP: sequences of steps and transitions, valve timing
+measured at the simulator, pause/resume, stop and cancellation within 100 ms, PLC loss, parameter waits.
+
+Timing bounds are generous (CI shares two cores); precise figures belong to the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pytest
+from recipe_support import loop, param, purge, recipe, valve, wait
+
+from agent.errors import TransitionError
+from agent.plc import PlcDevice
+from agent.plc.sim import Simulator
+from agent.recipes import (
+    PlanStep,
+    Recipe,
+    RecipeExecutor,
+    RunOutcome,
+    RunStatus,
+    State,
+    StepRecord,
+    StepStatus,
+    apply_safe_state,
+    compile_recipe,
+    validate,
+)
+from tests.support.poll import eventually
+
+PULSE_TOLERANCE_MS = 15.0
+SAFE_WITHIN_S = 0.100
+OK, ABORTED, FAILED = StepStatus.SUCCEEDED, StepStatus.ABORTED, StepStatus.FAILED
+IDLE, RUNNING, PAUSED, STOPPING, FINISHED = State
+
+
+@dataclass
+class Recorder:
+    """Collects what the hooks report, RunEngine-style, so tests compare whole sequences."""
+
+    transitions: list[tuple[State, State]] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    ended: list[StepRecord] = field(default_factory=list)
+    on_start: Callable[[PlanStep], None] | None = None
+    on_state: Callable[[State], None] | None = None
+
+    def hooks(self) -> dict[str, Any]:
+        return {"on_transition": self._transition, "on_step_start": self._start, "on_step_end": self.ended.append}
+
+    def _transition(self, old: State, new: State) -> None:
+        self.transitions.append((old, new))
+        if self.on_state:
+            self.on_state(new)
+
+    def _start(self, step: PlanStep, wall: datetime, mono: float) -> None:
+        assert wall.tzinfo is not None and mono <= time.monotonic()
+        self.started.append(step.path)
+        if self.on_start:
+            self.on_start(step)
+
+    @property
+    def ends(self) -> list[tuple[str, StepStatus]]:
+        return [(r.path, r.status) for r in self.ended]
+
+
+def _executor(device: PlcDevice, r: Recipe, rec: Recorder) -> RecipeExecutor:
+    assert validate(r, device.map) == []
+    return RecipeExecutor(device, compile_recipe(r), **rec.hooks())
+
+
+def _is_open(sim: Simulator, n: int) -> bool:
+    return bool(sim.image.get(sim.register_map[f"valve_{n}.state"]))
+
+
+def _pulses(sim: Simulator) -> list[tuple[int, float]]:
+    """(valve, held ms) for each open → close pair seen at the simulator."""
+    opened: dict[int, float] = {}
+    out = []
+    for event in sim.valve_events:
+        if event.open:
+            opened[event.valve] = event.t
+        else:
+            out.append((event.valve, (event.t - opened.pop(event.valve)) * 1000))
+    return out
+
+
+async def _until_open(sim: Simulator, n: int) -> None:
+    await eventually(lambda: any(e.open and e.valve == n for e in sim.valve_events), within=5, every=0.002)
+
+
+async def test_nested_loops_run_to_success(simulator: Simulator, device: PlcDevice) -> None:
+    r = recipe(
+        param("mfc_1.flow_sp", 10.0, "flow"),
+        loop(2, valve(1, 30, "A"), loop(2, wait(5, "w")), purge(20, "p", flow_sccm=10), name="cycle"),
+        valve(2, 40, "B"),
+    )
+    rec = Recorder()
+    executor = _executor(device, r, rec)
+    outcome = await executor.run()
+
+    assert outcome == RunOutcome(
+        status=RunStatus.SUCCEEDED,
+        error=None,
+        completed_steps=10,
+        total_steps=10,
+        reason="completed",
+        safe_state_ok=True,
+        touched=("mfc_1.flow_sp", "valve_1.state", "valve_2.state"),
+    )
+    assert rec.transitions == [(IDLE, RUNNING), (RUNNING, FINISHED)]
+    cycle = [("2/1", OK), ("2/2/1", OK), ("2/2/1", OK), ("2/3", OK)]
+    assert rec.ends == [("1", OK), *cycle, *cycle, ("3", OK)]
+    assert rec.started == [path for path, _ in rec.ends]
+    assert [s.seq for s in rec.ended] == list(range(10))
+    assert executor.outcome is outcome and executor.state is FINISHED
+    assert (executor.progress.completed, executor.progress.total, executor.progress.current) == (10, 10, None)
+
+    pulses = _pulses(simulator)
+    assert [v for v, _ in pulses] == [1, 1, 2]
+    for (_, held_ms), planned in zip(pulses, [30, 30, 40], strict=True):
+        assert held_ms == pytest.approx(planned, abs=PULSE_TOLERANCE_MS)
+    first_pulse = rec.ended[1].detail
+    assert first_pulse["valve"] == 1 and first_pulse["loops"] == [{"path": "2", "iteration": 1, "count": 2}]
+    assert first_pulse["timing_error_ms"] == pytest.approx(first_pulse["held_ms"] - 30)
+    assert first_pulse["open_latency_ms"] >= 0 and first_pulse["close_latency_ms"] >= 0
+    assert first_pulse["opened_at"] < first_pulse["closed_at"]  # ISO text in UTC sorts by time
+    assert rec.ended[4].path == "2/3" and rec.ended[4].detail["flow_sccm"] == 10.0  # read back from the MFC
+    assert not any(_is_open(simulator, n) for n in range(1, 7))
+    assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0.0  # safe state at the end
+
+
+async def test_pause_takes_effect_at_the_next_boundary_with_valves_closed(
+    simulator: Simulator, device: PlcDevice
+) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(loop(3, valve(1, 20, "A"), wait(10, "w"), name="c")), rec)
+    paused = asyncio.Event()
+    rec.on_start = lambda step: executor.pause() if step.index == 0 else None
+    rec.on_state = lambda state: paused.set() if state is PAUSED else None
+    task = asyncio.create_task(executor.run())
+    await asyncio.wait_for(paused.wait(), 5)
+
+    progress = executor.progress
+    assert (progress.state, progress.completed, progress.current and progress.current.path) == (PAUSED, 1, "1/2")
+    assert (progress.loop_iteration, progress.loop_count) == (1, 3)
+    assert rec.ends == [("1/1", OK)] and not _is_open(simulator, 1)
+    events = len(simulator.valve_events)
+    await asyncio.sleep(0.1)
+    assert len(simulator.valve_events) == events and rec.ends == [("1/1", OK)]  # nothing moves while paused
+    executor.pause()  # already paused: no-op
+
+    executor.resume()
+    outcome = await asyncio.wait_for(task, 5)
+    assert (outcome.status, outcome.completed_steps) == (RunStatus.SUCCEEDED, 6)
+    assert rec.transitions == [(IDLE, RUNNING), (RUNNING, PAUSED), (PAUSED, RUNNING), (RUNNING, FINISHED)]
+
+
+async def test_resume_before_the_boundary_cancels_the_pause(device: PlcDevice) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(wait(10), wait(10)), rec)
+    rec.on_start = lambda step: (executor.pause(), executor.resume()) if step.index == 0 else None
+    assert (await executor.run()).status is RunStatus.SUCCEEDED
+    assert rec.transitions == [(IDLE, RUNNING), (RUNNING, FINISHED)]
+
+
+async def test_stop_mid_pulse_closes_the_valve_within_100_ms(simulator: Simulator, device: PlcDevice) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(valve(1, 5000, "long pulse"), wait(10)), rec)
+    task = asyncio.create_task(executor.run())
+    await _until_open(simulator, 1)
+    asked = time.monotonic()
+    executor.stop("operator stop")
+    executor.stop("again")  # a second stop is a no-op
+    outcome = await asyncio.wait_for(task, 5)
+
+    closed = next(e for e in simulator.valve_events if e.valve == 1 and not e.open)
+    assert closed.t - asked < SAFE_WITHIN_S
+    assert (outcome.status, outcome.reason, outcome.completed_steps, outcome.safe_state_ok) == (
+        RunStatus.ABORTED,
+        "operator stop",
+        0,
+        True,
+    )
+    assert rec.ends == [("1", ABORTED)]
+    assert rec.transitions == [(IDLE, RUNNING), (RUNNING, STOPPING), (STOPPING, FINISHED)]
+
+
+async def test_cancellation_applies_the_safe_state_and_re_raises(simulator: Simulator, device: PlcDevice) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(purge(5000, flow_sccm=20), valve(2, 5000, "pulse")), rec)  # sets MFC flow
+    task = asyncio.create_task(executor.run())
+    await eventually(lambda: rec.started == ["1"], within=5, every=0.005)
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0.0
+    assert executor.outcome is not None
+    assert (executor.outcome.status, executor.outcome.reason, executor.outcome.safe_state_ok) == (
+        RunStatus.ABORTED,
+        "cancelled",
+        True,
+    )
+    assert rec.ends == [("1", ABORTED)]
+    assert rec.transitions == [(IDLE, RUNNING), (RUNNING, STOPPING), (STOPPING, FINISHED)]
+
+
+async def test_cancel_mid_pulse_closes_the_valve_within_100_ms(simulator: Simulator, device: PlcDevice) -> None:
+    executor = _executor(device, recipe(valve(3, 5000, "pulse")), Recorder())
+    task = asyncio.create_task(executor.run())
+    await _until_open(simulator, 3)
+    asked = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    closed = next(e for e in simulator.valve_events if e.valve == 3 and not e.open)
+    assert closed.t - asked < SAFE_WITHIN_S
+
+
+async def test_plc_lost_mid_pulse_fails_unsafe_then_safe_state_after_replug(
+    simulator: Simulator, device: PlcDevice
+) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(valve(1, 300, "pulse"), wait(50)), rec)
+    task = asyncio.create_task(executor.run())
+    await _until_open(simulator, 1)
+    await simulator.unplug()
+    outcome = await asyncio.wait_for(task, 10)
+
+    assert outcome.status is RunStatus.FAILED
+    assert outcome.error is not None and outcome.error.startswith("step 1 'pulse': ")
+    assert not outcome.safe_state_ok and outcome.safe_state_errors
+    assert rec.ends == [("1", FAILED)] and "close_error" in rec.ended[0].detail
+    assert _is_open(simulator, 1)  # the close never reached the PLC: the app must re-apply the safe state
+
+    await simulator.replug()
+    assert await device.connection.wait_connected(5)
+    result = await apply_safe_state(device)
+    assert result.ok and not _is_open(simulator, 1)
+
+
+async def test_parameter_wait_succeeds_when_the_pv_arrives(simulator: Simulator, device: PlcDevice) -> None:
+    rec = Recorder()
+    # the simulated MFC follows once the N2 generator is ready (~2 s after start), then within ~1 s
+    executor = _executor(device, recipe(param("mfc_1.flow_sp", 20.0, "flow", tolerance=1.0, timeout_ms=8000)), rec)
+    outcome = await executor.run()
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    detail = rec.ended[0].detail
+    assert (detail["pv_key"], detail["read_back"]) == ("mfc_1.flow", 20.0)
+    assert detail["pv"] == pytest.approx(20.0, abs=1.0) and detail["polls"] >= 1
+
+
+async def test_parameter_wait_times_out(simulator: Simulator, device: PlcDevice) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(param("mfc_1.flow_sp", 20.0, "flow", tolerance=0, timeout_ms=300)), rec)
+    started = time.monotonic()
+    outcome = await executor.run()
+    assert time.monotonic() - started < 2
+    assert outcome.status is RunStatus.FAILED and outcome.reason == "error"
+    assert outcome.error is not None
+    assert re.fullmatch(r"step 1 'flow': mfc_1.flow did not reach 20.0 ± 0 within 300 ms \(last .+\)", outcome.error)
+    assert rec.ends == [("1", FAILED)]
+
+
+async def test_a_refused_write_fails_the_run_naming_the_step(simulator: Simulator, device: PlcDevice) -> None:
+    rec = Recorder()
+    # validation is skipped on purpose: the write path refuses the setpoint itself
+    plan = compile_recipe(recipe(valve(1, 10), param("chamber_heater.temperature_sp", 999, "too hot"), wait(10)))
+    outcome = await RecipeExecutor(device, plan, **rec.hooks()).run()
+    assert outcome.status is RunStatus.FAILED and outcome.completed_steps == 1 and outcome.safe_state_ok
+    assert outcome.error == "step 2 'too hot': chamber_heater.temperature_sp: 999 is above the maximum 400 °C"
+    assert rec.ends == [("1", OK), ("2", FAILED)]
+    assert rec.transitions == [(IDLE, RUNNING), (RUNNING, STOPPING), (STOPPING, FINISHED)]
+
+
+async def test_a_failing_hook_does_not_break_the_run(device: PlcDevice) -> None:
+    def broken(record: StepRecord) -> None:
+        raise RuntimeError("hook bug")
+
+    plan = compile_recipe(recipe(wait(1), wait(1)))
+    assert (await RecipeExecutor(device, plan, on_step_end=broken).run()).status is RunStatus.SUCCEEDED
+
+
+async def test_illegal_moves_raise_transition_error(device: PlcDevice) -> None:
+    executor = RecipeExecutor(device, compile_recipe(recipe(wait(1))))
+    with pytest.raises(TransitionError, match="not paused"):
+        executor.resume()
+    with pytest.raises(TransitionError, match="idle → paused"):
+        executor.pause()
+    await executor.run()
+    with pytest.raises(TransitionError, match="already run"):
+        await executor.run()
+    with pytest.raises(TransitionError, match="finished → stopping"):
+        executor.stop()
+    with pytest.raises(TransitionError, match="not paused"):
+        executor.resume()
+
+
+async def test_stop_before_run_aborts_without_a_step(simulator: Simulator, device: PlcDevice) -> None:
+    rec = Recorder()
+    executor = _executor(device, recipe(valve(1, 10)), rec)
+    executor.stop("changed my mind")
+    outcome = await executor.run()
+    assert (outcome.status, outcome.reason, outcome.completed_steps) == (RunStatus.ABORTED, "changed my mind", 0)
+    assert rec.transitions == [(IDLE, STOPPING), (STOPPING, FINISHED)] and rec.ended == []
+    assert not simulator.valve_events
