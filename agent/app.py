@@ -28,6 +28,7 @@ from agent.cloud import CloudClient, Watch
 from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
 from agent.errors import CloudError, PlcError
+from agent.handover import Handover
 from agent.http import HttpServer
 from agent.lease import Lease, LeaseRole
 from agent.metrics import AgentMetrics
@@ -95,6 +96,8 @@ class Agent:
         self.lease: Lease | None = None
         self.runs: RunController | None = None
         self.intake: CommandIntake | None = None
+        self.handover: Handover | None = None
+
         self._sampling: asyncio.Task[None] | None = None
         self._duties: set[asyncio.Task[None]] = set()
 
@@ -154,15 +157,19 @@ class Agent:
                     on_latency=self.metrics.observe_command_latency,
                 ),
             )
-            http = await stack.enter_async_context(
-                HttpServer(
-                    snapshot=self.snapshot,
-                    metrics=self.metrics,
-                    host="0.0.0.0",
-                    port=s.HTTP_PORT,
-                    admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
-                )
+            self.handover = Handover(lease=self.lease, intake=self.intake, runs=self.runs)
+            http = HttpServer(
+                snapshot=self.snapshot,
+                metrics=self.metrics,
+                host="0.0.0.0",
+                port=s.HTTP_PORT,
+                admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
             )
+            http.add_admin_route("POST", "/admin/handover", self.handover.post_handover)
+            http.add_admin_route("GET", "/admin/handover", self.handover.get_state)
+            http.add_admin_route("POST", "/admin/drain", self.handover.post_drain)
+            http.add_admin_route("POST", "/admin/activate", self.handover.post_activate)
+            await stack.enter_async_context(http)
             self.http_port = http.port
             logger.info(
                 "ald-agent {} up: machine {}, {} parameters ({}), PLC {}:{}, http :{}",

@@ -43,6 +43,7 @@ class CommandIntake:
         self.cloud, self.lease, self.machine_id, self.poll_s = cloud, lease, machine_id, poll_s
         self.handle = handle
         self.claimed = 0
+        self.paused = False  # a hand-over or drain in progress: leave commands for the next holder
         self.watch: Watch | None = None
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
@@ -84,8 +85,9 @@ class CommandIntake:
 
     async def _poll(self) -> None:
         while True:
-            if self.lease.valid():
+            if self.lease.valid() and not self.paused:
                 await self._find_pending()
+
             self._poll_now.clear()
             try:
                 async with asyncio.timeout(self.poll_s):
@@ -115,7 +117,7 @@ class CommandIntake:
         while True:
             command_id = await self._queue.get()
             self._queued.discard(command_id)
-            if not self.lease.valid() or self.lease.token is None:
+            if self.paused or not self.lease.valid() or self.lease.token is None:
                 continue  # standby: the holder (or we, once active) will find it by polling
             try:
                 rows = await self.cloud.rpc(

@@ -62,7 +62,11 @@ async def start_agent(
     running: list[tuple[Agent, asyncio.Task[None]]] = []
 
     async def start(**overrides: Any) -> Agent:
-        env = agent_env(cloud_proxy, clean_db, simulator, tmp_path / "spool.sqlite", **overrides)
+        # One spool per agent (a second agent in a test is another machine's container, with its own volume);
+        # a restarted agent (same color) reuses its spool, as after a real restart.
+        spool = tmp_path / f"spool-{overrides.get('AGENT_COLOR', 'blue')}.sqlite"
+        env = agent_env(cloud_proxy, clean_db, simulator, spool, **overrides)
+
         agent = Agent(load_settings(**env))
         task = asyncio.create_task(agent.run())
         running.append((agent, task))
