@@ -143,3 +143,44 @@ def test_unreachable_plc_exits_1() -> None:
     result = agent("plc", "read", "--all", "--port", "1", env={"PLC_TIMEOUT_S": "0.2"})
     assert result.returncode == 1
     assert "error: PLC unreachable" in result.stderr
+
+
+def test_recipe_validate_and_plan_from_a_file() -> None:
+    ok = agent("recipe", "validate", "examples/recipes/al2o3_tma_h2o.json")
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ok: 'Al2O3 TMA/H2O 100 cycles' v1: 405 steps, 0:12:11 planned")
+    plan = agent("recipe", "plan", "examples/recipes/al2o3_tma_h2o.json", "--steps")
+    lines = plan.stdout.splitlines()
+    assert len(lines) == 406 and lines[3].split()[:4] == ["3", "4/1", "1/100", "valve"]
+    assert lines[-1].endswith("405 steps, 0:12:11 planned")
+
+
+def test_an_invalid_recipe_lists_every_problem_and_exits_2() -> None:
+    result = agent("recipe", "validate", "examples/recipes/broken.json")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: recipe 'A recipe with four mistakes' has 4 problem(s):",
+        "error: 1 'no such valve': valve 9 is not in the register map (no valve_9.state)",
+        "error: 2 'too much flow': mfc_1.flow_sp: 500 is above the maximum 200 sccm",
+        "error: 3 'forgot the count': count is missing",
+        "error: 3/1 'negative': duration_ms must be greater than or equal to 0 (got -5)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("recipe", "validate"), "error: give a recipe FILE or --id ID (one of them)"),
+        (("recipe", "validate", "nope.json"), "error: cannot read nope.json: No such file or directory"),
+        (("command", "set", "mfc_1.flow_sp", "fast"), "error: VALUE must be a JSON number or true/false, got 'fast'"),
+    ],
+    ids=["no-source", "missing-file", "bad-value"],
+)
+def test_recipe_and_command_usage_errors(args: tuple[str, ...], message: str) -> None:
+    env = {
+        "SUPABASE_URL": "http://127.0.0.1:1",
+        "SUPABASE_KEY": "k",
+        "MACHINE_ID": "00000000-0000-4000-8000-000000000001",
+    }
+    result = agent(*args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr.splitlines()

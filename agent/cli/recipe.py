@@ -60,7 +60,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.steps:
         for step in plan.steps:
-            print(f"{step.index:>6}  {step.path:<14} {step.type:<9} {step.planned_ms:>9.0f} ms  {step.name}")
+            cycle = " ".join(f"{loop.iteration}/{loop.count}" for loop in step.loops)
+            print(f"{step.index:>6}  {step.path:<10} {cycle:<14} {step.type:<9} {step.planned_ms:>9.0f} ms  {step.name}")
+
     print(f"'{recipe.name}' v{recipe.version}: {plan.total_steps} steps, {_duration(plan.total_ms)} planned")
     return 0
 

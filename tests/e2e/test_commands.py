@@ -345,3 +345,40 @@ async def test_sigterm_mid_run_leaves_the_machine_safe_and_recorded(
     assert run["status"] == "aborted" and "shutting down" in run["error"]
     assert (await command_row(db, start))["status"] == "failed"
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "offline"
+
+
+async def _cli(clean_db: BackgroundStack, *args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
+    env |= {"SUPABASE_URL": clean_db.url, "SUPABASE_KEY": clean_db.service_key, "MACHINE_ID": SEED_MACHINE_ID}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_command_cli_inserts_like_the_dashboard_and_follows_to_the_end(
+    start_agent: StartAgent, db: asyncpg.Connection, clean_db: BackgroundStack
+) -> None:
+    await active_agent(start_agent)
+    recipe_id = await insert_recipe(db, "short", [loop(3, valve(1, 10), wait(10))])
+    code, out = await _cli(clean_db, "command", "start-recipe", recipe_id, "--timeout", "30")
+    assert code == 0, out
+    statuses = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("command ")][1:]
+    assert statuses[-1] == "succeeded"
+    assert "succeeded 6/6" in out  # the run's progress is followed too
+
+    code, out = await _cli(clean_db, "command", "set", "mfc_1.flow_sp", "500")
+    assert code == 1 and "rejected: mfc_1.flow_sp: 500 is above the maximum 200 sccm" in out
+
+
+async def test_recipe_validate_by_id_uses_the_machine_map(clean_db: BackgroundStack) -> None:
+    code, out = await _cli(clean_db, "recipe", "validate", "--id", "00000000-0000-4000-8000-000000000101")
+    assert code == 0, out
+    assert "405 steps" in out
