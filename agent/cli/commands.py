@@ -74,22 +74,20 @@ async def _follow(cloud: CloudClient, command_id: int, *, timeout_s: float) -> i
     status, progress = "pending", None
     while time.monotonic() < deadline:
         (row,) = await cloud.select("machine_commands", eq={"id": command_id})
+        runs = await cloud.select("process_runs", eq={"command_id": command_id})
+        if runs and (runs[0]["status"], runs[0]["completed_steps"]) != progress:
+            run = runs[0]
+            progress = (run["status"], run["completed_steps"])
+            step = (run.get("current_step") or {}).get("name", "")
+            done = f"{run['completed_steps']}/{run['total_steps']}"
+            print(f"  run {run['id']}: {run['status']} {done} {step}", flush=True)
+
         if row["status"] != status:
             status = row["status"]
             print(f"command {command_id}: {status}" + (f": {row['error']}" if row.get("error") else ""), flush=True)
         if status in FINAL:
             return 0 if status == "succeeded" else EXIT_FAILED
-        runs = await cloud.select("process_runs", eq={"command_id": command_id})
-        if runs:
-            run = runs[0]
-            now = (run["status"], run["completed_steps"])
-            if now != progress:
-                progress = now
-                step = (run.get("current_step") or {}).get("name", "")
-                print(
-                    f"  run {run['id']}: {run['status']} {run['completed_steps']}/{run['total_steps']} {step}",
-                    flush=True,
-                )
         await asyncio.sleep(POLL_S)
+
     print(f"command {command_id}: still {status} after {timeout_s:g} s")
     return EXIT_FAILED
