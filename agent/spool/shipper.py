@@ -24,7 +24,11 @@ from agent.spool.store import Record, Spool
 
 __all__ = ["Shipper", "ShipperStats"]
 
-BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 30.0
+#: Retry at least every 5 s during an outage: one small request, and shipping resumes quickly after it.
+BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 5.0
+#: Payload bytes per request. A 500-parameter frame is ~15 kB of JSON; 500 of them in one request meant a
+#: 7.6 MB body, ~37 MB of Python objects during a replay and 413s from request-size limits (bench/RESULTS.md).
+MAX_BATCH_BYTES = 512 * 1024
 IDLE_WAKE_S = 1.0
 
 
@@ -83,7 +87,8 @@ class Shipper:
         done = 0
         for kind in SHIP_ORDER:
             route = ROUTES[kind]
-            records = await self.spool.peek(kind, route.batch)
+            records = await self.spool.peek(kind, route.batch, max_bytes=MAX_BATCH_BYTES)
+
             if records:
                 done += await self._ship(route, records)
         return done

@@ -129,9 +129,10 @@ class Spool:
             await self._run(self._append_items, list(items))
             self.changed.set()
 
-    async def peek(self, kind: str, limit: int) -> list[Record]:
-        """The oldest `limit` records of `kind`, in order (FIFO)."""
-        return await self._run(self._peek, kind, limit)
+    async def peek(self, kind: str, limit: int, *, max_bytes: int | None = None) -> list[Record]:
+        """The oldest records of `kind`, in order (FIFO): at most `limit`, and no more than `max_bytes` of
+        payload (but always at least one, so an oversized record still reaches the cloud and is judged)."""
+        return await self._run(self._peek, kind, limit, max_bytes)
 
     async def kinds(self) -> list[str]:
         """Kinds with pending records."""
@@ -231,11 +232,19 @@ class Spool:
                 "spool full ({} MB): dropped the {} oldest telemetry records", self.max_bytes >> 20, len(ids)
             )
 
-    def _peek(self, kind: str, limit: int) -> list[Record]:
+    def _peek(self, kind: str, limit: int, max_bytes: int | None) -> list[Record]:
         rows = self._conn.execute(
-            "select id, kind, payload, created from outbox where kind = ? order by id limit ?", (kind, limit)
-        ).fetchall()
-        return [Record(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+            "select id, kind, payload, created, size from outbox where kind = ? order by id limit ?", (kind, limit)
+        )
+        records: list[Record] = []
+        total = 0
+        for record_id, record_kind, payload, created, size in rows:
+            total += size
+            if records and max_bytes is not None and total > max_bytes:
+                break  # sizes are known without decoding: stop before building the record
+            records.append(Record(record_id, record_kind, json.loads(payload), created))
+        return records
+
 
     def _remove(self, ids: list[int]) -> None:
         db = self._conn

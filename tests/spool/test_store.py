@@ -81,3 +81,12 @@ async def test_wal_and_full_sync_are_on(tmp_path: Path) -> None:
         await spool.append("history", {})
         mode = sqlite3.connect(tmp_path / "s.sqlite").execute("pragma journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+async def test_peek_caps_a_batch_by_payload_size_but_never_returns_nothing(tmp_path: Path) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool:
+        await spool.append_many([("history", {"pad": "x" * 1000}) for _ in range(10)])
+        await spool.append("run", {"pad": "y" * 5000})
+        assert len(await spool.peek("history", 100, max_bytes=3500)) == 3
+        assert len(await spool.peek("run", 100, max_bytes=100)) == 1  # oversized alone still goes out
+        assert len(await spool.peek("history", 100)) == 10
