@@ -1,8 +1,9 @@
 """Logging set-up (loguru): readable text on a terminal, JSON lines in containers, rotated files per area.
 
 Code logs with a bound `area` (``logger.bind(area="plc")``); records without one belong to "application".
-With LOG_DIR set, each area also gets its own rotated file (application.log, plc.log, security.log), so an
-equipment engineer can read the PLC story without the rest.
+With LOG_DIR set, each area also gets its own rotated file (application.log, plc.log, recipe.log, security.log),
+so an equipment engineer can read the PLC story without the rest.
+
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from agent.config import LogFormat
 
 __all__ = ["AREAS", "configure_logging"]
 
-AREAS = ("application", "plc", "security")
+AREAS = ("application", "plc", "recipe", "security")
 _TEXT = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> <cyan>{extra[area]: <11}</cyan> {message}"
 
 
