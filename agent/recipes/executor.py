@@ -187,6 +187,7 @@ class RecipeExecutor:
 
     async def _boundary(self) -> bool:
         """Between steps (all valves closed): take a requested pause here. False = stop requested."""
+        _raise_if_cancel_was_swallowed()
         if self._pause_requested and not self._stop.is_set():
             self._pause_requested = False
             self._transition(State.PAUSED, f"pause before step {self._current and self._current.path}")
@@ -232,6 +233,7 @@ class RecipeExecutor:
 
     async def _hold_until(self, deadline: float) -> None:
         """Wait until `deadline` (monotonic) unless a stop comes first (then raise `StepInterrupted`)."""
+        _raise_if_cancel_was_swallowed()
         remaining = deadline - time.monotonic()
         if remaining > 0 and not self._stop.is_set():
             try:
@@ -260,3 +262,16 @@ class RecipeExecutor:
             hook(*args)
         except Exception:
             self._log.exception("recipe hook {} failed", getattr(hook, "__name__", hook))
+
+
+def _raise_if_cancel_was_swallowed() -> None:
+    """Honour a cancellation that a library swallowed.
+
+    Python 3.11's `asyncio.wait_for` (inside pymodbus' request path) returns the reply instead of raising
+    when the task is cancelled in the same loop iteration the reply arrives, so SIGTERM could be lost and the
+    recipe would run on. The task still counts the request (`cancelling()`), so check it before every hold
+    and boundary. Nothing here uncancels, so a non-zero count always means "cancel requested".
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError("cancellation requested earlier (swallowed by a library)")

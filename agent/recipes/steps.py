@@ -53,30 +53,31 @@ class StepContext:
 
 
 async def run_valve(ctx: StepContext) -> None:
-    """Open, hold until open request + duration, close in `finally` — always, even on stop or cancel.
+    """Open, hold `duration_ms` from the PLC's acknowledgement, close in `finally` — always, even on stop,
+    error or cancellation.
 
-    The hold is measured from the moment the open request is sent, and the close is sent at that deadline:
-    both requests then see the same one-way latency, so the pulse at the PLC matches `duration_ms`.
+    Holding from the acknowledgement (not from sending the request) means the PLC holds the valve *at least*
+    `duration_ms`: it applied the open before acknowledging and applies the close after we send it. A short
+    pulse can under-dose a self-limiting ALD half-reaction; a pulse longer by about one round trip cannot.
+    The record estimates when the PLC acted as the midpoint of each request and its reply.
     """
     config = ctx.step.config
     assert isinstance(config, ValveConfig)
     key = valve_key(config.valve)
-    d = ctx.detail
-    d["valve"] = config.valve
+    ctx.detail["valve"] = config.valve
     ctx.touch(key)
-    open_sent = time.monotonic()
     interrupted = True  # until the hold completes: a close error must not mask the first error
     try:
+        open_sent = time.monotonic()
         await ctx.device.write(key, True, verify=False)
-        open_acked = time.monotonic()
-        d.update(open_mono=open_sent, opened_at=ctx.wall(open_sent), open_latency_ms=(open_acked - open_sent) * _MS)
-        await ctx.hold_until(open_sent + config.duration_ms / _MS)
+        _record_edge(ctx, "open", open_sent, time.monotonic())
+        await ctx.hold_until(ctx.detail["open_ack_mono"] + config.duration_ms / _MS)
         interrupted = False
     finally:
-        await _close_valve(ctx, key, open_sent, config.duration_ms, quiet=interrupted)
+        await _close_valve(ctx, key, config.duration_ms, quiet=interrupted)
 
 
-async def _close_valve(ctx: StepContext, key: str, open_sent: float, duration_ms: float, *, quiet: bool) -> None:
+async def _close_valve(ctx: StepContext, key: str, duration_ms: float, *, quiet: bool) -> None:
     """Close the valve and record when; a failure is raised, or only logged when another error is on its way."""
     d = ctx.detail
     close_sent = time.monotonic()
@@ -87,14 +88,26 @@ async def _close_valve(ctx: StepContext, key: str, open_sent: float, duration_ms
         if not quiet:
             raise
         logger.bind(area="recipe").error("{}: closing {} failed: {}", ctx.step.path, key, exc)
-    finally:
-        close_acked = time.monotonic()
-        d.update(
-            close_mono=close_sent, closed_at=ctx.wall(close_sent), close_latency_ms=(close_acked - close_sent) * _MS
-        )
+    else:
+        _record_edge(ctx, "close", close_sent, time.monotonic())
         if "open_mono" in d:
-            held_ms = (close_sent - open_sent) * _MS
+            held_ms = (d["close_mono"] - d["open_mono"]) * _MS
             d.update(held_ms=held_ms, timing_error_ms=held_ms - duration_ms)
+
+
+def _record_edge(ctx: StepContext, edge: str, sent: float, acked: float) -> None:
+    """`<edge>_mono`/`<edge>ed_at`: estimated time the PLC acted (midpoint); `<edge>_latency_ms`: round trip."""
+    at = (sent + acked) / 2
+    wall = "opened_at" if edge == "open" else "closed_at"
+    ctx.detail.update(
+        {
+            f"{edge}_sent_mono": sent,
+            f"{edge}_ack_mono": acked,
+            f"{edge}_mono": at,
+            wall: ctx.wall(at),
+            f"{edge}_latency_ms": (acked - sent) * _MS,
+        }
+    )
 
 
 async def run_purge(ctx: StepContext) -> None:

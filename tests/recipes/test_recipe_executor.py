@@ -7,6 +7,7 @@ Timing bounds are generous (CI shares two cores); precise figures belong to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -35,7 +36,9 @@ from agent.recipes import (
 )
 from tests.support.poll import eventually
 
-PULSE_TOLERANCE_MS = 15.0
+#: A pulse is never shorter than planned (the hold runs from the PLC's acknowledgement); how much longer
+#: depends on the machine's load, so the bound here is loose and the benchmark reports the real figure.
+PULSE_EARLY_MS, PULSE_LATE_MS = 1.0, 25.0
 SAFE_WITHIN_S = 0.100
 OK, ABORTED, FAILED = StepStatus.SUCCEEDED, StepStatus.ABORTED, StepStatus.FAILED
 IDLE, RUNNING, PAUSED, STOPPING, FINISHED = State
@@ -125,7 +128,7 @@ async def test_nested_loops_run_to_success(simulator: Simulator, device: PlcDevi
     pulses = _pulses(simulator)
     assert [v for v, _ in pulses] == [1, 1, 2]
     for (_, held_ms), planned in zip(pulses, [30, 30, 40], strict=True):
-        assert held_ms == pytest.approx(planned, abs=PULSE_TOLERANCE_MS)
+        assert planned - PULSE_EARLY_MS <= held_ms <= planned + PULSE_LATE_MS
     first_pulse = rec.ended[1].detail
     assert first_pulse["valve"] == 1 and first_pulse["loops"] == [{"path": "2", "iteration": 1, "count": 2}]
     assert first_pulse["timing_error_ms"] == pytest.approx(first_pulse["held_ms"] - 30)
@@ -311,3 +314,38 @@ async def test_stop_before_run_aborts_without_a_step(simulator: Simulator, devic
     assert (outcome.status, outcome.reason, outcome.completed_steps) == (RunStatus.ABORTED, "changed my mind", 0)
     assert rec.transitions == [(IDLE, STOPPING), (STOPPING, FINISHED)] and rec.ended == []
     assert not simulator.valve_events
+
+
+async def test_regression_sequential_valves_never_overlap(simulator: Simulator, device: PlcDevice) -> None:
+    """Upstream auto-closed valves in the background and moved on: three 'sequential' 500 ms pulses were all
+    open at once (ald-domain §3.2). Each valve step must close before the next step opens anything."""
+    outcome = await _executor(device, recipe(valve(1, 30), valve(2, 30), valve(3, 30)), Recorder()).run()
+    assert outcome.status is RunStatus.SUCCEEDED
+    events = [(e.valve, e.open) for e in simulator.valve_events]
+    assert events == [(1, True), (1, False), (2, True), (2, False), (3, True), (3, False)]
+    times = [e.t for e in simulator.valve_events]
+    assert times == sorted(times)
+
+
+class _SwallowingDevice(PlcDevice):
+    """A write that swallows a cancellation, as Python 3.11's `wait_for` inside pymodbus can when the reply
+    and the cancel arrive in the same loop iteration."""
+
+    async def write(self, key: str, value: object, **kw: Any) -> Any:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+        return await super().write(key, value, **kw)
+
+
+async def test_regression_a_swallowed_cancellation_still_stops_the_run(device: PlcDevice) -> None:
+    swallowing = _SwallowingDevice(device.connection, device.map)
+    rec = Recorder()
+    plan = compile_recipe(recipe(param("mfc_1.flow_sp", 5.0), wait(5000)))
+    executor = RecipeExecutor(swallowing, plan, **rec.hooks())
+    task = asyncio.create_task(executor.run())
+    await eventually(lambda: rec.started == ["1"], within=5, every=0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 3)
+    assert executor.outcome is not None and executor.outcome.reason == "cancelled"
+    assert rec.started == ["1"]  # the 5 s wait never started
