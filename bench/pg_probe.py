@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from agent.plc.registers import MAP_COLUMNS
+
 __all__ = ["CHANNEL", "FrameWatch", "Visible", "count_rows", "install_frame_trigger", "seed_bench_machine"]
 
 CHANNEL = "bench_frames"
@@ -46,24 +48,7 @@ create trigger bench_frame_visible after insert or update on public.parameter_hi
   for each row execute function _bench.notify_frame();
 """
 
-_PARAMETER_COLUMNS = (
-    "machine_id",
-    "key",
-    "component",
-    "name",
-    "unit",
-    "data_type",
-    "register",
-    "address",
-    "write_address",
-    "scale",
-    "offset",
-    "min_value",
-    "max_value",
-    "writable",
-    "logged",
-    "deadband",
-)
+_PARAMETER_COLUMNS = ("machine_id", *MAP_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from agent.plc.registers import MAP_COLUMNS
+
 __all__ = [
     "BEGIN_MARKER",
     "END_MARKER",
@@ -42,23 +44,7 @@ DEFAULT_SEED = ROOT / "supabase" / "seed.sql"
 MACHINE_ID = "00000000-0000-4000-8000-000000000001"
 BEGIN_MARKER = "-- BEGIN GENERATED parameters (scripts/gen_seed.py from agent/plc/default_map.csv; do not edit)"
 END_MARKER = "-- END GENERATED parameters"
-COLUMNS = (
-    "key",
-    "component",
-    "name",
-    "unit",
-    "data_type",
-    "register",
-    "address",
-    "write_address",
-    "scale",
-    "offset",
-    "min_value",
-    "max_value",
-    "writable",
-    "logged",
-    "deadband",
-)
+COLUMNS = MAP_COLUMNS  # the CSV columns are the `parameters` columns (DESIGN §4)
 INT_COLUMNS = frozenset({"address", "write_address"})
 FLOAT_COLUMNS = frozenset({"scale", "offset", "min_value", "max_value", "deadband"})
 BOOL_COLUMNS = frozenset({"writable", "logged"})

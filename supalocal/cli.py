@@ -35,6 +35,7 @@ import asyncpg
 
 from supalocal import migrate
 from supalocal.errors import SupalocalError
+from supalocal.pgfiles import pid_alive
 
 __all__ = ["main"]
 
@@ -63,13 +64,9 @@ def _instance_dir(args: argparse.Namespace) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    """Our daemon is alive: the pid exists and (a recycled pid belongs to someone else) runs "-m supalocal"."""
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
-    # a recycled pid belongs to someone else: ours runs "-m supalocal"
     try:
         return b"supalocal" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from supalocal.errors import PostgresError
 
-__all__ = ["OWNER_FILE", "TEMPLATE_PREFIX", "TEMP_PREFIX", "find_pg_bindir", "free_port", "sweep_stale_dirs"]
+__all__ = [
+    "OWNER_FILE",
+    "TEMPLATE_PREFIX",
+    "TEMP_PREFIX",
+    "find_pg_bindir",
+    "free_port",
+    "pid_alive",
+    "sweep_stale_dirs",
+]
 
 LOOPBACK = "127.0.0.1"
 TEMP_PREFIX = "supalocal-pg-"
@@ -75,7 +83,8 @@ def _embedded_bindir() -> Path | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -102,10 +111,10 @@ def sweep_stale_dirs(parent: Path) -> list[Path]:
             if owner is None:
                 if time.time() - root.stat().st_mtime < UNOWNED_GRACE_S:
                     continue
-            elif _pid_alive(owner):
+            elif pid_alive(owner):
                 continue
             postmaster = _read_pid(root / "data" / "postmaster.pid")
-            if postmaster is not None and _pid_alive(postmaster):
+            if postmaster is not None and pid_alive(postmaster):
                 continue
             shutil.rmtree(root, ignore_errors=True)
             removed.append(root)

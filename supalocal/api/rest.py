@@ -104,18 +104,8 @@ class RestApi:
         prefs = parse_prefer(request.headers.getall("Prefer", []))
         singular = SINGULAR_MEDIA_TYPE in request.headers.get("Accept", "")
         name = request.match_info["name"]
-        if request.path.startswith("/rest/v1/rpc/"):
-            return plan_rpc(
-                cache,
-                schema=schema,
-                name=name,
-                method=request.method,
-                params=params,
-                prefs=prefs,
-                body=body,
-                singular=singular,
-            )
-        return plan_table(
+        plan = plan_rpc if request.path.startswith("/rest/v1/rpc/") else plan_table
+        return plan(
             cache,
             schema=schema,
             name=name,
