@@ -382,3 +382,17 @@ async def test_recipe_validate_by_id_uses_the_machine_map(clean_db: BackgroundSt
     code, out = await _cli(clean_db, "recipe", "validate", "--id", "00000000-0000-4000-8000-000000000101")
     assert code == 0, out
     assert "405 steps" in out
+
+
+async def test_the_lease_holder_keeps_the_plc_watchdog_alive_and_its_silence_trips_it(
+    start_agent: StartAgent, simulator: Simulator
+) -> None:
+    simulator.model.watchdog_timeout_s = 1.0
+    agent = await active_agent(start_agent, WATCHDOG_TIMEOUT=1.0)
+    await eventually(lambda: simulator.model.watchdog_armed, within=5)
+    await asyncio.sleep(2.0)  # twice the timeout: the agent's toggling keeps it from tripping
+    assert not simulator.model.watchdog_tripped
+    simulator.image.set(simulator.register_map["valve_5.state"], True)
+    agent.stop.set()  # the agent goes away (and with it the toggling)
+    await eventually(lambda: simulator.model.watchdog_tripped, within=5)
+    assert simulator.image.get(simulator.register_map["valve_5.state"]) is False  # the PLC's own safe state
