@@ -5,6 +5,8 @@
 #                     the warm standby already runs it and is healthy, this is a weight flip (well under a
 #                     second); otherwise V starts on the standby color first, checked as in a deploy.
 #   --method manual   flip traffic to the other color as it is; it must be running, healthy and UP.
+# Either way the PLC lease moves first (scripts/lib/deploy/lease.sh): the current color hands it over (after a
+# running recipe, or at once with --force-handover), the target color is activated, then traffic flips.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -15,6 +17,7 @@ VERSION=""
 RUNTIME="${DEPLOY_RUNTIME:-compose}"
 DEPLOY_TIMEOUT="${DEPLOY_TIMEOUT:-120}"
 ASSUME_YES=0
+FORCE_HANDOVER="${FORCE_HANDOVER:-0}"
 DRY_RUN=0
 
 LIB="$ROOT/scripts/lib/deploy"
@@ -24,12 +27,15 @@ source "$LIB/common.sh"
 source "$LIB/state.sh"
 # shellcheck source=lib/deploy/lb.sh
 source "$LIB/lb.sh"
+# shellcheck source=lib/deploy/lease.sh
+source "$LIB/lease.sh"
 # shellcheck source=lib/deploy/flow.sh
 source "$LIB/flow.sh"
 
 usage() {
   cat <<USAGE
-usage: scripts/rollback.sh -e ENV [-m version [-V VERSION] | -m manual] [--yes] [--runtime R] [--timeout S] [--dry-run]
+usage: scripts/rollback.sh -e ENV [-m version [-V VERSION] | -m manual] [--yes] [--runtime R] [--timeout S]
+                          [--force-handover] [--dry-run]
 
 Sends traffic back to the previous agent version of environment ENV.
 
@@ -40,7 +46,9 @@ Sends traffic back to the previous agent version of environment ENV.
   -V, --version VERSION    the version to go back to (method version only)
   -y, --yes                do not ask for confirmation (needed without a terminal, e.g. in CI)
   -r, --runtime NAME       compose | local (DEPLOY_RUNTIME, default $RUNTIME)
-  -T, --timeout S          seconds a restarted color has to become healthy (DEPLOY_TIMEOUT, default $DEPLOY_TIMEOUT)
+  -T, --timeout S          seconds a restarted color has to become healthy, and the current one to finish a
+                           running recipe and release the lease (DEPLOY_TIMEOUT, default $DEPLOY_TIMEOUT)
+  -F, --force-handover     do not wait for a running recipe: the current color stops it into its safe state
   -n, --dry-run            print every step and command, change nothing
   -h, --help               this help
 
@@ -56,6 +64,7 @@ parse_args() {
       -m|--method) METHOD="$(value "$@")"; shift 2 ;;
       -V|--version) VERSION="$(value "$@")"; shift 2 ;;
       -y|--yes) ASSUME_YES=1; shift ;;
+      -F|--force-handover) FORCE_HANDOVER=1; shift ;;
       -r|--runtime) RUNTIME="$(value "$@")"; shift 2 ;;
       -T|--timeout) DEPLOY_TIMEOUT="$(value "$@")"; shift 2 ;;
       -n|--dry-run) DRY_RUN=1; shift ;;
@@ -82,6 +91,7 @@ prepare() {
   [ "$DRY_RUN" -eq 1 ] || require_tools jq socat flock curl
   state_lock
   rt_check
+  admin_token_load
   read_active
   [ -n "$ACTIVE_COLOR" ] || die "nothing to roll back: '$ENVIRONMENT' has no active color in $(state_path)"
   STANDBY_COLOR="$(other_color "$ACTIVE_COLOR")"
@@ -117,7 +127,10 @@ rollback() {
   else
     restart_standby
   fi
-  switch_traffic "$STANDBY_COLOR" "$ACTIVE_COLOR"
+  if ! switch_traffic "$STANDBY_COLOR" "$ACTIVE_COLOR"; then
+    state_record "$strategy" "$TARGET" "$STANDBY_COLOR" aborted "$ACTIVE_VERSION" "the lease did not move"
+    die "the lease did not move to $STANDBY_COLOR; $ACTIVE_COLOR keeps lease and traffic (--force-handover?)"
+  fi
   state_set_active "$STANDBY_COLOR" "$TARGET"
   state_record "$strategy" "$TARGET" "$STANDBY_COLOR" success "$ACTIVE_VERSION"
   step "done: $ENVIRONMENT serves $TARGET from $STANDBY_COLOR ($ACTIVE_VERSION stays warm on $ACTIVE_COLOR)"

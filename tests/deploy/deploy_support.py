@@ -101,11 +101,16 @@ class Standin:
 
 
 @contextlib.contextmanager
-def standin_agent(tmp: Path, *, color: str, version: str, port: int = 0, quarantined: int = 0) -> Iterator[Standin]:
-    """A stand-in agent color (tests/deploy/standin_agent.py) on a free port; stopped on exit."""
+def standin_agent(tmp: Path, *, color: str, version: str, port: int = 0, quarantined: int = 0,
+                  role: str = "active", lease_file: Path | None = None, admin_token: str | None = None
+                  ) -> Iterator[Standin]:  # fmt: skip
+    """A stand-in agent color (tests/deploy/standin_agent.py) on a free port; stopped on exit. With `lease_file`
+    (and `admin_token`) it shares a lease with the other color and answers the hand-over admin routes."""
     down_file = tmp / f"{color}.down"
     args = [sys.executable, str(STANDIN), "--color", color, "--version", version, "--port", str(port),
-            "--down-file", str(down_file), "--quarantined", str(quarantined)]  # fmt: skip
+            "--down-file", str(down_file), "--quarantined", str(quarantined), "--role", role]  # fmt: skip
+    if lease_file is not None:
+        args += ["--lease-file", str(lease_file), "--admin-token", admin_token or "standin-token"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         line = proc.stdout.readline() if proc.stdout else ""

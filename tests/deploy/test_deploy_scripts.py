@@ -21,6 +21,7 @@ from deploy_support import ROOT, Haproxy, Standin, get_json, haproxy, require_to
 DEPLOY = ROOT / "scripts/deploy.sh"
 ROLLBACK = ROOT / "scripts/rollback.sh"
 ENV_EXAMPLE = ROOT / "config/production.env.example"
+STANDIN_TOKEN = "standin-admin-token"
 
 # A `docker` that records each call (with the two tag variables compose interpolates) and fakes
 # `compose ps --format json` with the health DOCKER_STUB_HEALTH (default healthy).
@@ -143,10 +144,13 @@ def test_dry_run_first_deploy_prints_every_step_and_changes_nothing(tmp_path: Pa
 def test_dry_run_plans_the_standby_color_and_keeps_the_state(tmp_path: Path, stub: Path) -> None:
     state = write_state(tmp_path, active="blue", versions={"blue": "1.0.0", "green": None}, history=[entry(1, "1.0.0")])
     before = state.read_bytes()
-    for strategy in ("blue-green", "canary", "rolling"):
+    for strategy, color in (("blue-green", "green"), ("canary", "green"), ("rolling", "blue")):
         result = run(DEPLOY, "-e", "test", "-t", "1.1.0", "-s", strategy, "-n", env=script_env(tmp_path, stub))
         assert result.returncode == 0, result.stderr
-        assert "==> starting green on 1.1.0" in result.stdout
+        assert f"==> starting {color} on 1.1.0" in result.stdout  # rolling restarts the active color in place
+        steps = [line for line in result.stdout.splitlines() if line.startswith("==> lease")]
+        assert steps[0] == "==> lease: blue stops claiming, lets a running recipe finish, releases (up to 120s)"
+        assert "POST http://127.0.0.1:8001/admin/handover (Authorization: Bearer $ADMIN_TOKEN)" in result.stdout
     canary = run(DEPLOY, "-e", "test", "-t", "1.1.0", "-s", "canary", "-n", env=script_env(tmp_path, stub)).stdout
     assert [ln for ln in canary.splitlines() if ln.startswith("==> weights")] == [
         "==> weights: green=10, blue=90", "==> weights: green=25, blue=75", "==> weights: green=50, blue=50",
@@ -230,16 +234,18 @@ class Stage:
 @pytest.fixture
 def stage(tmp_path: Path, stub: Path) -> Iterator[Stage]:
     """Blue serves 1.0.0; green (the standby container the stub 'starts') answers as 2.0.0."""
+    lease = {"lease_file": tmp_path / "lease", "admin_token": STANDIN_TOKEN}
     with (
-        standin_agent(tmp_path, color="blue", version="1.0.0") as blue,
-        standin_agent(tmp_path, color="green", version="2.0.0") as green,
+        standin_agent(tmp_path, color="blue", version="1.0.0", **lease) as blue,
+        standin_agent(tmp_path, color="green", version="2.0.0", role="standby", **lease) as green,
         haproxy(tmp_path, blue_port=blue.port, green_port=green.port) as lb,
     ):
         wait_until(lambda: lb.up("blue") and lb.up("green"), timeout=10, what="both colors UP")
         write_state(tmp_path, active="blue", versions={"blue": "1.0.0", "green": None}, history=[entry(1, "1.0.0")])
         env = script_env(tmp_path, stub, HAPROXY_SOCKET=str(lb.socket), HAPROXY_STATE_FILE=str(lb.state_file),
                          AGENT_BLUE_PORT=str(blue.port), AGENT_GREEN_PORT=str(green.port), DEPLOY_TIMEOUT="3",
-                         POST_SWITCH_SOAK="0.5", DRAIN_TIMEOUT="5", LB_POLL_INTERVAL="0.05")  # fmt: skip
+                         POST_SWITCH_SOAK="0.5", DRAIN_TIMEOUT="5", LB_POLL_INTERVAL="0.05",
+                         DEPLOY_ADMIN_TOKEN=STANDIN_TOKEN, LEASE_TIMEOUT="3")  # fmt: skip
         yield Stage(tmp_path, env, lb, blue, green)
 
 
@@ -291,6 +297,10 @@ def test_blue_green_deploy_then_rollback_under_load(stage: Stage) -> None:
         (3, "rollback-version", "1.0.0", "success", "2.0.0"),
     ]
     assert "be_agent" in stage.lb.state_file.read_text()  # show servers state saved for a restart
+    # the lease moved before the traffic each time, and is back on blue
+    assert (stage.tmp / "lease").read_text() == "blue"
+    assert [h["handover"]["from"] + ">" + h["handover"]["to"] for h in state["history"][1:]] == ["blue>green",
+                                                                                                 "green>blue"]
 
 
 def test_new_color_failing_its_checks_is_aborted_and_traffic_untouched(stage: Stage) -> None:

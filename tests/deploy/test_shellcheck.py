@@ -1,5 +1,6 @@
-"""Every shell script of the project (deploy harness, test and run commands, CI) is ShellCheck clean (all severities; suppressions are justified
-inline or in scripts/lib/deploy/.shellcheckrc) and parses with bash -n."""
+"""Every shell script of the project (deploy harness with both runtimes, test and run commands, CI) is ShellCheck
+clean (all severities; suppressions are justified inline or in scripts/lib/deploy/.shellcheckrc) and parses with
+bash -n. scripts/lib/deploy/*.sh (runtime-local.sh, lease.sh, ...) are found by the glob."""
 
 from __future__ import annotations
 

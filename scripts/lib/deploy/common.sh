@@ -54,6 +54,12 @@ other_color() {
 
 utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
+# Microseconds on the wall clock ($EPOCHREALTIME, bash ≥ 5), and seconds elapsed since such a reading.
+now_us() { printf '%s' "${EPOCHREALTIME/[.,]/}"; }
+elapsed_s() { awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.3f", (b - a) / 1e6 }'; }
+# shellcheck disable=SC2034  # read by state.sh (record_facts), which shellcheck checks separately
+START_US="$(now_us)"
+
 require_tools() {
   local tool missing=()
   for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done

@@ -1,6 +1,6 @@
 # shellcheck shell=bash source-path=SCRIPTDIR
 # The building blocks of every strategy and of rollback, shared by all runtimes. Sourced: functions only;
-# needs common.sh, state.sh, lb.sh and one runtime-<name>.sh.
+# needs common.sh, state.sh, lb.sh, lease.sh and one runtime-<name>.sh.
 
 DEPLOY_TIMEOUT="${DEPLOY_TIMEOUT:-120}"
 HEALTH_INTERVAL_S="${HEALTH_INTERVAL_S:-1}"
@@ -62,21 +62,32 @@ stop_color() {
   state_write "$color stopped" '.colors[$c] = {version: null, stopped_at: $now}' --arg c "$color"
 }
 
-# switch_traffic NEW OLD: all traffic to NEW (raised first, one line), then OLD drained.
+# switch_traffic NEW OLD: the PLC lease to NEW (lease.sh), then all traffic to NEW (raised first, one line),
+# then OLD drained. 1 when the lease did not move; traffic is then untouched and OLD still holds the lease.
 switch_traffic() {
   local new="$1" old="$2"
-  # TODO(#6): ask OLD to hand its PLC lease over (admin endpoint) and wait for NEW to report role "active".
+  lease_move "$new" "$old" || return 1
   lb_weights "$new" 100 "$old" 0
   lb_drain "$old"
 }
 
-# After a switch, watch the new color for POST_SWITCH_SOAK seconds: it must stay healthy and UP.
+# switch_back OLD NEW: undo a switch_traffic after NEW failed: the lease back to OLD (forced on NEW: a run it
+# started must not keep OLD waiting), traffic back, NEW drained.
+switch_back() {
+  local old="$1" new="$2"
+  FORCE_HANDOVER=1 lease_move "$old" "$new" || warn "the lease did not go back to $old; check both /health"
+  lb_weights "$old" 100 "$new" 0
+  lb_drain "$new"
+}
+
+# After a switch, watch the new color for POST_SWITCH_SOAK seconds: it must stay healthy, UP and active.
 soak() {
   local color="$1"
   step "watching $color for ${POST_SWITCH_SOAK}s with traffic"
   pause "$POST_SWITCH_SOAK"
   check_health "$color" 3 || return 1
   lb_wait_up "$color" 5 || return 1
+  lease_wait_active "$color" 3 || return 1
 }
 
 # fail_color COLOR: diagnostics first, then stop it, traffic already elsewhere.

@@ -9,6 +9,8 @@
 #    "lb":{"blue":0,"green":100},
 #    "history":[{"id":7,"ts":"…","strategy":"blue-green","version":"1.4.2","color":"green",
 #                "result":"success","previous_version":"1.4.1","actor":"ci","runtime":"compose"}]}
+# Entries also carry what was measured: duration_s, and for a lease hand-over
+# "handover": {"from", "to", "waited_for_run", "released_s", "active_s"} (seconds from the request).
 # `result` is success, aborted (the new color failed its checks, traffic untouched), aborted@<p>% (a canary
 # step failed), rolled-back (failed after the switch, traffic sent back) or partial. Every attempt is appended.
 # Writes are atomic: a temporary file in the same directory, then mv.
@@ -78,10 +80,14 @@ state_write() {
   mv "$next" "$file"
 }
 
+# state_set_color COLOR VERSION: what runs on COLOR now, plus what the runtime told about it (RT_COLOR_INFO,
+# a JSON object such as {"pid": 12304, "port": 8001} from the local runtime; {} otherwise).
 state_set_color() {
   local color="$1" version="$2"
   state_write "$color runs $version" \
-    '.colors[$c] = {version: $v, started_at: $now}' --arg c "$color" --arg v "$version"
+    '.colors[$c] = ({version: $v, started_at: $now} + $info)' --arg c "$color" --arg v "$version" \
+    --argjson info "${RT_COLOR_INFO:-"{}"}"
+  RT_COLOR_INFO="{}"
 }
 
 state_set_active() {
@@ -98,9 +104,20 @@ state_record() {
     '.runtime = $runtime
      | .history += [{id: ((.history | map(.id) | max // 0) + 1), ts: $now, strategy: $s, version: $v,
                      color: $c, result: $r, previous_version: (if $p == "" then null else $p end),
-                     actor: $actor, runtime: $runtime} + (if $d == "" then {} else {detail: $d} end)]' \
+                     actor: $actor, runtime: $runtime} + (if $d == "" then {} else {detail: $d} end) + $facts]' \
     --arg s "$strategy" --arg v "$version" --arg c "$color" --arg r "$result" --arg p "$previous" \
-    --arg d "$detail" --arg actor "$DEPLOY_ACTOR" --arg runtime "$RUNTIME"
+    --arg d "$detail" --arg actor "$DEPLOY_ACTOR" --arg runtime "$RUNTIME" --argjson facts "$(record_facts)"
+}
+
+# What this attempt measured, merged into its history entry: duration_s since the script started and the
+# facts flow.sh noted with note_fact (e.g. the lease hand-over's timings).
+RECORD_FACTS="{}"
+note_fact() {
+  local name="$1" json="$2"
+  RECORD_FACTS="$(jq -c --arg k "$name" --argjson v "$json" '.[$k] = $v' <<<"$RECORD_FACTS")"
+}
+record_facts() {
+  jq -c --argjson d "$(elapsed_s "$START_US")" '. + {duration_s: $d}' <<<"$RECORD_FACTS"
 }
 
 # The version rollback goes back to: the newest successful deploy whose version is not the active one and was
