@@ -88,7 +88,7 @@ rt_prepare() {
                  "HAPROXY_SOCKET=$HAPROXY_SOCKET" "HAPROXY_STATE_FILE=$HAPROXY_STATE_FILE"
                  "HAPROXY_CERT=$certs/ald-agent.pem" "HAPROXY_CHECK_INTER=${HAPROXY_CHECK_INTER:-500ms}")
   run env "${hap_env[@]}" haproxy -c -q -f "$HAPROXY_CONFIG"
-  run env "${hap_env[@]}" haproxy -D -p "$LOCAL_RUN_DIR/haproxy.pid" -f "$HAPROXY_CONFIG"
+  run env "${hap_env[@]}" haproxy -D -p "$LOCAL_RUN_DIR/haproxy.pid" -f "$HAPROXY_CONFIG" 9>&-  # not the lock fd
   [ "$DRY_RUN" -eq 1 ] && return 0
   local deadline=$((SECONDS + 10))
   until [ -S "$HAPROXY_SOCKET" ] && hap "show info" >/dev/null 2>&1; do
@@ -120,7 +120,8 @@ rt_start() {
     return 0
   fi
   printf '\n=== %s: %s on %s\n' "$(utc_now)" "$color" "$version" >>"$dir/agent.log"
-  (cd "$release" && exec setsid env -i "${agent_env[@]}" "$python" -m agent run </dev/null >>"$dir/agent.log" 2>&1) &
+  # 9>&-: the deploy lock's descriptor (state.sh) must not live on in the agent, or the lock would too.
+  (cd "$release" && exec setsid env -i "${agent_env[@]}" "$python" -m agent run </dev/null >>"$dir/agent.log" 2>&1 9>&-) &
   pid=$!
   printf '%s\n' "$pid" >"$dir/agent.pid"
   # shellcheck disable=SC2034  # read by state_set_color (state.sh), which flow.sh calls next
