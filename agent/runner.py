@@ -237,13 +237,7 @@ class RunController:
         self.finished.set()
 
     def _step_started(self, run: ActiveRun, step: Any) -> None:
-        run.row["current_step"] = {
-            "path": step.path,
-            "type": step.type,
-            "name": step.name,
-            "loop_iteration": step.loop_iteration,
-            "loop_count": step.loop_count,
-        }
+        run.row["current_step"] = step.describe()
         self._write_run(run)
 
     def _step_ended(self, run: ActiveRun, record: StepRecord) -> None:
@@ -265,8 +259,11 @@ class RunController:
                 "detail": record.detail,
             },
         )
-        if record.actual_ms is not None and record.planned_ms:
-            self.on_step_timing_error((record.actual_ms - record.planned_ms) / 1000)
+        if record.status == "succeeded" and record.planned_ms:
+            # valves: the hold measured at the PLC's acknowledgements; other steps: actual − planned
+            error_ms = record.detail.get("timing_error_ms", record.actual_ms - record.planned_ms)
+            self.on_step_timing_error(error_ms / 1000)
+
         self._write_run(run)
 
     def _transitioned(self, run: ActiveRun, old: State, new: State) -> None:
