@@ -230,7 +230,12 @@ deploy_rolling() {
   started="$(now_us)"
   lease_release "$color" || [ $? -eq 2 ] || { state_record rolling "$TAG" "$color" aborted "$ACTIVE_VERSION" \
     "$color did not release the lease"; die "rolling: $color did not release the lease; it keeps serving"; }
+  # No new request to the color (HAProxy answers 503: no other server), in-flight ones finish, then it stops;
+  # back to `ready` at once so HAProxy's checks report the truth (DOWN, then UP when the new version serves).
+  hap_do "set server $HAPROXY_BACKEND/$color state drain"
+  lb_drain "$color"
   stop_color "$color"
+  hap_do "set server $HAPROXY_BACKEND/$color state ready"
   start_color "$color" "$TAG"
   if ! verify_color "$color" || ! lease_wait_active "$color" "$LEASE_TIMEOUT"; then
     fail_color "$color"
