@@ -192,8 +192,8 @@ class Load:
     """GET /health through HAProxy from `threads` threads until stopped (at most `limit` requests): the read
     traffic a deploy must not drop. `results` counts answers by color, failures as "http <code>"/"error <type>"."""
 
-    def __init__(self, url: str, *, threads: int = 2, limit: int = 20_000) -> None:
-        self.url, self.limit = url, limit
+    def __init__(self, url: str, *, threads: int = 2, limit: int = 20_000, pause_s: float = 0.005) -> None:
+        self.url, self.limit, self.pause_s = url, limit, pause_s
         self.results: Counter[str] = Counter()
         self._done = threading.Event()
         self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
@@ -215,6 +215,7 @@ class Load:
                 self.results[body.get("color", "?") if status == 200 else f"http {status}"] += 1
             except (OSError, urllib.error.URLError) as exc:
                 self.results[f"error {type(exc).__name__}"] += 1
+            time.sleep(self.pause_s)  # a steady load, not a busy loop competing with the agents for 2 cores
 
     @property
     def failed(self) -> dict[str, int]:

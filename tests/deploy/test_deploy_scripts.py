@@ -299,8 +299,10 @@ def test_blue_green_deploy_then_rollback_under_load(stage: Stage) -> None:
     assert "be_agent" in stage.lb.state_file.read_text()  # show servers state saved for a restart
     # the lease moved before the traffic each time, and is back on blue
     assert (stage.tmp / "lease").read_text() == "blue"
-    assert [h["handover"]["from"] + ">" + h["handover"]["to"] for h in state["history"][1:]] == ["blue>green",
-                                                                                                 "green>blue"]
+    assert [h["handover"]["from"] + ">" + h["handover"]["to"] for h in state["history"][1:]] == [
+        "blue>green",
+        "green>blue",
+    ]
 
 
 def test_new_color_failing_its_checks_is_aborted_and_traffic_untouched(stage: Stage) -> None:
@@ -331,3 +333,33 @@ def test_manual_rollback_flips_to_the_running_standby(stage: Stage) -> None:
     last = stage.state()["history"][-1]
     assert (last["strategy"], last["version"], last["color"], last["previous_version"]) == (
         "rollback-manual", "1.0.0", "blue", "2.0.0")  # fmt: skip
+
+
+# --- local runtime, dry run (tests/deploy/test_e2e_*.py run it for real) -----------------------------------------
+
+
+def test_dry_run_local_runtime_plans_processes_and_lease_and_changes_nothing(tmp_path: Path) -> None:
+    write_state(tmp_path, active="blue", versions={"blue": "1.0.0", "green": None}, history=[entry(1, "1.0.0")])
+    before = (tmp_path / "state/test.json").read_bytes()
+    env = script_env(tmp_path, LOCAL_RUN_DIR=str(tmp_path / "run"), LOCAL_RELEASES_DIR=str(tmp_path / "releases"),
+                     ENV_FILE=str(tmp_path / "absent.env"))  # fmt: skip
+    result = run(DEPLOY, "-e", "test", "-t", "1.1.0", "--runtime", "local", "--dry-run", "--force-handover", env=env)
+    assert result.returncode == 0, result.stderr
+    steps = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
+    assert steps[steps.index("==> starting green on 1.1.0 (release " + str(tmp_path / "releases/1.1.0") +
+                             ", http :8002)") + 1:] == [
+        "==> waiting for the green process to serve http://127.0.0.1:8002/health/basic, up to 120s",
+        "==> health of green: http://127.0.0.1:8002/health",
+        "==> waiting for HAProxy to see green UP (L7OK), up to 120s",
+        "==> lease: blue stops claiming, stops a running recipe (safe state), releases (up to 120s)",
+        "==> lease: green takes it (activate, then /health role active, up to 20s)",
+        "==> weights: green=100, blue=0", "==> draining blue (current sessions to 0, up to 30s)",
+        "==> watching green for 3s with traffic", "==> health of green: http://127.0.0.1:8002/health",
+        "==> waiting for HAProxy to see blue UP (L7OK), up to 5s".replace("blue", "green"),
+        "==> done: test serves 1.1.0 from green",
+    ]  # fmt: skip
+    assert "+ POST http://127.0.0.1:8001/admin/handover?force=true" in result.stdout
+    assert "+ POST http://127.0.0.1:8002/admin/activate" in result.stdout
+    assert "haproxy -D -p" in result.stdout and "setsid env -i" in result.stdout
+    assert (tmp_path / "state/test.json").read_bytes() == before
+    assert not (tmp_path / "run").exists() and not (tmp_path / "releases").exists()
