@@ -28,7 +28,7 @@ from agent.cloud import CloudClient, Watch
 from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
 from agent.errors import CloudError, PlcError
-from agent.handover import Handover
+from agent.handover import Handover, HandoverState
 from agent.http import HttpServer
 from agent.lease import Lease, LeaseRole
 from agent.metrics import AgentMetrics
@@ -100,6 +100,7 @@ class Agent:
 
         self._sampling: asyncio.Task[None] | None = None
         self._duties: set[asyncio.Task[None]] = set()
+        self._watchdog_counter = 0
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -161,7 +162,7 @@ class Agent:
             http = HttpServer(
                 snapshot=self.snapshot,
                 metrics=self.metrics,
-                host="0.0.0.0",
+                host=s.HTTP_HOST,
                 port=s.HTTP_PORT,
                 admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
             )
@@ -240,14 +241,21 @@ class Agent:
         """Becoming active: settle what a previous holder left, then look for commands. Losing the lease
         with a run going: stop it (safe state) — another agent may now command this machine."""
         assert self.runs is not None
+        assert self.intake is not None
+        self._beat()  # the dashboard sees the role change now, not at the next 10 s beat
         if role is LeaseRole.ACTIVE:
+            self.intake.paused = True  # no claim before what the previous holder left is settled
             self._spawn(self._become_active())
         elif self.runs.active is not None:
             logger.error("lease lost during run {}: stopping it", self.runs.active.id)
             self.runs.stop("the agent lost its lease (Supabase unreachable or taken over)")
 
     async def _become_active(self) -> None:
-        assert self.runs and self.cloud and self.spool and self.intake and self.writer
+        """Settle the machine before the first claim: the PLC watchdog answered at once (a PLC that tripped
+        while nobody held the lease releases its safe state only when the watchdog moves), runs a previous
+        agent left running marked interrupted (else a new run would collide with them), machine status."""
+        assert self.runs and self.cloud and self.spool and self.intake and self.writer and self.handover
+        await self._kick_watchdog()
         await self.writer.drain()
         for attempt in range(5):
             try:
@@ -258,6 +266,8 @@ class Agent:
                 await asyncio.sleep(1 + attempt)
         if self.runs.active is None:
             self._machine_status("idle")
+        if self.handover.state is HandoverState.HOLDING:
+            self.intake.paused = False
         self.intake.poke()
 
     def _spawn(self, coro: Any) -> None:
@@ -269,7 +279,6 @@ class Agent:
         """While we hold the lease, change `plc.watchdog` often enough that the PLC never trips it; and put
         the PLC back in its safe state when it returns after a failure left that unconfirmed."""
         assert self.device and self.connection and self.lease and self.runs
-        counter = 0
         period = max(0.2, self.settings.WATCHDOG_TIMEOUT / 3)
         while True:
             await asyncio.sleep(period)
@@ -277,33 +286,44 @@ class Agent:
                 continue
             if self.runs.safe_state_pending:
                 await self.runs.reapply_safe_state()
-            if self.lease.valid() and "plc.watchdog" in self.device.map:
-                counter = (counter + 1) % 65536
-                try:
-                    await self.device.write("plc.watchdog", counter, verify=False)
-                except PlcError as exc:
-                    logger.debug("watchdog write failed: {}", exc)
+            if self.lease.valid():
+                await self._kick_watchdog()
+
+    async def _kick_watchdog(self) -> None:
+        assert self.device is not None
+        if "plc.watchdog" not in self.device.map:
+            return
+        self._watchdog_counter = (self._watchdog_counter + 1) % 65536
+        try:
+            await self.device.write("plc.watchdog", self._watchdog_counter, verify=False)
+        except PlcError as exc:
+            logger.debug("watchdog write failed: {}", exc)
 
     async def _heartbeat(self) -> None:
-        assert self.writer is not None
         while True:
-            snap = self.snapshot()
-            self.writer.submit(
-                "heartbeat",
-                {
-                    "instance_id": self.instance_id,
-                    "machine_id": self.machine_id,
-                    "color": self.settings.AGENT_COLOR,
-                    "version": __version__,
-                    "role": snap.role,
-                    "started_at": self.started_at.isoformat(),
-                    "last_seen": datetime.now(UTC).isoformat(),
-                    "plc_connected": snap.plc_connected,
-                    "realtime_connected": snap.realtime_connected,
-                    "spool_depth": snap.spool_depth,
-                },
-            )
+            self._beat()
             await asyncio.sleep(HEARTBEAT_S)
+
+    def _beat(self) -> None:
+        """One `agent_instances` row, through the spool like every other write."""
+        if self.writer is None:
+            return
+        snap = self.snapshot()
+        self.writer.submit(
+            "heartbeat",
+            {
+                "instance_id": self.instance_id,
+                "machine_id": self.machine_id,
+                "color": snap.color,
+                "version": snap.version,
+                "role": snap.role,
+                "started_at": self.started_at.isoformat(),
+                "last_seen": datetime.now(UTC).isoformat(),
+                "plc_connected": snap.plc_connected,
+                "realtime_connected": snap.realtime_connected,
+                "spool_depth": snap.spool_depth,
+            },
+        )
 
     async def _watch_parameters(self, initial: MapSource) -> None:
         """Reload the map when the machine's `parameters` rows change (debounced: editors save in bursts)."""
@@ -377,7 +397,7 @@ class Agent:
         spool = self.spool.stats if self.spool else None
         shipper = self.shipper.stats if self.shipper else None
         return AgentSnapshot(
-            version=__version__,
+            version=self.settings.AGENT_VERSION or __version__,
             color=self.settings.AGENT_COLOR.value,
             role=self.lease.role.value if self.lease else "standby",
             instance_id=self.instance_id,

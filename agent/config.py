@@ -67,6 +67,11 @@ class Settings(BaseSettings):
 
     #: 0 = any free port (tests run several agents side by side); the bound port is logged and in /health.
     HTTP_PORT: Annotated[int, Field(ge=0, le=65535)] = 8000
+    #: Where /health, /metrics and the admin routes listen; 127.0.0.1 behind a local HAProxy.
+    HTTP_HOST: str = "0.0.0.0"
+    #: The release reported by /health, metrics and heartbeats (deploy tag); default: the package version.
+    AGENT_VERSION: str | None = None
+
     SPOOL_PATH: Path = Path("var/spool.sqlite")
     SPOOL_MAX_MB: Annotated[float, Field(gt=0)] = 512.0
     AGENT_COLOR: Color = Color.BLUE

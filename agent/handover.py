@@ -6,7 +6,9 @@ release the lease and stay standby (`hold = False`). The standby, which keeps tr
 at once. `activate` is the reverse switch (rollback): hold the lease again when it is free. `drain` stops
 claiming without releasing (a maintenance pause).
 
-    POST /admin/handover[?force=true]  → 202 {"state": "draining"|"released", "run": …}
+    POST /admin/handover[?force=true][&wait=S]
+                                        → 202 {"state": "draining"|"released", "run": …} (200 once released)
+
     POST /admin/drain                   → 202 {"state": "draining"|"drained", …}
     POST /admin/activate                → 200 {"state": "holding"}
     GET  /admin/handover                → 200 the current state
@@ -15,6 +17,7 @@ claiming without releasing (a maintenance pause).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from enum import StrEnum
 from typing import Any
@@ -27,6 +30,9 @@ from agent.lease import Lease
 from agent.runner import RunController
 
 __all__ = ["Handover", "HandoverState"]
+
+#: The longest a hand-over request may hold its HTTP connection (a recipe can run for hours: poll instead).
+MAX_WAIT_S = 300.0
 
 
 class HandoverState(StrEnum):
@@ -90,10 +96,19 @@ class Handover:
     # --- admin routes (registered behind the admin token by the app) ------------------------------------
 
     async def post_handover(self, request: web.Request) -> web.Response:
+        """`?force=true` stops a running recipe; `?wait=S` answers once released (200) or after S s (202)."""
         force = request.query.get("force", "").lower() in {"1", "true", "yes"}
+        try:
+            wait_s = min(float(request.query.get("wait", "0")), MAX_WAIT_S)
+        except ValueError:
+            return web.json_response({"error": "wait must be a number of seconds"}, status=400)
         self.begin(release=True, force=force)
+        if self._task is not None and wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), wait_s)
         await asyncio.sleep(0)  # a handover with no run completes at once: report it
-        return web.json_response(self.describe(), status=202)
+        done = self.state is HandoverState.RELEASED
+        return web.json_response(self.describe(), status=200 if done else 202)
 
     async def post_drain(self, request: web.Request) -> web.Response:
         self.begin(release=False, force=False)

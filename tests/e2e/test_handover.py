@@ -67,3 +67,13 @@ async def test_forced_handover_stops_the_recipe_safely_and_activate_takes_it_bac
     command_id = await insert_command(db, SEED_MACHINE_ID, "set_parameter", {"key": "mfc_1.flow_sp", "value": 5})
     assert (await until_final(db, command_id))["status"] == "succeeded"
     assert (await command_row(db, command_id))["claimed_by"] == blue.instance_id
+
+
+async def test_handover_can_answer_once_released(start_agent: StartAgent) -> None:
+    blue = await active_agent(start_agent, ADMIN_TOKEN=TOKEN, AGENT_VERSION="v1.2.3")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{blue.http_port}") as http:
+        assert (await http.get("/health")).json()["version"] == "v1.2.3"
+        assert (await http.post("/admin/handover?wait=abc", headers=AUTH)).status_code == 400
+        reply = await http.post("/admin/handover?wait=5", headers=AUTH)
+    assert reply.status_code == 200 and reply.json()["state"] == "released"
+    assert not blue.lease.valid()
