@@ -35,6 +35,8 @@ from agent.spool import Spool, SpoolWriter
 __all__ = ["ActiveRun", "RunController"]
 
 ACTIVE_STATUSES = ("running", "paused")
+#: What a progress update sends (machine_id too, so even a lone progress row is a valid insert).
+PROGRESS_COLUMNS = ("id", "machine_id", "status", "total_steps", "completed_steps", "current_step")
 
 
 def _now() -> str:
@@ -118,7 +120,7 @@ class RunController:
         )
         self.active = run
         self.finished.clear()
-        self._write_run(run)
+        self._write_run(run, full=True)
         self._machine("running", run_id)
         run.task = asyncio.create_task(self._drive(run), name=f"run {run_id}")
         logger.info(
@@ -212,7 +214,7 @@ class RunController:
         run.row.update(
             status=str(outcome.status), finished_at=_now(), error=error, completed_steps=outcome.completed_steps
         )
-        self._write_run(run)
+        self._write_run(run, full=True)
         if not outcome.safe_state_ok:
             self.safe_state_pending = True
             logger.error("run {}: safe state NOT confirmed at the PLC; will re-apply when it answers", run.id)
@@ -231,7 +233,6 @@ class RunController:
             outcome.completed_steps,
             run.plan.total_steps,
             f": {error}" if error else "",
-
         )
         self.active = None
         self.finished.set()
@@ -277,8 +278,11 @@ class RunController:
             return
         self._write_run(run)
 
-    def _write_run(self, run: ActiveRun) -> None:
-        self.writer.submit("run", dict(run.row))
+    def _write_run(self, run: ActiveRun, *, full: bool = False) -> None:
+        """The whole row (with the recipe snapshot) at start and end; in between only the progress columns,
+        so the work per step stays constant however long the recipe is (bench/RESULTS.md, issue #5)."""
+        row = dict(run.row) if full else {k: run.row[k] for k in PROGRESS_COLUMNS}
+        self.writer.submit("run", row)
 
     def _machine(self, status: str, run_id: str | None) -> None:
         self.writer.submit("machine", {"id": self.machine_id, "values": {"status": status, "current_run_id": run_id}})
@@ -298,27 +302,15 @@ class RunController:
         unshipped); the interrupted records go through the spool after them, so they win.
         """
         rows: dict[str, dict[str, Any]] = {}
-        for record in await spool.peek("run", 10_000):
-            rows[record.payload["id"]] = record.payload
+        for record in await spool.peek("run", 10_000):  # full rows and progress, merged in order
+            rows[record.payload["id"]] = rows.get(record.payload["id"], {}) | record.payload
         for row in await cloud.select("process_runs", eq={"machine_id": self.machine_id}):
             if row["status"] in ACTIVE_STATUSES and row["id"] not in rows:
                 rows[row["id"]] = row
         stale = [r for r in rows.values() if r.get("status") in ACTIVE_STATUSES]
         for row in stale:
-            fixed = {
-                k: row.get(k)
-                for k in (
-                    "id",
-                    "machine_id",
-                    "recipe_id",
-                    "command_id",
-                    "recipe_snapshot",
-                    "started_at",
-                    "total_steps",
-                    "completed_steps",
-                    "current_step",
-                )
-            }
+            # only the progress columns (and what the row says): never blank out a snapshot we do not hold
+            fixed = {k: row[k] for k in PROGRESS_COLUMNS if k in row}
             fixed.update(
                 status="interrupted",
                 finished_at=_now(),

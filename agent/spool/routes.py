@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROUTES", "SHIP_ORDER", "Route", "collapse"]
+__all__ = ["ROUTES", "SHIP_ORDER", "Route", "collapse", "column_groups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,8 @@ class Route:
     """`on_conflict` set → bulk upsert of row payloads; None → per-record update `{id, values}` by id.
 
     `key` (upserts): rows with the same key in one batch collapse to the last one, which is all the database
-    would keep anyway. `merge` (updates): consecutive updates of one id merge their values in order.
+    would keep anyway. `merge`: consecutive payloads of one key (or id, for updates) merge their values in
+    order, so a partial payload (progress) keeps what an earlier full one said.
     """
 
     table: str
@@ -31,7 +32,8 @@ class Route:
 
 ROUTES: dict[str, Route] = {
     "machine": Route("machines", merge=True, batch=100),
-    "run": Route("process_runs", on_conflict="id", key=("id",), batch=100),
+    # a run row is written whole at start and end; progress in between carries only what changed (merged)
+    "run": Route("process_runs", on_conflict="id", key=("id",), merge=True, batch=100),
     "step": Route("run_steps", on_conflict="run_id,seq", key=("run_id", "seq")),
     "command": Route("machine_commands", batch=100),  # status moves are ordered: never merged
     "history": Route("parameter_history", on_conflict="machine_id,ts", key=("machine_id", "ts")),
@@ -60,6 +62,18 @@ def collapse(route: Route, payloads: Sequence[Any]) -> list[dict[str, Any]]:
     last: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         key = tuple(row[k] for k in route.key)
-        last.pop(key, None)  # re-insert so the order follows the latest occurrence
-        last[key] = row
+        previous = last.pop(key, None)  # re-insert so the order follows the latest occurrence
+        last[key] = {**previous, **row} if route.merge and previous else row
     return list(last.values())
+
+
+def column_groups(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows split by their set of columns, order kept within each group.
+
+    One bulk upsert sends one column list; a row that lacks a column would have it set to NULL/DEFAULT on
+    conflict. So partial rows (e.g. run progress without the recipe snapshot) go in their own request.
+    """
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(row)
+    return list(groups.values())

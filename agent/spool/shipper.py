@@ -19,7 +19,7 @@ from loguru import logger
 
 from agent.cloud import CloudClient
 from agent.errors import CloudPermanentError, CloudTransientError
-from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse
+from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse, column_groups
 from agent.spool.store import Record, Spool
 
 __all__ = ["Shipper", "ShipperStats"]
@@ -116,7 +116,8 @@ class Shipper:
         requests = collapse(route, [r.payload for r in records])
         self.stats.requests += 1
         if route.on_conflict is not None:
-            await self.cloud.upsert(route.table, requests, on_conflict=route.on_conflict)
+            for rows in column_groups(requests):
+                await self.cloud.upsert(route.table, rows, on_conflict=route.on_conflict)
             return
         for update in requests:
             await self.cloud.update(route.table, update["values"], match={"id": update["id"]})

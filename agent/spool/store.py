@@ -245,7 +245,6 @@ class Spool:
             records.append(Record(record_id, record_kind, json.loads(payload), created))
         return records
 
-
     def _remove(self, ids: list[int]) -> None:
         db = self._conn
         db.execute("begin immediate")

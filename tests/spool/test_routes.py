@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.spool import ROUTES, SHIP_ORDER, collapse
+from agent.spool.routes import column_groups
 
 
 @pytest.mark.parametrize(
@@ -55,3 +56,12 @@ def test_runs_ship_before_what_references_them() -> None:
     assert SHIP_ORDER.index("run") < SHIP_ORDER.index("step")
     assert SHIP_ORDER.index("run") < SHIP_ORDER.index("machine")  # machines.current_run_id
     assert set(SHIP_ORDER) == set(ROUTES)
+
+
+def test_run_progress_merges_into_the_full_row_and_partial_rows_travel_alone() -> None:
+    full = {"id": "r", "machine_id": "m", "recipe_snapshot": {"steps": []}, "status": "running", "completed_steps": 0}
+    progress = {"id": "r", "machine_id": "m", "status": "running", "completed_steps": 3}
+    assert collapse(ROUTES["run"], [full, progress]) == [full | {"completed_steps": 3}]
+    other = {"id": "q", "machine_id": "m", "status": "running", "completed_steps": 7}
+    rows = collapse(ROUTES["run"], [progress, other, full | {"id": "s"}])
+    assert [[r["id"] for r in group] for group in column_groups(rows)] == [["r", "q"], ["s"]]
