@@ -27,8 +27,10 @@ __all__ = ["Shipper", "ShipperStats"]
 #: Retry at least every 5 s during an outage: one small request, and shipping resumes quickly after it.
 BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 5.0
 #: Payload bytes per request. A 500-parameter frame is ~15 kB of JSON; 500 of them in one request meant a
-#: 7.6 MB body, ~37 MB of Python objects during a replay and 413s from request-size limits (bench/RESULTS.md).
-MAX_BATCH_BYTES = 512 * 1024
+#: 7.6 MB body, ~37 MB of Python objects during a replay and 413s from request-size limits (bench/RESULTS.md);
+#: 256 kB keeps the agent under 100 MB through a replay and still ships several hundred frames per second.
+
+MAX_BATCH_BYTES = 256 * 1024
 IDLE_WAKE_S = 1.0
 
 
@@ -46,7 +48,7 @@ class Shipper:
     def __init__(self, spool: Spool, cloud: CloudClient) -> None:
         self.spool, self.cloud = spool, cloud
         self.stats = ShipperStats()
-        self._logged_outage = False
+        self._in_outage = False
 
     async def run(self) -> None:
         """Ship until cancelled."""
@@ -83,11 +85,18 @@ class Shipper:
         return self.spool.stats.depth == 0
 
     async def ship_once(self) -> int:
-        """One pass over every kind; returns how many records were shipped or quarantined."""
+        """One pass over every kind; returns how many records were shipped or quarantined.
+
+        While Supabase is unreachable, each retry sends a single record: a probe that costs nothing to build,
+        instead of decoding and encoding a full batch every few seconds for hours. Full batches resume with the
+        first success.
+        """
         done = 0
         for kind in SHIP_ORDER:
             route = ROUTES[kind]
-            records = await self.spool.peek(kind, route.batch, max_bytes=MAX_BATCH_BYTES)
+            limit = 1 if self._in_outage else route.batch
+
+            records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES)
 
             if records:
                 done += await self._ship(route, records)
@@ -106,9 +115,9 @@ class Shipper:
             return await self._ship(route, records[:half]) + await self._ship(route, records[half:])
         await self.spool.remove([r.id for r in records])
         self.stats.last_ship_latency_s = max(0.0, time.time() - records[-1].created)
-        if self._logged_outage:
+        if self._in_outage:
             logger.info("spool: Supabase reachable again, shipping ({} waiting)", self.spool.stats.depth)
-            self._logged_outage = False
+            self._in_outage = False
         self.stats.connected = True
         return len(records)
 
@@ -127,6 +136,6 @@ class Shipper:
         self.stats.transient_errors += 1
         self.stats.errors += 1
         self.stats.last_error = str(exc)
-        if not self._logged_outage:  # one line per outage, not one per retry
+        if not self._in_outage:  # one line per outage, not one per retry
             logger.warning("spool: Supabase unreachable, buffering locally: {}", exc)
-            self._logged_outage = True
+            self._in_outage = True
