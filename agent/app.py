@@ -33,41 +33,17 @@ from agent.http import HttpServer
 from agent.lease import Lease, LeaseRole
 from agent.metrics import AgentMetrics
 from agent.parameters import MapSource, load_map
-from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map, load_map_csv
+from agent.plc import PlcConnection, PlcDevice
+from agent.plc_setup import connection_for, device_for, load_register_map
 from agent.runner import RunController
 from agent.sampling import Sampler, TelemetryPublisher
 from agent.spool import Shipper, Spool, SpoolWriter
-from agent.status import AgentSnapshot
+from agent.status import AgentSnapshot, process_rss_mb
 
-__all__ = ["Agent", "connection_for", "device_for", "load_register_map", "run_agent"]
+__all__ = ["Agent", "run_agent"]
 
 HEARTBEAT_S = 10.0
 MAP_RELOAD_DEBOUNCE_S = 0.5
-
-
-def load_register_map(settings: Settings) -> RegisterMap:
-    """The file map: PLC_MAP_FILE when set, else the packaged reference map (the CLI's and the fallback)."""
-    return load_map_csv(settings.PLC_MAP_FILE) if settings.PLC_MAP_FILE else load_default_map()
-
-
-def connection_for(settings: Settings, **kw: Any) -> PlcConnection:
-    return PlcConnection(
-        host=settings.PLC_HOST,
-        port=settings.PLC_PORT,
-        unit_id=settings.PLC_UNIT_ID,
-        timeout_s=settings.PLC_TIMEOUT_S,
-        **kw,
-    )
-
-
-def device_for(settings: Settings, connection: PlcConnection, register_map: RegisterMap) -> PlcDevice:
-    return PlcDevice(
-        connection,
-        register_map,
-        word_order=settings.PLC_WORD_ORDER,
-        max_gap=settings.PLC_MAX_GAP,
-        max_registers=settings.PLC_BULK_READ_SIZE,
-    )
 
 
 class Agent:
@@ -420,19 +396,10 @@ class Agent:
             quarantined=spool.quarantined if spool else 0,
             dropped=(spool.dropped if spool else 0) + (self.writer.dropped if self.writer else 0),
             shipped=spool.shipped if spool else 0,
-            memory_mb=_rss_mb(),
+            memory_mb=process_rss_mb(),
             errors={"plc": self.plc_errors, "database": shipper.errors if shipper else 0},
             current_run=self.runs.current() if self.runs else None,
         )
-
-
-def _rss_mb() -> float:
-    """Resident memory from /proc (a procfs read: no disk I/O)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return 0.0
 
 
 async def run_agent(settings: Settings, *, status_interval_s: float | None = None) -> None:

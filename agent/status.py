@@ -7,12 +7,13 @@ constants.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AgentSnapshot"]
+__all__ = ["AgentSnapshot", "process_rss_mb"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +44,12 @@ class AgentSnapshot:
     memory_mb: float
     errors: Mapping[str, int] = field(default_factory=dict)  # area → count, e.g. {"plc": 3, "database": 1}
     current_run: Mapping[str, Any] | None = None
+
+
+def process_rss_mb() -> float:
+    """This process's resident memory from /proc (a procfs read: no disk I/O), 0.0 where /proc is absent."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0

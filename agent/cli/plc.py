@@ -10,12 +10,12 @@ from pathlib import Path
 
 from loguru import logger
 
-from agent.app import connection_for, device_for, load_register_map
 from agent.cli.output import EXIT_FAILED, errors, jsonable, show
 from agent.config import Settings
 from agent.errors import PlcError, ValidationError
 from agent.plc import RegisterMap, WordOrder, load_default_map, load_map_csv, parse_value, plan_reads
 from agent.plc.sim import Simulator
+from agent.plc_setup import connection_for, device_for, load_register_map
 
 __all__ = ["add_parsers", "run_plc", "run_simulate"]
 

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.app import load_register_map
 from agent.cloud import CloudClient
 from agent.config import Settings
 from agent.errors import RecipeError
 from agent.plc import RegisterMap, map_from_rows
+from agent.plc_setup import load_register_map
 from agent.recipes import Recipe, compile_recipe, validate
 
 __all__ = ["add_parsers", "run"]
