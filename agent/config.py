@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     PLC_UNIT_ID: Annotated[int, Field(ge=0, le=247)] = 1
     PLC_WORD_ORDER: WordOrder = WordOrder.LITTLE
     PLC_TIMEOUT_S: PositiveSeconds = 1.0
-    PLC_BULK_READ_SIZE: Annotated[int, Field(ge=1, le=MAX_READ_REGISTERS)] = MAX_READ_REGISTERS
+    #: ≥ 2: a 32-bit value spans two registers and is never split across requests.
+    PLC_BULK_READ_SIZE: Annotated[int, Field(ge=2, le=MAX_READ_REGISTERS)] = MAX_READ_REGISTERS
+
     PLC_MAX_GAP: Annotated[int, Field(ge=0, le=MAX_READ_REGISTERS)] = 16
     #: Optional register-map CSV; default is the packaged map of the reference reactor.
     PLC_MAP_FILE: Path | None = None

@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from agent.cloud import CloudClient, Watch
 from agent.plc import load_default_map
 from bench.children import AgentProcess, StackProcess
 from bench.command_report import CommandTiming, Pulse, SchedDelta, StepTiming, print_tables
+from bench.harness import load1, log, run_until_interrupted
 from bench.sim_thread import SimulatorThread
 from supalocal.testing import SEED_MACHINE_ID
 from tests.e2e.recipes import insert_command, insert_recipe, loop, valve, wait
@@ -90,17 +90,6 @@ class Bench:
     sim: SimulatorThread
     db: asyncpg.Connection
     events: dict[int, float] = field(default_factory=dict)  # command id → INSERT event at this process (epoch)
-
-
-_STARTED = time.monotonic()
-
-
-def log(message: str) -> None:
-    print(f"==> [{time.monotonic() - _STARTED:5.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def load1() -> float:
-    return os.getloadavg()[0]
 
 
 def schedstat(pid: int, *, only: int | None = None) -> dict[str, tuple[int, int, int]]:
@@ -472,21 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_in_process_logs()
 
-    async def guarded() -> None:
-        # SIGTERM (and SIGHUP) cancel like Ctrl-C does, so the exit stack stops every child and removes tmp
-        task = asyncio.current_task()
-        assert task is not None
-        loop_ = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop_.add_signal_handler(sig, task.cancel)
-        await bench_main(args)
-
-    try:
-        asyncio.run(guarded())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("interrupted; children stopped, temp dir removed")
-        return 130
-    return 0
+    return run_until_interrupted(lambda: bench_main(args))
 
 
 if __name__ == "__main__":

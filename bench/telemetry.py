@@ -35,8 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -51,6 +49,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
+from bench.harness import load1, log, run_until_interrupted
 from bench.pg_probe import FrameWatch, Visible, count_rows, install_frame_trigger, seed_bench_machine
 from bench.read_cycle import SimulatorProcess, pct
 from bench.synthetic_map import synthetic_map_csv
@@ -60,7 +59,7 @@ DURATION_S, OUTAGE_S, WARMUP_S, PARAMS = 60.0, 60.0, 5.0, 500
 QUICK = {"duration": 1.0, "outage": 1.0, "warmup": 0.3}
 FAST_INTERVAL_S, SLOW_INTERVAL_S = 0.1, 1.0
 FIRST_FRAME_TIMEOUT_S = 60.0
-RECONNECT_TIMEOUT_S = 90.0  # the shipper's backoff reaches 30 s during a long outage
+RECONNECT_TIMEOUT_S = 90.0  # generous: the shipper retries at least every 5 s during an outage
 GROWTH_LIMIT = 5  # spool records: a backlog that grows by more than this over the window is not sustained
 
 
@@ -105,17 +104,6 @@ class Replay:
     batches: list[int] = field(default_factory=list)
     steady_rate: float = 0.0  # frames/s between the first and the last backlog commit
     overall_rate: float = 0.0  # backlog / (restore → caught up), backoff included
-
-
-_STARTED = time.monotonic()
-
-
-def log(message: str) -> None:
-    print(f"==> [{time.monotonic() - _STARTED:5.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def load1() -> float:
-    return os.getloadavg()[0]
 
 
 # --- one agent run ---------------------------------------------------------------------------------------
@@ -414,21 +402,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    async def guarded() -> None:
-        # SIGTERM (and SIGHUP) cancel like Ctrl-C does, so the exit stack stops every child and removes tmp
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, task.cancel)
-        await bench_main(args)
-
-    try:
-        asyncio.run(guarded())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("interrupted; children stopped, temp dir removed")
-        return 130
-    return 0
+    return run_until_interrupted(lambda: bench_main(args))
 
 
 if __name__ == "__main__":

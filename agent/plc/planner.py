@@ -63,6 +63,12 @@ def plan_reads(
     blocks: list[ReadBlock] = []
     for kind, params in by_kind.items():
         limit = max_bits if kind.is_bit else max_registers
+        too_wide = next((p for p in params if p.width > limit), None)
+        if too_wide is not None:  # never split a value across requests: refuse the configuration instead
+            raise ValueError(
+                f"a read of {limit} cannot hold {too_wide.key} ({too_wide.data_type}, {too_wide.width} registers)"
+            )
+
         blocks.extend(_plan_kind(kind, sorted(params, key=lambda p: (p.address, p.end)), max_gap, limit))
     return blocks
 

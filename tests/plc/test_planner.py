@@ -116,8 +116,13 @@ def maps(draw: st.DrawFn) -> list[Parameter]:
     return params
 
 
+def test_a_value_wider_than_the_request_size_is_refused_not_split() -> None:
+    with pytest.raises(ValueError, match=r"a read of 1 cannot hold f \(float32, 2 registers\)"):
+        plan_reads([p("f", H, 0, DataType.FLOAT32)], max_registers=1)
+
+
 @settings(max_examples=300, deadline=None)
-@given(maps(), st.integers(0, 150), st.integers(1, MAX_READ_REGISTERS), st.integers(1, MAX_READ_BITS))
+@given(maps(), st.integers(0, 150), st.integers(2, MAX_READ_REGISTERS), st.integers(1, MAX_READ_BITS))
 def test_plan_invariants(params: list[Parameter], max_gap: int, max_registers: int, max_bits: int) -> None:
     blocks = plan_reads(params, max_gap=max_gap, max_registers=max_registers, max_bits=max_bits)
     covered = [q.key for b in blocks for q in b.parameters]
