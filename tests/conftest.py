@@ -1,14 +1,24 @@
 """Shared fixtures. The local Supabase stack fixture lives in `supalocal.testing` (a pytest plugin)."""
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
 
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, WordOrder, load_default_map
 from agent.plc.sim import Simulator
 
 pytest_plugins = ["supalocal.testing"]
+
+# CI runs the property tests on a fixed sequence of examples, so a red CI always reproduces; locally they keep
+# exploring new examples (and hypothesis' database replays any failure it found).
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
+
 
 SimulatorFactory = Callable[..., Awaitable[Simulator]]
 
