@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, WordOrder, load_default_map
 from agent.plc.sim import Simulator
 
