@@ -39,6 +39,7 @@ from agent.runner import RunController
 from agent.sampling import Sampler, TelemetryPublisher
 from agent.spool import Shipper, Spool, SpoolWriter
 from agent.status import AgentSnapshot, process_rss_mb
+from agent.tasks import cancel_and_wait
 
 __all__ = ["Agent", "run_agent"]
 
@@ -187,14 +188,11 @@ class Agent:
         timeout = self.settings.SHUTDOWN_TIMEOUT
         logger.info("shutdown: stopping intake, safe state, flushing the spool (up to {}s)", timeout)
         self.serving = False
-        intake.cancel()
-        await asyncio.gather(intake, return_exceptions=True)
+        await cancel_and_wait([intake])
         if self.runs.active is not None:
             await self.runs.abort("the agent is shutting down (SIGTERM)", timeout_s=timeout / 2)
-        sampling.cancel()
-        for task in (*background, *self._duties):
-            task.cancel()
-        await asyncio.gather(sampling, *background, *self._duties, return_exceptions=True)
+        await cancel_and_wait([sampling, *background, *self._duties])
+
         self._machine_status("offline")
         self.writer.stop()
         await writer

@@ -31,6 +31,7 @@ from agent.recipes import (
     apply_safe_state,
 )
 from agent.spool import Spool, SpoolWriter
+from agent.tasks import cancel_and_wait
 
 __all__ = ["ActiveRun", "RunController"]
 
@@ -163,8 +164,7 @@ class RunController:
         try:
             await asyncio.wait_for(asyncio.shield(run.task), timeout_s)
         except TimeoutError:
-            run.task.cancel()
-            await asyncio.gather(run.task, return_exceptions=True)
+            await cancel_and_wait([run.task])
 
     def _require(self, verb: str) -> ActiveRun:
         if self.active is None:

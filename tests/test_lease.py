@@ -42,16 +42,17 @@ async def test_one_holder_and_a_standby_that_takes_over_on_release(cloud: CloudC
     green = lease_for(cloud, "green", ttl_s=6.0)
     blue.on_change = lambda r: roles.append(("blue", r))
     green.on_change = lambda r: roles.append(("green", r))
-    async with running(blue), running(green):
-        await eventually(lambda: blue.valid())
-        await asyncio.sleep(1.5)
-        assert not green.valid()  # standby while blue renews
-        first_token = blue.token
-        blue.hold = False  # handover: blue releases and stays standby
-        blue.poke()
-        await eventually(lambda: green.valid(), within=5)
-        assert not blue.valid()
-        assert green.token is not None and first_token is not None and green.token > first_token  # fencing
+    async with running(blue):
+        await eventually(lambda: blue.valid())  # blue first; green then starts as the standby
+        async with running(green):
+            await asyncio.sleep(1.5)
+            assert not green.valid()  # standby while blue renews
+            first_token = blue.token
+            blue.hold = False  # handover: blue releases and stays standby
+            blue.poke()
+            await eventually(lambda: green.valid(), within=5)
+            assert not blue.valid()
+            assert green.token is not None and first_token is not None and green.token > first_token  # fencing
     assert roles[:3] == [("blue", LeaseRole.ACTIVE), ("blue", LeaseRole.STANDBY), ("green", LeaseRole.ACTIVE)]
 
 

@@ -24,6 +24,7 @@ from postgrest.types import ReturnMethod
 
 from agent.cloud.errors import translate
 from agent.errors import CloudError
+from agent.tasks import cancel_and_wait
 from supabase import AClientOptions, AsyncClient, acreate_client
 
 __all__ = ["CloudClient", "CloudState", "Watch"]
@@ -91,9 +92,7 @@ class CloudClient:
             return
         self.state = CloudState.CLOSED
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait([self._supervisor])
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.remove_all_channels()

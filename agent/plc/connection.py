@@ -25,6 +25,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, PlcTimeout
 from agent.plc.protocol import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from agent.plc.registers import RegisterKind
+from agent.tasks import cancel_and_wait
 
 __all__ = ["ConnectionState", "PlcConnection", "RequestTrace"]
 
@@ -92,9 +93,7 @@ class PlcConnection:
             return
         self.state = ConnectionState.CLOSED
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait([self._supervisor])
         self._drop_client()
 
     async def wait_connected(self, timeout_s: float) -> bool:
