@@ -184,3 +184,13 @@ def test_recipe_and_command_usage_errors(args: tuple[str, ...], message: str) ->
     result = agent(*args, env=env)
     assert result.returncode == 2
     assert message in result.stderr.splitlines()
+
+
+def test_run_without_cloud_settings_names_each_missing_one() -> None:
+    result = agent("run")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: SUPABASE_URL: required to run the agent",
+        "error: SUPABASE_KEY: required to run the agent",
+        "error: MACHINE_ID: required to run the agent",
+    ]
