@@ -47,7 +47,7 @@ Deploys agent version TAG to environment ENV.
                              blue-green  new version on the standby color, checks, lease hand-over, traffic
                                          switch, old color kept warm (standby) for an instant rollback
                              canary      like blue-green, but read traffic moves in steps ($CANARY_STEPS %),
-                                         each gated on health, role and no new 5xx or agent errors
+                                         each gated on health, role and no new 5xx, agent errors or failed frames
                                          ($CANARY_PAUSE s per step, CANARY_PAUSE); the old color stays warm
                              rolling     stop-then-start of the active color in place, for hosts that cannot
                                          run two agents (e.g. a PLC taking one Modbus connection): the
@@ -176,11 +176,15 @@ canary_5xx() {
   if [ "$DRY_RUN" -eq 1 ]; then echo 0; else lb_5xx "$NEW_COLOR"; fi
 }
 
-# The canary agent's own error counters (sum of ald_*_errors_total on its /metrics; 0 in a dry run).
+# The canary agent's own error counters: the sum of ald_*_errors_total and ald_failed_frames_total on its
+# /metrics (a PLC that went away shows as failed frames, not as request errors: the agent stops asking it).
+# 0 in a dry run, and when /metrics does not answer (the health gate catches a canary that died; a failed curl
+# must not end the script under set -e before the rollback).
 canary_agent_errors() {
   [ "$DRY_RUN" -eq 1 ] && { echo 0; return 0; }
-  curl -s --max-time 3 "$(agent_url "$NEW_COLOR")/metrics" \
-    | awk '/^ald_[a-z_]*_errors_total[ {]/ { sum += $NF } END { printf "%d\n", sum }'
+  local metrics
+  metrics="$(curl -s --max-time 3 "$(agent_url "$NEW_COLOR")/metrics")" || metrics=""
+  awk '/^ald_([a-z_]*_errors|failed_frames)_total[ {]/ { sum += $NF } END { printf "%d\n", sum }' <<<"$metrics"
 }
 
 # Canary: the new color takes the lease (the machine has one writer: a PLC cannot be "10 % commanded"), the
