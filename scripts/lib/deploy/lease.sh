@@ -76,13 +76,18 @@ lease_release() {
     state="$(jq -r '.state // empty' <<<"$body")"
     run="$(jq -r '.run // empty' <<<"$body")"
     if [ "$state" = released ]; then
-      info "$color released the lease${waited:+ after run $waited finished}"
+      info "$color released the lease${waited:+ after run $waited ended}"
       return 0
     fi
     if [ -n "$run" ] && [ "$run" != "$waited" ]; then
-      info "$color is running recipe run $run: waiting for it to finish"
       waited="$run"
-      note_fact waited_for_run "$(jq -nc --arg r "$run" '$r')"
+      if [ "$FORCE_HANDOVER" -eq 1 ]; then  # the history must not claim a forced stop waited for the run
+        info "$color is stopping recipe run $run into its safe state"
+        note_fact stopped_run "$(jq -nc --arg r "$run" '$r')"
+      else
+        info "$color is running recipe run $run: waiting for it to finish"
+        note_fact waited_for_run "$(jq -nc --arg r "$run" '$r')"
+      fi
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       warn "$color did not release the lease within ${HANDOVER_TIMEOUT}s (state ${state:-?}${run:+, run $run}); it resumes holding it"

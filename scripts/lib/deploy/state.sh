@@ -10,7 +10,8 @@
 #    "history":[{"id":7,"ts":"…","strategy":"blue-green","version":"1.4.2","color":"green",
 #                "result":"success","previous_version":"1.4.1","actor":"ci","runtime":"compose"}]}
 # Entries also carry what was measured: duration_s, and for a lease hand-over
-# "handover": {"from", "to", "waited_for_run", "released_s", "active_s"} (seconds from the request).
+# "handover": {"from", "to", "released_s", "active_s"} (seconds from the request), "waited_for_run" (the run the
+# old color finished first) or "stopped_run" (the run a --force-handover stopped into its safe state).
 # `result` is success, aborted (the new color failed its checks, traffic untouched), aborted@<p>% (a canary
 # step failed), rolled-back (failed after the switch, traffic sent back) or partial. Every attempt is appended.
 # Writes are atomic: a temporary file in the same directory, then mv.
