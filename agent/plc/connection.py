@@ -135,7 +135,10 @@ class PlcConnection:
     async def _request(self, call: str, what: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         where = f"{what} @ {self.where}"
         if self.state is not ConnectionState.CONNECTED or self._client is None:
+            if self.on_request is not None:  # a request the link could not carry is a failed request too
+                self.on_request(call, 0.0, False)
             raise PlcConnectionError("PLC not connected", where=where)
+
         started = time.perf_counter()
         ok = False
         try:

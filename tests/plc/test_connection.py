@@ -72,3 +72,14 @@ async def test_requests_beyond_protocol_limits_are_refused(
     async with PlcConnection(host=simulator.host, port=simulator.port) as conn:
         with pytest.raises(ValueError, match="outside"):
             await conn.read(kind, 0, count)
+
+
+async def test_requests_refused_while_disconnected_are_traced_as_failures(simulator: Simulator) -> None:
+    seen: list[bool] = []
+    await simulator.unplug()
+    async with PlcConnection(
+        host="127.0.0.1", port=simulator.port, on_request=lambda op, s, ok: seen.append(ok)
+    ) as conn:
+        with pytest.raises(PlcConnectionError):
+            await conn.read(RegisterKind.HOLDING, 0, 1)
+    assert seen == [False]  # so ald_plc_errors_total rises during an outage
