@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from deploy_support import free_port, get_json, require_tool, stop_process, wait_until
+from deploy_support import get_json, wait_until
 from local_stage import LocalStage
 from test_e2e_blue_green import final_rows
-from test_monitoring import MONITORING, panel_queries, query
+from test_monitoring import panel_queries, prometheus_server, query
 
 from supalocal.testing import SEED_MACHINE_ID
 from tests.e2e.recipes import insert_command, insert_recipe, loop, valve, wait
@@ -34,31 +33,12 @@ MAY_BE_EMPTY = re.compile(r"ALERTS\{alertstate=")
 
 @contextmanager
 def prometheus_for(local: LocalStage, tmp: Path) -> Iterator[str]:
-    """Prometheus on a free port with monitoring/prometheus.yml and alert_rules.yml, targets re-pointed at the
-    stage's agent ports and HAProxy's stats port; 1 s scrape and evaluation. Stopped on exit."""
-    binary = require_tool("prometheus")
-    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(MONITORING / "alert_rules.yml")]
-    address = {
-        "ald-control-blue:8000": f"127.0.0.1:{local.ports['blue']}",
-        "ald-control-green:8000": f"127.0.0.1:{local.ports['green']}",
-        "haproxy:8404": f"127.0.0.1:{local.env['HAPROXY_STATS_PORT']}",
-    }
-    for job in config["scrape_configs"]:
-        for static in job["static_configs"]:
-            static["targets"] = [address[t] for t in static["targets"]]
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
+    """`prometheus_server` pointed at the stage's real agents and HAProxy."""
+    with prometheus_server(
+        tmp, blue_port=local.ports["blue"], green_port=local.ports["green"],
+        stats_port=int(local.env["HAPROXY_STATS_PORT"]),
+    ) as url:  # fmt: skip
+        yield url
 
 
 def targets_up(url: str) -> set[str]:

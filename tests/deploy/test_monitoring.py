@@ -10,6 +10,7 @@ import re
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -124,39 +125,49 @@ def test_panel_queries_parse_offline(tmp_path: Path) -> None:
 # --- live Prometheus ------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def prometheus_server(tmp: Path, *, blue_port: int, green_port: int, stats_port: int) -> Iterator[str]:
+    """Prometheus on a free port with monitoring/prometheus.yml and alert_rules.yml, its targets re-pointed at
+    the given agent ports and HAProxy's stats port; 1 s scrape and evaluation. Yields its URL; stopped on exit."""
+    binary = require_tool("prometheus")
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(MONITORING / "alert_rules.yml")]
+    address = {
+        "ald-control-blue:8000": f"127.0.0.1:{blue_port}",
+        "ald-control-green:8000": f"127.0.0.1:{green_port}",
+        "haproxy:8404": f"127.0.0.1:{stats_port}",
+    }
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [address[t] for t in static["targets"]]
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Prometheus running monitoring/prometheus.yml and alert_rules.yml, targets re-pointed at live stand-ins."""
-    binary = require_tool("prometheus")
     tmp = tmp_path_factory.mktemp("prometheus")
     with (
         standin_agent(tmp, color="blue", version="1.0.0", quarantined=2) as blue,
         standin_agent(tmp, color="green", version="1.1.0") as green,
         haproxy(tmp, blue_port=blue.port, green_port=green.port) as lb,
     ):
-        config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
-        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-        config["rule_files"] = [str(MONITORING / "alert_rules.yml")]
-        address = {
-            "ald-control-blue:8000": f"127.0.0.1:{blue.port}",
-            "ald-control-green:8000": f"127.0.0.1:{green.port}",
-            "haproxy:8404": f"127.0.0.1:{lb.stats_port}",
-        }
-        for job in config["scrape_configs"]:
-            for static in job["static_configs"]:
-                static["targets"] = [address[t] for t in static["targets"]]
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
         wait_until(lambda: lb.up("blue"), timeout=10, what="blue UP")
         for _ in range(5):  # HAProxy exports per-server HTTP counters once the server has answered requests
             get_json(f"http://127.0.0.1:{lb.http_port}/health/basic")
-        port = free_port()
-        proc = subprocess.Popen(
-            [binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
+        with prometheus_server(tmp, blue_port=blue.port, green_port=green.port, stats_port=lb.stats_port) as url:
+
             def all_up() -> bool:
                 try:
                     status, body = get_json(f"{url}/api/v1/targets")
@@ -169,8 +180,6 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             for counter in ("ald_frames_total", "haproxy_server_http_responses_total"):  # two samples each
                 wait_until(lambda c=counter: query(url, f"rate({c}[1m])"), timeout=15, interval=0.5, what=counter)
             yield url
-        finally:
-            stop_process(proc)
 
 
 def query(url: str, expr: str) -> list:
