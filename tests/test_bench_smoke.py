@@ -7,13 +7,10 @@ the timing figures depend on the machine's load and are not a pass/fail matter h
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.bench import run_quick, table_rows
+
 TABLES = (
     "## read → row visible in PostgreSQL",
     "## sustained rate",
@@ -25,28 +22,13 @@ TABLES = (
 
 @pytest.mark.timeout(90)
 def test_telemetry_bench_quick_mode_runs_every_measurement() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/telemetry.py", "--quick"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=80,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_quick("bench/telemetry.py", timeout=80)
     for title in TABLES:
         assert title in done.stdout, f"missing table {title!r}:\n{done.stdout}"
     assert "**no frames**" not in done.stdout, done.stdout
     assert "**BROKEN**" not in done.stdout, done.stdout  # frame order in PostgreSQL
-    sustained = _rows(done.stdout, "## sustained rate")
-    replay = _rows(done.stdout, "## replay after an outage")
+    sustained = table_rows(done.stdout, "## sustained rate")
+    replay = table_rows(done.stdout, "## replay after an outage")
     assert [row[1] for row in sustained] == ["10 Hz", "1 Hz"], done.stdout
     assert [row[7] for row in sustained] == ["0", "0"], f"frames lost:\n{done.stdout}"
     assert replay[0][-3] == "0", f"frames lost across the outage:\n{done.stdout}"
-
-
-def _rows(stdout: str, title: str) -> list[list[str]]:
-    """The data rows of the Markdown table under `title`, as lists of stripped cells ("" at both ends)."""
-    section = stdout.split(title, 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")][2:]  # header and rule
-    return [[cell.strip() for cell in line.split("|")] for line in lines]
