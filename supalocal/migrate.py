@@ -14,6 +14,7 @@ Two ways back to a known state:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import tomllib
@@ -51,6 +52,11 @@ LEGACY_INIT_CUTOFF = "20211209000000"
 DEFAULT_SEED_PATHS = ("./seed.sql",)
 # A reset must not hang forever behind a client holding a lock on a table it drops.
 RESET_LOCK_TIMEOUT = "10s"
+#: A clean takes every table's exclusive lock while requests may still be in flight (an agent killed with -9
+#: leaves its last requests running): PostgreSQL may pick the clean as the deadlock victim. It rolled back
+#: whole, so trying again is safe.
+CLEAN_ATTEMPTS = 5
+RETRYABLE_LOCK_ERRORS = ("40P01", "55P03")  # deadlock_detected, lock_not_available
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +232,22 @@ async def data_tables(conn: asyncpg.Connection) -> list[str]:
 
 async def clean_database(conn: asyncpg.Connection, project: Project) -> None:
     """Empty every data table and re-apply the seed, keeping the schema (fast per-test cleanup)."""
+    for attempt in range(1, CLEAN_ATTEMPTS + 1):
+        try:
+            await _clean_once(conn, project)
+            return
+        except MigrationError as exc:
+            if exc.__cause__ is None or getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE_LOCK_ERRORS:
+                raise
+            if attempt == CLEAN_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+
+
+async def _clean_once(conn: asyncpg.Connection, project: Project) -> None:
     tables = await data_tables(conn)
     async with conn.transaction():
+
         try:
             await conn.execute(f"set local lock_timeout = '{RESET_LOCK_TIMEOUT}'")
             if tables:

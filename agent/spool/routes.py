@@ -1,8 +1,11 @@
 """Where each kind of spooled record goes in Supabase, and how a batch of them collapses. Pure.
 
 Every route is idempotent so a replay after a crash (records shipped but not yet removed) changes nothing:
-upserts on the primary key, or updates by id. Kinds are shipped in `SHIP_ORDER` so a run row lands before
-what references it (its steps, the machine's current_run_id) within one pass.
+upserts on the primary key, or updates by id. Kinds are shipped in `SHIP_ORDER`; the kinds of a run's story
+(`CAUSAL`) also respect each other's append order: a record of one of them waits for every older record of
+the kinds before it. So a step never reaches Supabase before its run row (foreign key), and a command never
+reads `succeeded` before its run row and steps are there — even when the run record was appended after the
+shipper had already looked at the run queue, or sits behind a batch limit during a replay.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROUTES", "SHIP_ORDER", "Route", "collapse", "column_groups"]
+__all__ = ["CAUSAL", "ROUTES", "SHIP_ORDER", "Route", "collapse", "column_groups", "waits_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,13 @@ ROUTES: dict[str, Route] = {
 }
 # A run row lands before its steps and before machines.current_run_id points at it (foreign keys).
 SHIP_ORDER = ("run", "step", "machine", "command", "history", "latest", "heartbeat")
+#: Kinds kept in append order relative to each other; telemetry is independent and never waits behind them.
+CAUSAL = ("run", "step", "machine", "command")
+
+
+def waits_for(kind: str) -> tuple[str, ...]:
+    """The kinds whose older pending records must ship before a record of `kind` may."""
+    return CAUSAL[: CAUSAL.index(kind)] if kind in CAUSAL else ()
 
 
 def collapse(route: Route, payloads: Sequence[Any]) -> list[dict[str, Any]]:

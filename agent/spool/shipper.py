@@ -1,7 +1,9 @@
 """The shipper: drains the spool to Supabase in order, in batches, with backoff, isolating poison records.
 
-One pass walks the kinds in `SHIP_ORDER`; each kind is strictly FIFO. A transient failure (Supabase down,
-timeout, 5xx) ends the pass and the shipper backs off exponentially with jitter, keeping every record. A
+One pass walks the kinds in `SHIP_ORDER`; each kind is strictly FIFO, and the kinds of a run's story wait for
+older records of the kinds before them (`routes.waits_for`: no step before its run row). A transient
+failure (Supabase down, timeout, 5xx) ends the pass
+ and the shipper backs off exponentially with jitter, keeping every record. A
 permanent failure (4xx) of a batch is bisected until the refused records are alone; those move to the
 quarantine with their error, the rest ships. Records are removed from the spool only after Supabase
 accepted them, so a crash in between means a replay, which the idempotent routes absorb.
@@ -19,7 +21,7 @@ from loguru import logger
 
 from agent.cloud import CloudClient
 from agent.errors import CloudPermanentError, CloudTransientError
-from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse, column_groups
+from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse, column_groups, waits_for
 from agent.spool.store import Record, Spool
 
 __all__ = ["Shipper", "ShipperStats"]
@@ -96,7 +98,7 @@ class Shipper:
             route = ROUTES[kind]
             limit = 1 if self._in_outage else route.batch
 
-            records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES)
+            records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES, behind=waits_for(kind))
 
             if records:
                 done += await self._ship(route, records)

@@ -129,10 +129,16 @@ class Spool:
             await self._run(self._append_items, list(items))
             self.changed.set()
 
-    async def peek(self, kind: str, limit: int, *, max_bytes: int | None = None) -> list[Record]:
+    async def peek(
+        self, kind: str, limit: int, *, max_bytes: int | None = None, behind: Sequence[str] = ()
+    ) -> list[Record]:
         """The oldest records of `kind`, in order (FIFO): at most `limit`, and no more than `max_bytes` of
-        payload (but always at least one, so an oversized record still reaches the cloud and is judged)."""
-        return await self._run(self._peek, kind, limit, max_bytes)
+        payload (but always at least one, so an oversized record still reaches the cloud and is judged).
+
+        `behind`: only records older than every pending record of those kinds. The barrier and the read are
+        one step on the spool's thread, so no append can slip in between them.
+        """
+        return await self._run(self._peek, kind, limit, max_bytes, tuple(behind))
 
     async def kinds(self) -> list[str]:
         """Kinds with pending records."""
@@ -232,10 +238,16 @@ class Spool:
                 "spool full ({} MB): dropped the {} oldest telemetry records", self.max_bytes >> 20, len(ids)
             )
 
-    def _peek(self, kind: str, limit: int, max_bytes: int | None) -> list[Record]:
+    def _peek(self, kind: str, limit: int, max_bytes: int | None, behind: tuple[str, ...] = ()) -> list[Record]:
+        barrier = None
+        if behind:
+            marks = ",".join("?" * len(behind))
+            barrier = self._conn.execute(f"select min(id) from outbox where kind in ({marks})", behind).fetchone()[0]
         rows = self._conn.execute(
-            "select id, kind, payload, created, size from outbox where kind = ? order by id limit ?", (kind, limit)
+            "select id, kind, payload, created, size from outbox where kind = ? and id < ? order by id limit ?",
+            (kind, barrier if barrier is not None else 2**63 - 1, limit),
         )
+
         records: list[Record] = []
         total = 0
         for record_id, record_kind, payload, created, size in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.spool import ROUTES, SHIP_ORDER, collapse
-from agent.spool.routes import column_groups
+from agent.spool.routes import column_groups, waits_for
 
 
 @pytest.mark.parametrize(
@@ -56,6 +56,13 @@ def test_runs_ship_before_what_references_them() -> None:
     assert SHIP_ORDER.index("run") < SHIP_ORDER.index("step")
     assert SHIP_ORDER.index("run") < SHIP_ORDER.index("machine")  # machines.current_run_id
     assert set(SHIP_ORDER) == set(ROUTES)
+
+
+def test_a_runs_story_keeps_its_append_order_and_telemetry_waits_for_nothing() -> None:
+    assert waits_for("run") == ()
+    assert waits_for("step") == ("run",)
+    assert waits_for("command") == ("run", "step", "machine")  # a command is final only after its run is written
+    assert all(waits_for(kind) == () for kind in ("history", "latest", "heartbeat"))
 
 
 def test_run_progress_merges_into_the_full_row_and_partial_rows_travel_alone() -> None:

@@ -134,3 +134,82 @@ async def test_machine_updates_and_heartbeats(
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "idle"
     row = await db.fetchrow("select color, spool_depth, plc_connected from agent_instances where instance_id = 'i-1'")
     assert tuple(row) == ("blue", 3, True)
+
+
+def run_row(run_id: str, recipe_id: str, **values: object) -> dict[str, object]:
+    row = {"id": run_id, "machine_id": SEED_MACHINE_ID, "recipe_id": recipe_id, "status": "running"}
+    return row | {"total_steps": 150} | values
+
+
+
+def step_row(run_id: str, seq: int) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "path": [seq],
+        "type": "wait",
+        "name": "w",
+        "planned_ms": 10,
+        "started_at": T0.isoformat(),
+        "ended_at": T0.isoformat(),
+        "actual_ms": 10.0,
+        "status": "succeeded",
+        "detail": {},
+    }
+
+
+class AppendAfterRunPeek(Spool):
+    """Appends a run and its step just after the shipper looked at the run queue: the race of a short
+    recipe that starts and ends while a pass is under way."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.records: list[tuple[str, object]] = []
+
+    async def peek(self, kind: str, limit: int, **kw: object) -> list:  # type: ignore[override]
+        found = await super().peek(kind, limit, **kw)  # type: ignore[arg-type]
+        if kind == "run" and self.records:
+            records, self.records = self.records, []
+            await self.append_many(records)
+        return found
+
+
+async def test_a_step_never_overtakes_its_run_row(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    recipe_id = await db.fetchval("select id::text from recipes order by name limit 1")
+    run_id = "11111111-1111-4111-8111-111111111111"
+    async with (
+        AppendAfterRunPeek(tmp_path / "s.sqlite") as spool,
+        CloudClient(clean_db.url, clean_db.service_key) as cloud,
+    ):
+        spool.records = [("run", run_row(run_id, recipe_id)), ("step", step_row(run_id, 0))]
+        shipper = Shipper(spool, cloud)
+        assert await shipper.ship_once() == 0  # the step waits for the run row appended before it
+        assert await shipper.ship_once() == 2
+        assert await spool.quarantined() == []
+    assert await db.fetchval("select count(*) from run_steps where run_id = $1::uuid", run_id) == 1
+
+
+async def test_a_replay_of_several_runs_lands_every_step_after_its_run(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Run records are batched by 100, steps by 500: without the append-order barrier, the steps of a second
+    run would ship while the first run's progress records still hide its row (a long outage, then replay)."""
+    recipe_id = await db.fetchval("select id::text from recipes order by name limit 1")
+    first, second = "22222222-2222-4222-8222-222222222222", "33333333-3333-4333-8333-333333333333"
+    records: list[tuple[str, object]] = []
+    for run_id in (first, second):
+        records.append(("run", run_row(run_id, recipe_id, completed_steps=0)))
+        for seq in range(150):
+            records += [("step", step_row(run_id, seq)), ("run", run_row(run_id, recipe_id, completed_steps=seq))]
+        records.append(("run", run_row(run_id, recipe_id, completed_steps=150, status="succeeded")))
+
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        await spool.append_many(records)
+        shipper = Shipper(spool, cloud)
+        while spool.stats.depth:
+            assert await shipper.ship_once() > 0
+        assert await spool.quarantined() == []
+    assert await db.fetchval("select count(*) from run_steps") == 300
+    assert await db.fetchval("select completed_steps from process_runs where id = $1::uuid", second) == 150

@@ -90,3 +90,13 @@ async def test_peek_caps_a_batch_by_payload_size_but_never_returns_nothing(tmp_p
         assert len(await spool.peek("history", 100, max_bytes=3500)) == 3
         assert len(await spool.peek("run", 100, max_bytes=100)) == 1  # oversized alone still goes out
         assert len(await spool.peek("history", 100)) == 10
+
+
+async def test_peek_behind_other_kinds_returns_only_records_older_than_their_oldest(tmp_path: Path) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool:
+        await spool.append_many([("step", {"n": 0}), ("run", {"n": 1}), ("step", {"n": 2})])
+        assert [r.payload["n"] for r in await spool.peek("step", 10, behind=("run",))] == [0]
+        assert [r.payload["n"] for r in await spool.peek("step", 10, behind=("machine",))] == [0, 2]
+        (run,) = await spool.peek("run", 1)
+        await spool.remove([run.id])
+        assert [r.payload["n"] for r in await spool.peek("step", 10, behind=("run",))] == [0, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -130,7 +131,33 @@ async def test_clean_database_restores_the_seed(conn: asyncpg.Connection) -> Non
     assert new_id == 1
 
 
-async def test_a_failing_migration_names_its_file_and_rolls_back(conn: asyncpg.Connection, tmp_path: Path) -> None:
+async def test_a_clean_chosen_as_deadlock_victim_tries_again() -> None:
+    """A request still in flight (an agent killed with -9) can lock tables in the other order than the
+    clean's TRUNCATE; PostgreSQL then aborts one of the two. The clean must not fail the test run for it."""
+    project = migrate.load_project(PROJECT)
+    async with PostgresServer() as pg:
+        admin, client = await pg.connect(), await pg.connect()
+        try:
+            await migrate.migrate_and_seed(admin, project)
+            tables = await migrate.data_tables(admin)
+            first, last = tables[0], tables[-1]
+            transaction = client.transaction()
+            await transaction.start()
+            await client.execute(f"lock table {last} in row exclusive mode")  # the request's first write
+            clean = asyncio.create_task(migrate.clean_database(admin, project))
+            await asyncio.sleep(0.3)  # the clean holds `first` and waits for `last`
+            # …and the request now needs `first`: a cycle, found when the clean's deadlock_timeout (1 s) fires
+            await client.execute(f"lock table {first} in access share mode")
+            await transaction.commit()
+            await asyncio.wait_for(clean, 15)
+            assert await admin.fetchval("select count(*) from public.machines") == 1
+        finally:
+            await client.close()
+            await admin.close()
+
+
+async def test_a_failing_migration_names_its_file_and_rolls_back(
+conn: asyncpg.Connection, tmp_path: Path) -> None:
     project_dir = tmp_path / "supabase"
     shutil.copytree(PROJECT, project_dir)
     (project_dir / "migrations" / "99990101000000_broken.sql").write_text(
