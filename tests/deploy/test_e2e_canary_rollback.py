@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -63,3 +65,32 @@ async def test_canary_breaching_during_its_bake_is_rolled_back(local: LocalStage
         "canary", "v2", "green", "aborted@25%")  # fmt: skip
     assert (entry["handover"]["from"], entry["handover"]["to"]) == ("green", "blue")  # the last move: the rollback
     print(f"\ncanary rolled back in {canary.seconds:.2f}s; requests {dict(load.results)}; history {entry}")
+
+
+async def test_canary_killed_during_its_bake_is_rolled_back_once_its_lease_expires(local: LocalStage) -> None:
+    """The canary process dies (kill -9: no hand-over, no release) while it holds the lease. The old color can
+    only take the lease back when the dead holder's lease expires on the server (TTL), and must then: the gate
+    sees a canary that does not answer, and the rollback waits for the lease instead of giving up."""
+    local.release("v1")
+    assert (await local.ascript(local.DEPLOY, "-e", "local", "-t", "v1")).returncode == 0
+    threads = 2
+    with Load(f"{local.lb_url}/health", threads=threads) as load:
+        local.release("v2")
+        deploy = asyncio.create_task(local.ascript(local.DEPLOY, "-e", "local", "-t", "v2", "-s", "canary",
+                                                   CANARY_STEPS="25 100", CANARY_PAUSE="2"))  # fmt: skip
+        await eventually(lambda: local.health("green").get("role") == "active" and local.weights()["green"] == 25,
+                         within=30, every=0.05)  # fmt: skip
+        green_pid = int((local.run_dir / "green/agent.pid").read_text())
+        os.kill(green_pid, signal.SIGKILL)
+        canary = await deploy
+    assert canary.returncode == 1, canary.output
+    assert "canary failed at 25%" in canary.stderr
+    assert "==> canary rollback: lease and traffic back to blue" in canary.stdout
+    assert local.health("blue")["role"] == "active"  # took the lease back after the dead holder's expired
+    assert local.weights() == {"blue": 100, "green": 0}
+    # only a request in flight to green at the moment of the kill can fail (HAProxy redispatches the rest)
+    assert sum(load.failed.values()) <= threads and load.results["blue"] > 0, load.results
+    entry = local.state()["history"][-1]
+    assert (entry["version"], entry["result"]) == ("v2", "aborted@25%")
+    assert (local.state()["active_color"], local.state()["active_version"]) == ("blue", "v1")
+    print(f"\ncanary killed mid-bake, rolled back in {canary.seconds:.2f}s; requests {dict(load.results)}")
