@@ -44,6 +44,10 @@ from agent.tasks import cancel_and_wait
 __all__ = ["Agent", "run_agent"]
 
 HEARTBEAT_S = 10.0
+#: How long a new lease holder waits for the PLC before its first watchdog kick and first claim: a tripped PLC
+#: keeps forcing its safe state (MFC 0, valves shut) until the watchdog moves, so a command claimed before the
+#: kick would fail its read-back. A PLC that stays away longer fails the commands for what it is: unreachable.
+PLC_SETTLE_S = 5.0
 MAP_RELOAD_DEBOUNCE_S = 0.5
 
 
@@ -229,7 +233,12 @@ class Agent:
         while nobody held the lease releases its safe state only when the watchdog moves), runs a previous
         agent left running marked interrupted (else a new run would collide with them), machine status."""
         assert self.runs and self.cloud and self.spool and self.intake and self.writer and self.handover
+        assert self.connection is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PLC_SETTLE_S):
+                await self.connection.connected.wait()
         await self._kick_watchdog()
+
         await self.writer.drain()
         for attempt in range(5):
             try:

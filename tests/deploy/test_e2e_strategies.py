@@ -55,11 +55,11 @@ async def test_canary_then_rolling(local: LocalStage) -> None:
         assert "gap without an agent" in rolling.stdout
         rows = await final_rows(db, inserted)
         assert all(executions(local, r["id"]) == 1 for r in rows)  # none lost, none run twice
-        # A gap longer than the PLC watchdog (simulator: 5 s without the lease holder's heartbeat) trips the PLC
-        # into its safe state (MFC flow 0): set_parameter commands claimed right after it fail their read-back.
-        # That is the PLC doing its job, and one more reason rolling is only for single-agent hosts.
+        # The gap may outlast the PLC watchdog (simulator: 5 s without a kick), which then forces its safe state
+        # (MFC flow 0, valves shut). The new holder moves the watchdog before its first claim, so no command is
+        # claimed into a tripped PLC: every set_parameter reads back what it wrote.
         failed = [r for r in rows if r["status"] != "succeeded"]
-        assert all(r["status"] == "failed" and "read back" in r["error"] for r in failed), [dict(r) for r in failed]
+        assert failed == [], [dict(r) for r in failed]
         by_time = sorted(rows, key=lambda r: r["claimed_at"])
         gaps = [(b["claimed_at"] - a["claimed_at"]).total_seconds() for a, b in itertools.pairwise(by_time)]
         entry = local.state()["history"][-1]
@@ -67,6 +67,7 @@ async def test_canary_then_rolling(local: LocalStage) -> None:
         assert entry["gap_s"] > 0 and local.state()["colors"]["blue"]["version"] is None
         assert {color_of(r["claimed_by"]) for r in rows} == {"green"}
         print(f"rolling {rolling.seconds:.2f}s, gap {entry['gap_s']}s, longest command gap {max(gaps):.3f}s, "
-              f"commands {len(rows)} ({len(failed)} failed: PLC tripped), requests {dict(load.results)}")  # fmt: skip
+              f"commands {len(rows)}, requests {dict(load.results)}")  # fmt: skip
+
     finally:
         await db.close()

@@ -19,7 +19,7 @@ from agent.app import Agent
 from agent.plc.sim import Simulator
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent, agent_env
+from tests.e2e.conftest import StartAgent, agent_env, stop
 from tests.e2e.recipes import al2o3_fast, insert_command, insert_recipe, loop, setpoint, valve, wait
 from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
@@ -400,3 +400,21 @@ async def test_the_lease_holder_keeps_the_plc_watchdog_alive_and_its_silence_tri
     agent.stop.set()  # the agent goes away (and with it the toggling)
     await eventually(lambda: simulator.model.watchdog_tripped, within=5)
     assert simulator.image.get(simulator.register_map["valve_5.state"]) is False  # the PLC's own safe state
+
+
+async def test_a_new_lease_holder_releases_a_tripped_plc_before_its_first_claim(
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+) -> None:
+    """The previous agent went away long enough for the PLC watchdog to trip (a rolling deploy's gap): the PLC
+    holds MFC at 0 until the watchdog moves. A command waiting in the table must not be claimed into that."""
+    simulator.model.watchdog_timeout_s = 0.5
+    first = await active_agent(start_agent)
+    await eventually(lambda: simulator.model.watchdog_armed, within=5)
+    await stop(first)
+    await eventually(lambda: simulator.model.watchdog_tripped, within=5)
+    command_id = await insert_command(db, SEED_MACHINE_ID, "set_parameter", {"key": "mfc_1.flow_sp", "value": 12})
+    await active_agent(start_agent)
+    row = await until_final(db, command_id)
+    assert (row["status"], row["error"]) == ("succeeded", None)
+    assert not simulator.model.watchdog_tripped
+    assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == pytest.approx(12)
