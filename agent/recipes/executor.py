@@ -52,6 +52,11 @@ StepEndHook = Callable[[StepRecord], None]
 """Called when a step ends, however it ended."""
 
 _MS = 1000.0
+#: The last stretch of a hold is spent yielding to the loop instead of on a timer: asyncio's epoll wait rounds
+#: its timeout up to the next whole millisecond, so a timer fires 0–1 ms late (plus the loop's own turn); a
+#: pulse's error budget is 5 ms (DESIGN §8). Yielding (`sleep(0)`) keeps every other task running; the cost is
+#: at most this much CPU per hold. Measured in bench/commands.py (bench/RESULTS.md, issue #5).
+HOLD_SPIN_S = 0.0015
 _REASONS = {RunStatus.SUCCEEDED: "completed", RunStatus.FAILED: "error"}
 _NOT_APPLIED = SafeStateResult((), (("*", "safe state interrupted by a second cancellation"),))
 
@@ -234,15 +239,19 @@ class RecipeExecutor:
     async def _hold_until(self, deadline: float) -> None:
         """Wait until `deadline` (monotonic) unless a stop comes first (then raise `StepInterrupted`)."""
         _raise_if_cancel_was_swallowed()
-        remaining = deadline - time.monotonic()
+        remaining = deadline - time.monotonic() - HOLD_SPIN_S
         if remaining > 0 and not self._stop.is_set():
             try:
                 async with asyncio.timeout(remaining):
                     await self._stop.wait()
             except TimeoutError:
                 pass
+        while not self._stop.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (the spin: HOLD_SPIN_S)
+
+            await asyncio.sleep(0)
         if self._stop.is_set():
             raise StepInterrupted(self._stop_reason)
+
 
     def _touch(self, key: str) -> None:
         self._touched[key] = None
