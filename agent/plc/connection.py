@@ -30,6 +30,8 @@ from agent.tasks import cancel_and_wait
 __all__ = ["ConnectionState", "PlcConnection", "RequestTrace"]
 
 RequestTrace = Callable[[str, float, bool], None]
+#: Called with the reason when an established connection is lost.
+LossListener = Callable[[str], None]
 """Hook called after every request with (operation, seconds, ok): feeds metrics and tests."""
 
 
@@ -70,6 +72,7 @@ class PlcConnection:
         self._lock = asyncio.Lock()
         self._supervisor: asyncio.Task[None] | None = None
         self._logged_errors: set[str] = set()
+        self._loss_listeners: list[LossListener] = []
 
     @property
     def where(self) -> str:
@@ -95,6 +98,14 @@ class PlcConnection:
         if self._supervisor is not None:
             await cancel_and_wait([self._supervisor])
         self._drop_client()
+
+    def on_loss(self, listener: LossListener) -> Callable[[], None]:
+        """Call `listener(reason)` whenever an established connection is lost; returns the unsubscribe.
+
+        A recipe holding a valve open learns of it now, not when its hold ends and the close fails (a 20 s
+        pulse would otherwise report nothing for 20 s while nobody commands the PLC)."""
+        self._loss_listeners.append(listener)
+        return lambda: self._loss_listeners.remove(listener)
 
     async def wait_connected(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for a connection; True if connected."""
@@ -164,13 +175,22 @@ class PlcConnection:
     # --- the reconnect loop --------------------------------------------------------------------
 
     def _connection_lost(self, reason: str) -> None:
-        if self.state is ConnectionState.CONNECTED:
+        was_connected = self.state is ConnectionState.CONNECTED
+        if was_connected:
             logger.bind(area="plc").warning("PLC connection lost ({}): {}", self.where, reason)
             self.state = ConnectionState.DISCONNECTED
         self.last_error = reason
         self.connected.clear()
         self._drop_client()
         self._lost.set()
+        if was_connected:
+            for listener in list(self._loss_listeners):
+                try:
+                    listener(reason)
+                except Exception:  # a listener's bug must not stop the reconnect
+                    logger.bind(area="plc").exception("PLC loss listener failed")
+
+
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 
-from agent.errors import AgentError, TransitionError
+from agent.errors import AgentError, PlcConnectionError, TransitionError
 from agent.plc import PlcDevice
 from agent.recipes.compiler import Plan, PlanStep
 from agent.recipes.safe_state import SafeStateResult, apply_safe_state, safe_state_writes
@@ -82,6 +82,9 @@ class RecipeExecutor:
         self.outcome: RunOutcome | None = None
         self._on_transition, self._on_step_start, self._on_step_end = on_transition, on_step_start, on_step_end
         self._stop = asyncio.Event()
+        self._alarm = asyncio.Event()  # what ends a hold early: stop() or the PLC connection lost
+        self._plc_losses, self._plc_lost_reason = 0, ""
+        self._step_losses = 0  # `_plc_losses` when the current step started
         self._wake = asyncio.Event()  # resume() or stop() while paused
         self._pause_requested = False
         self._stop_reason = "stop requested"
@@ -123,7 +126,13 @@ class RecipeExecutor:
         self._stop_reason = reason
         self._transition(State.STOPPING, reason)
         self._stop.set()
+        self._alarm.set()
         self._wake.set()
+
+    def _plc_lost(self, reason: str) -> None:
+        self._plc_losses += 1
+        self._plc_lost_reason = reason
+        self._alarm.set()
 
     # --- the run -------------------------------------------------------------------------------------
 
@@ -135,6 +144,7 @@ class RecipeExecutor:
         if self.state is State.IDLE:
             self._transition(State.RUNNING, "run")
         status, error, cancelled = RunStatus.ABORTED, None, False
+        unsubscribe = self.device.connection.on_loss(self._plc_lost)
         try:
             for step in self.plan.steps:
                 self._current = step
@@ -153,6 +163,7 @@ class RecipeExecutor:
             cancelled = True
             raise
         finally:
+            unsubscribe()
             reason = _REASONS.get(status) or ("cancelled" if cancelled else self._stop_reason)
             if status is not RunStatus.SUCCEEDED and self.state is not State.STOPPING:
                 self._transition(State.STOPPING, reason)
@@ -203,6 +214,7 @@ class RecipeExecutor:
 
     async def _run_step(self, step: PlanStep) -> None:
         started_wall, started_mono = datetime.now(UTC), time.monotonic()
+        self._step_losses = self._plc_losses
         self._call(self._on_step_start, step, started_wall, started_mono)
         ctx = StepContext(self.device, step, started_mono, started_wall, self._hold_until, self._touch)
         status = StepStatus.FAILED
@@ -237,20 +249,29 @@ class RecipeExecutor:
             self._call(self._on_step_end, record)
 
     async def _hold_until(self, deadline: float) -> None:
-        """Wait until `deadline` (monotonic) unless a stop comes first (then raise `StepInterrupted`)."""
+        """Wait until `deadline` (monotonic) unless a stop comes first (then raise `StepInterrupted`) or the
+        PLC connection is lost during the step (then raise `PlcConnectionError`: the step fails now, and its
+        `finally` tries to close what it opened)."""
         _raise_if_cancel_was_swallowed()
+
+        def interrupted() -> bool:
+            return self._stop.is_set() or self._plc_losses != self._step_losses
+
+        self._alarm.clear()  # a stop sets `_stop` as well, so clearing loses nothing that `interrupted` checks
         remaining = deadline - time.monotonic() - HOLD_SPIN_S
-        if remaining > 0 and not self._stop.is_set():
+        if remaining > 0 and not interrupted():
             try:
                 async with asyncio.timeout(remaining):
-                    await self._stop.wait()
+                    await self._alarm.wait()
             except TimeoutError:
                 pass
-        while not self._stop.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (the spin: HOLD_SPIN_S)
-
+        while not interrupted() and time.monotonic() < deadline:  # noqa: ASYNC110 (the spin: HOLD_SPIN_S)
             await asyncio.sleep(0)
         if self._stop.is_set():
             raise StepInterrupted(self._stop_reason)
+        if self._plc_losses != self._step_losses:
+            raise PlcConnectionError(f"PLC connection lost during the step: {self._plc_lost_reason}")
+
 
 
     def _touch(self, key: str) -> None:

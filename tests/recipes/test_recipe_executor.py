@@ -249,7 +249,47 @@ async def test_plc_lost_mid_pulse_fails_unsafe_then_safe_state_after_replug(
     assert result.ok and not _is_open(simulator, 1)
 
 
-async def test_parameter_wait_succeeds_when_the_pv_arrives(simulator: Simulator, device: PlcDevice) -> None:
+async def test_plc_lost_during_a_long_pulse_fails_the_run_at_once_not_when_the_hold_ends(
+    simulator: Simulator, device: PlcDevice
+) -> None:
+    """Nobody commands the PLC once the link is gone (its own watchdog takes over): the run must say so now,
+    not after the 30 s hold, so the safe state is re-applied and the dashboard shows it as soon as it returns."""
+    rec = Recorder()
+    executor = _executor(device, recipe(valve(1, 30_000, "long pulse"), wait(50)), rec)
+    task = asyncio.create_task(executor.run())
+    await _until_open(simulator, 1)
+    await simulator.unplug()
+    lost_at = time.monotonic()
+    outcome = await asyncio.wait_for(task, 10)
+    assert time.monotonic() - lost_at < 2.0  # the connection's detection plus one failed close, not 30 s
+    assert outcome.status is RunStatus.FAILED and "PLC connection lost during the step" in (outcome.error or "")
+    assert rec.ends == [("1", FAILED)] and "close_error" in rec.ended[0].detail
+    assert not outcome.safe_state_ok
+    await simulator.replug()
+
+
+async def test_a_plc_blip_between_steps_does_not_fail_the_next_hold(simulator: Simulator, device: PlcDevice) -> None:
+    """A loss counts against the step it happened in; a reconnect before the next step leaves that one alone."""
+    rec = Recorder()
+    executor = _executor(device, recipe(wait(200), wait(400), wait(10)), rec)
+    task = asyncio.create_task(executor.run())
+    await eventually(lambda: rec.started == ["1"], within=5, every=0.005)
+    executor.pause()  # taken after step 1; the PLC blips while the run waits there
+
+    await eventually(lambda: executor.state is PAUSED, within=5)
+    await simulator.unplug()
+    await eventually(lambda: not device.connection.connected.is_set(), within=5)
+    await simulator.replug()
+    assert await device.connection.wait_connected(5)
+    executor.resume()
+    outcome = await asyncio.wait_for(task, 10)
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    assert rec.ends == [("1", OK), ("2", OK), ("3", OK)]
+
+
+
+async def test_parameter_wait_succeeds_when_the_pv_arrives(
+simulator: Simulator, device: PlcDevice) -> None:
     rec = Recorder()
     # the simulated MFC follows once the N2 generator is ready (~2 s after start), then within ~1 s
     executor = _executor(device, recipe(param("mfc_1.flow_sp", 20.0, "flow", tolerance=1.0, timeout_ms=8000)), rec)
