@@ -64,8 +64,13 @@ async def measure_reads(register_map: RegisterMap, port: int, reads: int) -> dic
             assert frame.ok, frame.failed_keys
             samples.append(frame.duration_s * 1000)
             requests = frame.requests
-    return {"params": len(register_map), "requests": requests, "p50": pct(samples, 50), "p99": pct(samples, 99),
-            "max": max(samples)}
+    return {
+        "params": len(register_map),
+        "requests": requests,
+        "p50": pct(samples, 50),
+        "p99": pct(samples, 99),
+        "max": max(samples),
+    }
 
 
 async def measure_sampler(register_map: RegisterMap, port: int, duration_s: float, interval_s: float) -> dict:
@@ -88,9 +93,14 @@ async def measure_sampler(register_map: RegisterMap, port: int, duration_s: floa
     deviation = [abs((b - a) - interval_s) * 1000 for a, b in itertools.pairwise(starts)]
     lateness = [x * 1000 for x in sampler.stats.lateness_s]
     return {
-        "ticks": sampler.stats.ticks, "skipped": sampler.stats.skipped,
-        "dev_p50": statistics.median(deviation), "dev_p99": pct(deviation, 99), "dev_max": max(deviation),
-        "late_p50": statistics.median(lateness), "late_p99": pct(lateness, 99), "late_max": max(lateness),
+        "ticks": sampler.stats.ticks,
+        "skipped": sampler.stats.skipped,
+        "dev_p50": statistics.median(deviation),
+        "dev_p99": pct(deviation, 99),
+        "dev_max": max(deviation),
+        "late_p50": statistics.median(lateness),
+        "late_p99": pct(lateness, 99),
+        "late_max": max(lateness),
         "cpu_pct": cpu,
     }
 
@@ -130,8 +140,10 @@ async def main() -> None:
             "| CPU % of a core |"
         )
         print("|---|---|---|---|---|")
-        print(f"| {s['ticks']} | {s['skipped']} | {s['dev_p50']:.2f} / {s['dev_p99']:.2f} / {s['dev_max']:.2f} | "
-              f"{s['late_p50']:.2f} / {s['late_p99']:.2f} / {s['late_max']:.2f} | {s['cpu_pct']:.2f} |")
+        print(
+            f"| {s['ticks']} | {s['skipped']} | {s['dev_p50']:.2f} / {s['dev_p99']:.2f} / {s['dev_max']:.2f} | "
+            f"{s['late_p50']:.2f} / {s['late_p99']:.2f} / {s['late_max']:.2f} | {s['cpu_pct']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

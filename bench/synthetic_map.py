@@ -30,12 +30,25 @@ def synthetic_map_csv(n: int = 500, *, seed: int = 1) -> str:
             data_type = "bool" if table in ("coil", "discrete_input") else rng.choice(WORD_TYPES)
             width = 2 if data_type in ("float32", "int32", "uint32") else 1
             writable = table in ("holding", "coil") and rng.random() < 0.5
-            writer.writerow({
-                "key": f"{table}.p{i}", "component": table, "name": f"{table} {i}", "unit": "",
-                "data_type": data_type, "register": table, "address": address,
-                "write_address": address if writable else "", "scale": 1, "offset": 0, "min_value": "",
-                "max_value": "", "writable": str(writable).lower(), "logged": "true", "deadband": 0,
-            })
+            writer.writerow(
+                {
+                    "key": f"{table}.p{i}",
+                    "component": table,
+                    "name": f"{table} {i}",
+                    "unit": "",
+                    "data_type": data_type,
+                    "register": table,
+                    "address": address,
+                    "write_address": address if writable else "",
+                    "scale": 1,
+                    "offset": 0,
+                    "min_value": "",
+                    "max_value": "",
+                    "writable": str(writable).lower(),
+                    "logged": "true",
+                    "deadband": 0,
+                }
+            )
             address += width + rng.randint(0, 6)
         made += count
     return out.getvalue()

@@ -23,6 +23,8 @@ main() {
   source "$ROOT/scripts/lib/tools.sh" && ensure_deploy_tools
   step "ruff"
   "$VENV/bin/ruff" check "$ROOT"
+  "$VENV/bin/ruff" format --check --quiet "$ROOT"
+
   step "pytest"
   cd "$ROOT"
   "$VENV/bin/python" -m pytest -q -ra "$@"

@@ -99,9 +99,7 @@ def load_project(project_dir: Path = DEFAULT_PROJECT_DIR) -> Project:
             (m, SqlFile(name=f"migrations/{m.path.name}", sql=m.path.read_text()))
             for m in discover_migrations(project_dir)
         ),
-        seeds=tuple(
-            SqlFile(name=str(p.relative_to(project_dir)), sql=p.read_text()) for p in seed_paths(project_dir)
-        ),
+        seeds=tuple(SqlFile(name=str(p.relative_to(project_dir)), sql=p.read_text()) for p in seed_paths(project_dir)),
     )
 
 
@@ -157,9 +155,7 @@ async def apply_migrations(conn: asyncpg.Connection, project: Project) -> list[s
     Raises:
         MigrationError: a migration failed (its transaction is rolled back; earlier ones stay).
     """
-    applied = {
-        row["version"] for row in await conn.fetch("select version from supabase_migrations.schema_migrations")
-    }
+    applied = {row["version"] for row in await conn.fetch("select version from supabase_migrations.schema_migrations")}
     done: list[str] = []
     for migration, file in project.migrations:
         if migration.version in applied:
@@ -247,7 +243,6 @@ async def clean_database(conn: asyncpg.Connection, project: Project) -> None:
 async def _clean_once(conn: asyncpg.Connection, project: Project) -> None:
     tables = await data_tables(conn)
     async with conn.transaction():
-
         try:
             await conn.execute(f"set local lock_timeout = '{RESET_LOCK_TIMEOUT}'")
             if tables:

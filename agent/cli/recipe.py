@@ -64,7 +64,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             planned = f"{step.planned_ms:>9.0f} ms"
             print(f"{step.index:>6}  {step.path:<10} {cycle:<14} {step.type:<9} {planned}  {step.name}")
 
-
     print(f"'{recipe.name}' v{recipe.version}: {plan.total_steps} steps, {_duration(plan.total_ms)} planned")
     return 0
 

@@ -190,8 +190,6 @@ class PlcConnection:
                 except Exception:  # a listener's bug must not stop the reconnect
                     logger.bind(area="plc").exception("PLC loss listener failed")
 
-
-
     def _drop_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:

@@ -272,8 +272,6 @@ class RecipeExecutor:
         if self._plc_losses != self._step_losses:
             raise PlcConnectionError(f"PLC connection lost during the step: {self._plc_lost_reason}")
 
-
-
     def _touch(self, key: str) -> None:
         self._touched[key] = None
 

@@ -94,7 +94,6 @@ async def test_a_supabase_outage_loses_no_frame(
     assert max(spacing) < timedelta(seconds=0.1 * (agent.sampler.stats.skipped + 1.9))
 
 
-
 async def test_an_unplugged_plc_gives_nulls_then_recovers(
     start_agent: StartAgent, simulator: Simulator, db: asyncpg.Connection
 ) -> None:

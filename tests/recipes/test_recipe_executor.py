@@ -287,9 +287,7 @@ async def test_a_plc_blip_between_steps_does_not_fail_the_next_hold(simulator: S
     assert rec.ends == [("1", OK), ("2", OK), ("3", OK)]
 
 
-
-async def test_parameter_wait_succeeds_when_the_pv_arrives(
-simulator: Simulator, device: PlcDevice) -> None:
+async def test_parameter_wait_succeeds_when_the_pv_arrives(simulator: Simulator, device: PlcDevice) -> None:
     rec = Recorder()
     # the simulated MFC follows once the N2 generator is ready (~2 s after start), then within ~1 s
     executor = _executor(device, recipe(param("mfc_1.flow_sp", 20.0, "flow", tolerance=1.0, timeout_ms=8000)), rec)

@@ -141,7 +141,6 @@ def run_row(run_id: str, recipe_id: str, **values: object) -> dict[str, object]:
     return row | {"total_steps": 150} | values
 
 
-
 def step_row(run_id: str, seq: int) -> dict[str, object]:
     return {
         "run_id": run_id,

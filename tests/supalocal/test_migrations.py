@@ -156,8 +156,7 @@ async def test_a_clean_chosen_as_deadlock_victim_tries_again() -> None:
             await admin.close()
 
 
-async def test_a_failing_migration_names_its_file_and_rolls_back(
-conn: asyncpg.Connection, tmp_path: Path) -> None:
+async def test_a_failing_migration_names_its_file_and_rolls_back(conn: asyncpg.Connection, tmp_path: Path) -> None:
     project_dir = tmp_path / "supabase"
     shutil.copytree(PROJECT, project_dir)
     (project_dir / "migrations" / "99990101000000_broken.sql").write_text(

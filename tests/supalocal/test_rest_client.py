@@ -274,8 +274,7 @@ def test_error_rpc_unknown_and_raise(service: Client) -> None:  # item 10, 11
 
 def test_upsert_into_a_partitioned_table(clean_db: Any) -> None:
     """Regression: `RETURNING xmax` is refused on partitions (0A000); parameter_history is partitioned."""
-    row = {"machine_id": "00000000-0000-4000-8000-000000000001", "ts": "2026-11-30T12:00:00+00:00",
-           "values": {"a": 1}}
+    row = {"machine_id": "00000000-0000-4000-8000-000000000001", "ts": "2026-11-30T12:00:00+00:00", "values": {"a": 1}}
     with client_for(clean_db.url, clean_db.service_key) as c:
         c.table("parameter_history").upsert(row, on_conflict="machine_id,ts").execute()
         again = c.table("parameter_history").upsert(row | {"values": {"a": 2}}, on_conflict="machine_id,ts").execute()
