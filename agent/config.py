@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import jwt
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -104,8 +105,24 @@ class Settings(BaseSettings):
             for name in ("SUPABASE_URL", "SUPABASE_KEY", "MACHINE_ID")
             if getattr(self, name) is None
         ]
+        scope = self.key_machine_scope()
+        if scope is not None and self.MACHINE_ID is not None and scope != str(self.MACHINE_ID):
+            missing.append(f"SUPABASE_KEY: the key acts for machine {scope}, not MACHINE_ID {self.MACHINE_ID}")
         if missing:
             raise ConfigError("\n".join(missing))
+
+    def key_machine_scope(self) -> str | None:
+        """The `machine_id` claim of a machine-scoped key (supabase/migrations/*_machine_agent_role.sql), or
+        None for a service-role or opaque key. Read without verifying: Supabase verifies it; this only lets a
+        key copied onto the wrong machine fail at start with a clear line instead of as refused requests."""
+        if self.SUPABASE_KEY is None:
+            return None
+        try:
+            claims = jwt.decode(self.SUPABASE_KEY.get_secret_value(), options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return None
+        scope = claims.get("machine_id") if isinstance(claims, dict) else None
+        return str(scope) if scope is not None else None
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -19,13 +19,17 @@ __all__ = [
     "ANON_ROLE",
     "DEFAULT_PUBLISHABLE_KEY",
     "DEFAULT_SECRET_KEY",
+    "MACHINE_ROLE",
     "SERVICE_ROLE",
     "make_api_key",
+    "make_machine_key",
     "verify_token",
 ]
 
 ANON_ROLE = "anon"
 SERVICE_ROLE = "service_role"
+#: The agent's machine-scoped role (supabase/migrations/*_machine_agent_role.sql).
+MACHINE_ROLE = "ald_agent"
 ALGORITHM = "HS256"
 ISSUER = "supabase-demo"
 API_KEY_LIFETIME_S = 10 * 365 * 24 * 3600  # hosted keys live ~10 years
@@ -37,11 +41,19 @@ DEFAULT_SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
 _OPAQUE_ROLES = {DEFAULT_PUBLISHABLE_KEY: ANON_ROLE, DEFAULT_SECRET_KEY: SERVICE_ROLE}
 
 
-def make_api_key(role: str, *, secret: str, lifetime_s: int = API_KEY_LIFETIME_S) -> str:
+def make_api_key(
+    role: str, *, secret: str, lifetime_s: int = API_KEY_LIFETIME_S, claims: dict[str, Any] | None = None
+) -> str:
     """An HS256 API key with claims ``role``, ``iss``, ``iat`` and ``exp`` (now + ``lifetime_s``)."""
     now = int(time.time())
-    claims = {"iss": ISSUER, "role": role, "iat": now, "exp": now + lifetime_s}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    payload = {"iss": ISSUER, "role": role, "iat": now, "exp": now + lifetime_s, **(claims or {})}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def make_machine_key(machine_id: str, *, secret: str, lifetime_s: int = API_KEY_LIFETIME_S) -> str:
+    """A key that acts for one machine only: role ``ald_agent`` and claim ``machine_id``. Signed with a
+    project's JWT secret, the same key works against a real Supabase project."""
+    return make_api_key(MACHINE_ROLE, secret=secret, lifetime_s=lifetime_s, claims={"machine_id": machine_id})
 
 
 def is_opaque_key(token: str) -> bool:

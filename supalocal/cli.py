@@ -1,4 +1,4 @@
-"""``python -m supalocal start|stop|status|reset|run``: the local stack from a shell.
+"""``python -m supalocal start|stop|status|reset|run|machine-key``: the local stack from a shell.
 
 ``start`` launches ``run`` as a background daemon and returns once the stack serves; the daemon's state
 (pid, URLs, keys) lives in ``<home>/<name>/state.json`` and its log in ``<home>/<name>/stack.log``, where
@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import asyncpg
 
 from supalocal import migrate
+from supalocal.auth import make_machine_key
 from supalocal.errors import SupalocalError
 from supalocal.pgfiles import pid_alive
 
@@ -238,7 +240,29 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"start": cmd_start, "stop": cmd_stop, "status": cmd_status, "reset": cmd_reset, "run": cmd_run}
+def cmd_machine_key(args: argparse.Namespace) -> int:
+    """Print a key scoped to one machine (role ald_agent): for the agent's SUPABASE_KEY on that machine.
+
+    Signed with --jwt-secret (a real project's JWT secret), else with the running instance's secret."""
+    secret = args.jwt_secret
+    if not secret:
+        state = _read_state(_instance_dir(args))
+        if state is None:
+            print(f"error: supalocal {args.name} is not running and no --jwt-secret was given", file=sys.stderr)
+            return EXIT_NOT_RUNNING
+        secret = state["env"]["SUPABASE_JWT_SECRET"]
+    print(make_machine_key(str(args.machine), secret=secret, lifetime_s=int(args.days * 86400)))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "start": cmd_start,
+    "stop": cmd_stop,
+    "status": cmd_status,
+    "reset": cmd_reset,
+    "run": cmd_run,
+    "machine-key": cmd_machine_key,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -247,18 +271,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Local Supabase-compatible stack (PostgreSQL + /rest/v1 + /realtime/v1) for ald-agent.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{start,stop,status,reset,run}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     helps = {
         "start": "start in the background and print the env",
         "stop": "stop and remove everything (no postgres left behind)",
         "status": "print the env if running (exit 0), else exit 3",
         "reset": "re-apply migrations and seed from scratch",
         "run": "run in the foreground until Ctrl-C",
+        "machine-key": "print an agent key scoped to one machine (role ald_agent)",
     }
     for name, text in helps.items():
         cmd = sub.add_parser(name, help=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         cmd.add_argument("--name", default=DEFAULT_NAME, help="instance name (several can run side by side)")
         cmd.add_argument("--home", default=None, help=f"state dir (default ${HOME_ENV} or ./{DEFAULT_HOME})")
+        if name == "machine-key":
+            cmd.add_argument("--machine", type=uuid.UUID, required=True, help="the machine's id (uuid)")
+            cmd.add_argument("--days", type=float, default=365.0, help="validity")
+            cmd.add_argument("--jwt-secret", default=None, help="sign with this secret (a project's JWT secret)")
         if name in ("start", "run"):
             cmd.add_argument("--port", type=int, default=0, help="HTTP port (0 = a free one)")
             cmd.add_argument("--db-port", type=int, default=0, help="PostgreSQL port (0 = a free one)")

@@ -10,6 +10,7 @@ import pytest
 from agent.config import LogFormat, PlcType, Settings, load_settings
 from agent.errors import ConfigError
 from agent.plc import WordOrder
+from supalocal.auth import make_machine_key
 
 DESIGN_VARIABLES = {
     "SUPABASE_URL",
@@ -125,6 +126,18 @@ def test_run_requires_the_cloud_settings() -> None:
         "SUPABASE_KEY: required to run the agent",
         "MACHINE_ID: required to run the agent",
     ]
+
+
+def test_a_machine_scoped_key_for_another_machine_is_refused_at_start() -> None:
+    machine, other = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    cloud = {"SUPABASE_URL": "http://127.0.0.1:1", "MACHINE_ID": machine}
+    key = make_machine_key(other, secret="a-project-jwt-secret-of-32-bytes-or-more")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(SUPABASE_KEY=key, **cloud).require_cloud()
+    assert str(caught.value) == f"SUPABASE_KEY: the key acts for machine {other}, not MACHINE_ID {machine}"
+    assert key not in str(caught.value)
+    load_settings(SUPABASE_KEY=make_machine_key(machine, secret="s" * 32), **cloud).require_cloud()
+    load_settings(SUPABASE_KEY="sb_secret_opaque", **cloud).require_cloud()  # not a JWT: nothing to check
 
 
 def test_map_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

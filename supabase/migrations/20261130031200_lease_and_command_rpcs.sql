@@ -6,6 +6,26 @@
 -- DEFINER so a dashboard user needs no write privilege on the tables, with an empty search_path so
 -- no caller-controlled schema can shadow what they reference.
 
+-- A key scoped to one machine (JWT role `ald_agent`, claim `machine_id`; see the machine_agent_role
+-- migration) may act for that machine only. These RPCs are SECURITY DEFINER, so RLS does not apply
+-- inside them: each checks the caller's scope first. Other roles (service_role, authenticated) are
+-- not restricted here.
+create or replace function public.assert_machine_scope(p_machine_id uuid)
+  returns void
+  language plpgsql
+  stable
+  set search_path = ''
+  as $$
+  declare
+    v_claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+  begin
+    if v_claims ->> 'role' = 'ald_agent' and (v_claims ->> 'machine_id') is distinct from p_machine_id::text then
+      raise exception 'this key acts for machine %, not %', coalesce(v_claims ->> 'machine_id', '(none)'), p_machine_id
+        using errcode = '42501';
+    end if;
+  end;
+  $$;
+
 create or replace function public.acquire_lease(p_machine_id uuid, p_holder text, p_ttl_s double precision)
   returns bigint
   language plpgsql
@@ -17,6 +37,7 @@ create or replace function public.acquire_lease(p_machine_id uuid, p_holder text
     v_token bigint;
     v_ttl interval;
   begin
+    perform public.assert_machine_scope(p_machine_id);
     if p_machine_id is null or coalesce(p_holder, '') = '' then
       raise exception 'acquire_lease: machine_id and holder are required' using errcode = '22023';
     end if;
@@ -70,6 +91,7 @@ create or replace function public.renew_lease(
   set search_path = ''
   as $$
   begin
+    perform public.assert_machine_scope(p_machine_id);
     if p_ttl_s is null or not (p_ttl_s > 0 and p_ttl_s <= 3600) then
       raise exception 'renew_lease: ttl must be in (0, 3600] seconds, got %', p_ttl_s using errcode = '22023';
     end if;
@@ -90,6 +112,7 @@ create or replace function public.release_lease(p_machine_id uuid, p_holder text
   set search_path = ''
   as $$
   begin
+    perform public.assert_machine_scope(p_machine_id);
     -- keep the row (and its token) so the next acquisition still draws a larger one
     update public.machine_leases
     set expires_at = now()
@@ -111,6 +134,7 @@ create or replace function public.claim_command(
   declare
     v_cmd public.machine_commands%rowtype;
   begin
+    perform public.assert_machine_scope(p_machine_id);
     -- The lease row is share-locked so it cannot change hands until this claim commits.
     perform 1 from public.machine_leases
     where machine_id = p_machine_id and holder = p_holder and token = p_token and expires_at > now()
@@ -153,6 +177,7 @@ create or replace function public.expire_commands(p_machine_id uuid)
   declare
     v_count integer;
   begin
+    perform public.assert_machine_scope(p_machine_id);
     update public.machine_commands
     set status = 'expired', finished_at = now()
     where machine_id = p_machine_id and status = 'pending' and expires_at <= now();

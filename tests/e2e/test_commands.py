@@ -17,6 +17,7 @@ import pytest
 
 from agent.app import Agent
 from agent.plc.sim import Simulator
+from supalocal.auth import make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 from tests.e2e.conftest import StartAgent, agent_env, stop
@@ -418,3 +419,29 @@ async def test_a_new_lease_holder_releases_a_tripped_plc_before_its_first_claim(
     assert (row["status"], row["error"]) == ("succeeded", None)
     assert not simulator.model.watchdog_tripped
     assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == pytest.approx(12)
+
+
+async def test_an_agent_on_a_machine_scoped_key_runs_the_whole_machine(
+    start_agent: StartAgent, db: asyncpg.Connection, clean_db: BackgroundStack, simulator: Simulator
+) -> None:
+    """SUPABASE_KEY may be a key for this machine only (role ald_agent): map, lease, realtime commands, runs,
+    telemetry and heartbeats all work with it. The poll is 60 s, so a prompt claim proves realtime delivered."""
+    key = make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret)
+    agent = await active_agent(start_agent, SUPABASE_KEY=key, COMMAND_POLL_INTERVAL=60)
+    assert agent.intake is not None and agent.intake.watch is not None and agent.intake.watch.ready.is_set()
+    recipe_id = await insert_recipe(db, "scoped", [valve(1, 20), wait(10)])
+    started = time.monotonic()
+    command_id = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
+    row = await until_final(db, command_id, within=15)
+    assert row["status"] == "succeeded" and time.monotonic() - started < 10
+    run = await db.fetchrow("select id, status, completed_steps from process_runs where command_id = $1", command_id)
+    assert (run["status"], run["completed_steps"]) == ("succeeded", 2)
+    await eventually(lambda: _count(db, "select count(*) from run_steps where run_id = $1", run["id"], equals=2))
+    await eventually(lambda: _count(db, "select count(*) from parameter_latest where machine_id = $1", SEED_MACHINE_ID))
+    await eventually(lambda: _count(db, "select count(*) from agent_instances where machine_id = $1", SEED_MACHINE_ID))
+    assert agent.spool is not None and await agent.spool.quarantined() == []
+
+
+async def _count(db: asyncpg.Connection, query: str, *args: object, equals: int | None = None) -> bool:
+    n = await db.fetchval(query, *args)
+    return n == equals if equals is not None else n > 0

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 SEED_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
@@ -69,6 +70,16 @@ def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
         )
         assert response.status_code == 200 and response.json() == [{"id": SEED_MACHINE_ID}]
 
+        scoped = _cli(tmp_path, "machine-key", "--machine", SEED_MACHINE_ID)  # signed with the running secret
+        assert scoped.returncode == 0, scoped.stderr
+        key = scoped.stdout.strip()
+        response = httpx.post(
+            f"{first['SUPABASE_URL']}/rest/v1/machine_commands",
+            json={"machine_id": SEED_MACHINE_ID, "type": "stop_recipe"},
+            headers={"apikey": key, "Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code in (401, 403) and response.json()["code"] == "42501"  # an agent key
+
         reset = _cli(tmp_path, "reset")
         assert reset.returncode == 0, reset.stderr
     finally:
@@ -106,7 +117,22 @@ def test_run_in_foreground_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert not (tmp_path / "fg" / "state.json").exists()
 
 
-@pytest.mark.parametrize("args", [[], ["bogus"], ["start", "--port", "x"], ["status", "--nope"]], ids=repr)
+def test_machine_key_for_a_project_secret_needs_no_running_stack(tmp_path: Path) -> None:
+    secret = "a-project-jwt-secret-at-least-32-bytes-long"
+    made = _cli(tmp_path, "machine-key", "--machine", SEED_MACHINE_ID, "--jwt-secret", secret, "--days", "30")
+    assert made.returncode == 0, made.stderr
+    claims = jwt.decode(made.stdout.strip(), secret, algorithms=["HS256"])
+    assert (claims["role"], claims["machine_id"]) == ("ald_agent", SEED_MACHINE_ID)
+    assert claims["exp"] - claims["iat"] == 30 * 86400
+    missing = _cli(tmp_path, "machine-key", "--machine", SEED_MACHINE_ID)
+    assert missing.returncode == 3 and "no --jwt-secret" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["bogus"], ["start", "--port", "x"], ["status", "--nope"], ["machine-key"], ["machine-key", "--machine", "x"]],
+    ids=repr,
+)
 def test_bad_usage_exits_2_with_usage_on_stderr(tmp_path: Path, args: list[str]) -> None:
     result = _cli(tmp_path, *args)
     assert result.returncode == 2
