@@ -24,7 +24,7 @@ from typing import Any
 from loguru import logger
 
 from agent import __version__
-from agent.cloud import CloudClient, Watch
+from agent.cloud import CloudClient, Watch, cloud_for
 from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
 from agent.errors import CloudError, PlcError
@@ -91,7 +91,7 @@ class Agent:
             spool_path = Path(s.SPOOL_PATH)
             self.spool = await stack.enter_async_context(Spool(spool_path, max_bytes=int(s.SPOOL_MAX_MB * 2**20)))
             assert s.SUPABASE_URL is not None and s.SUPABASE_KEY is not None
-            self.cloud = await stack.enter_async_context(CloudClient(s.SUPABASE_URL, s.SUPABASE_KEY.get_secret_value()))
+            self.cloud = await stack.enter_async_context(cloud_for(s))
             source = await load_map(
                 self.cloud,
                 machine_id=self.machine_id,

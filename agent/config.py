@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     SUPABASE_URL: str | None = None
     SUPABASE_KEY: SecretStr | None = None
+    #: The project's API key for the gateway's `apikey` header when SUPABASE_KEY is a machine-scoped JWT on a
+    #: hosted project (its gateway accepts only the project's own keys there); unset: SUPABASE_KEY is sent.
+    SUPABASE_API_KEY: SecretStr | None = None
     MACHINE_ID: uuid.UUID | None = None
 
     PLC_TYPE: PlcType = PlcType.SIMULATION
@@ -129,7 +132,11 @@ def _describe(error: dict[str, Any]) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "settings"
     message = error["msg"].removeprefix("Value error, ")
     given = error.get("input")
-    shown = "" if isinstance(given, dict) or field in {"SUPABASE_KEY", "ADMIN_TOKEN"} else f" (got {given!r})"
+    shown = (
+        ""
+        if isinstance(given, dict) or field in {"SUPABASE_KEY", "SUPABASE_API_KEY", "ADMIN_TOKEN"}
+        else f" (got {given!r})"
+    )
     return f"{field}: {message}{shown}"
 
 

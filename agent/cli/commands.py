@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from agent.cli.output import EXIT_FAILED
-from agent.cloud import CloudClient
+from agent.cloud import CloudClient, cloud_for
 from agent.config import Settings
 from agent.errors import CommandError
 
@@ -50,10 +50,8 @@ def _payload(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    settings.require_cloud()
-    assert settings.SUPABASE_URL and settings.SUPABASE_KEY
     kind, payload = _payload(args)
-    async with CloudClient(settings.SUPABASE_URL, settings.SUPABASE_KEY.get_secret_value()) as cloud:
+    async with cloud_for(settings) as cloud:
         row = await cloud.insert(
             "machine_commands",
             {

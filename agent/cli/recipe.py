@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.cloud import CloudClient
+from agent.cloud import cloud_for
 from agent.config import Settings
 from agent.errors import RecipeError
 from agent.plc import RegisterMap, map_from_rows
@@ -81,9 +81,7 @@ def _from_file(path: Path) -> Recipe:
 async def _from_cloud(settings: Settings, recipe_id: str) -> tuple[Recipe, RegisterMap]:
     from agent.commands import load_recipe
 
-    settings.require_cloud()
-    assert settings.SUPABASE_URL and settings.SUPABASE_KEY
-    async with CloudClient(settings.SUPABASE_URL, settings.SUPABASE_KEY.get_secret_value()) as cloud:
+    async with cloud_for(settings) as cloud:
         recipe = await load_recipe(cloud, recipe_id)
         rows = await cloud.load_parameters(str(settings.MACHINE_ID))
     return recipe, map_from_rows(rows) if rows else load_register_map(settings)

@@ -2,5 +2,14 @@
 
 from agent.cloud.client import CloudClient, CloudState, Watch
 from agent.cloud.errors import is_transient_code, translate
+from agent.config import Settings
 
-__all__ = ["CloudClient", "CloudState", "Watch", "is_transient_code", "translate"]
+__all__ = ["CloudClient", "CloudState", "Watch", "cloud_for", "is_transient_code", "translate"]
+
+
+def cloud_for(settings: Settings) -> CloudClient:
+    """The client for the configured project (after `settings.require_cloud()`)."""
+    settings.require_cloud()
+    assert settings.SUPABASE_URL and settings.SUPABASE_KEY
+    api_key = settings.SUPABASE_API_KEY.get_secret_value() if settings.SUPABASE_API_KEY else None
+    return CloudClient(settings.SUPABASE_URL, settings.SUPABASE_KEY.get_secret_value(), api_key=api_key)

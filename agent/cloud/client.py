@@ -55,8 +55,12 @@ class Watch:
 class CloudClient:
     """``async with CloudClient(url, key) as cloud:`` — typed, idempotent operations on our tables."""
 
-    def __init__(self, url: str, key: str, *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
-        self.url, self._key, self.timeout_s = url, key, timeout_s
+    def __init__(self, url: str, key: str, *, api_key: str | None = None, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        """`key` authorises every request (service-role or machine-scoped JWT). `api_key`: the project's own
+        API key for the gateway's `apikey` header, when `key` is a JWT the gateway does not know (a hosted
+        project accepts only its anon/publishable or service/secret keys there; the JWT then travels as
+        `Authorization: Bearer` and as Realtime's access token)."""
+        self.url, self._key, self._api_key, self.timeout_s = url, key, api_key, timeout_s
         self.state = CloudState.NEW
         self.reachable = False  # the last REST call reached PostgREST (any HTTP answer counts)
         self._client: AsyncClient | None = None
@@ -74,8 +78,12 @@ class CloudClient:
             postgrest_client_retry=False,
             realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 0.5},
         )
+        if self._api_key:
+            options.headers["Authorization"] = f"Bearer {self._key}"
         try:
-            self._client = await acreate_client(self.url, self._key, options=options)
+            self._client = await acreate_client(self.url, self._api_key or self._key, options=options)
+            if self._api_key:
+                await self._client.realtime.set_auth(self._key)
         except Exception as exc:
             raise CloudError(f"cannot create the Supabase client for {self.url}: {exc}") from exc
         self.state = CloudState.OPEN

@@ -7,6 +7,7 @@ classifies (42501: insufficient privilege / row-level security).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,11 +15,12 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from agent.cloud import CloudClient
+from agent.cloud import CloudClient, Watch
 from agent.errors import CloudPermanentError
 from supalocal.auth import make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
+from tests.support.poll import eventually
 
 OTHER = "00000000-0000-4000-8000-000000000002"
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC).isoformat()
@@ -133,3 +135,21 @@ async def test_a_key_without_a_machine_claim_acts_for_none(clean_db: BackgroundS
                                                           "p_ttl_s": 30}))  # fmt: skip
         assert error.code == "42501"
     assert json.loads(await db.fetchval("select to_json(count(*)) from machine_leases")) == 0
+
+
+async def test_behind_a_gateway_the_project_key_is_the_apikey_and_the_machine_key_authorises(
+    clean_db: BackgroundStack, db: asyncpg.Connection
+) -> None:
+    """A hosted project's gateway accepts only its own keys in `apikey`: SUPABASE_API_KEY goes there, the
+    machine key as `Authorization: Bearer` and as Realtime's access token. Were the anon key in charge, the
+    map would be refused (anon has no grants) and no command event would be delivered (RLS)."""
+    key = make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret)
+    events: list[dict] = []
+    async with CloudClient(clean_db.url, key, api_key=clean_db.anon_key) as cloud:
+        assert len(await cloud.select("parameters")) == 160
+        watch = await cloud.watch(Watch("machine_commands", None, events.append, events="INSERT"))
+        await asyncio.wait_for(watch.ready.wait(), 10)
+        foreign, own = await command(db, OTHER), await command(db, SEED_MACHINE_ID)
+        await eventually(lambda: len(events) >= 1, within=10)
+        await asyncio.sleep(0.3)  # the other machine's insert had its chance to arrive too
+    assert [e["record"]["id"] for e in events] == [own] and foreign != own
