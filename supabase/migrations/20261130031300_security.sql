@@ -103,13 +103,17 @@ create policy authenticated_delete on public.recipe_steps for delete to authenti
 -- ---------------------------------------------------------------------------------------------
 -- Functions: the RPCs for the agent and the dashboard; helpers stay private
 -- ---------------------------------------------------------------------------------------------
+-- The lease and the claim are the agent's alone: a dashboard user holding a free lease would lock the
+-- machine's agent out until it expired (ald_agent, the machine-scoped agent role, is granted them later).
 grant execute on function
   public.acquire_lease(uuid, text, double precision),
   public.renew_lease(uuid, text, bigint, double precision),
   public.release_lease(uuid, text, bigint),
-  public.claim_command(bigint, uuid, text, bigint),
-  public.expire_commands(uuid)
-  to service_role, authenticated;
+  public.claim_command(bigint, uuid, text, bigint)
+  to service_role;
+-- housekeeping anyone who reads the commands may trigger: pending commands past expires_at become expired
+grant execute on function public.expire_commands(uuid) to service_role, authenticated;
+
 grant execute on function public.ensure_parameter_history_partitions(integer) to service_role;
 -- evaluated inside a CHECK constraint by whoever writes recipe_steps
 grant execute on function public.recipe_step_config_is_valid(text, jsonb) to service_role, authenticated;

@@ -355,7 +355,7 @@ async def test_nothing_is_granted_to_anon(db: asyncpg.Connection) -> None:
 
 
 @pytest.mark.parametrize(("signature", "returns"), RPCS.items(), ids=[s.split("(")[0] for s in RPCS])
-async def test_rpcs_exist_are_definer_and_granted_only_to_api_roles(
+async def test_rpcs_exist_are_definer_and_granted_only_to_the_agent_roles(
     db: asyncpg.Connection, signature: str, returns: str
 ) -> None:
     row = await db.fetchrow(
@@ -368,7 +368,10 @@ async def test_rpcs_exist_are_definer_and_granted_only_to_api_roles(
     assert row["prosecdef"]
     assert any(c.startswith("search_path=") for c in row["proconfig"])
     assert row["doc"], "semantics must be documented with comment on function"
-    for role, allowed in (("service_role", True), ("authenticated", True), ("anon", False), ("public", False)):
+    dashboard = signature.startswith("public.expire_commands")  # the lease and the claim are the agent's alone
+    agent_key = ("ald_agent", True)  # the machine-scoped agent role (scope checked inside)
+    for role, allowed in (("service_role", True), agent_key, ("authenticated", dashboard), ("anon", False),
+                          ("public", False)):  # fmt: skip
         granted = await db.fetchval(
             "select has_function_privilege($1, to_regprocedure($2), 'execute')", role, signature
         )
