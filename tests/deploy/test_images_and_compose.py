@@ -11,35 +11,10 @@ import subprocess
 import pytest
 from deploy_support import ROOT, require_tool
 
+from tests.support.design import DESIGN_VARIABLES
+
 COMPOSE_FILE = ROOT / "docker-compose.prod.yml"
 ENV_EXAMPLE = ROOT / "config/production.env.example"
-# DESIGN §3, the contract list of agent variables
-DESIGN_VARIABLES = [
-    "SUPABASE_URL",
-    "SUPABASE_KEY",
-    "MACHINE_ID",
-    "PLC_TYPE",
-    "PLC_HOST",
-    "PLC_PORT",
-    "PLC_UNIT_ID",
-    "PLC_WORD_ORDER",
-    "PLC_TIMEOUT_S",
-    "PLC_BULK_READ_SIZE",
-    "PLC_MAX_GAP",
-    "PARAMETER_LOGGING_INTERVAL",
-    "STATUS_LOG_INTERVAL",
-    "LOG_LEVEL",
-    "HTTP_PORT",
-    "SPOOL_PATH",
-    "SPOOL_MAX_MB",
-    "AGENT_COLOR",
-    "ADMIN_TOKEN",
-    "COMMAND_POLL_INTERVAL",
-    "SHUTDOWN_TIMEOUT",
-    "LOG_FORMAT",
-    "LOG_DIR",
-    "WATCHDOG_TIMEOUT",
-]
 
 
 def test_hadolint_clean() -> None:

@@ -1,0 +1,9 @@
+"""Facts of ../shared/DESIGN.md that several test modules check the code against (one copy here)."""
+
+#: DESIGN §3, the contract list of the agent's environment variables, in the document's order.
+DESIGN_VARIABLES = (
+    "SUPABASE_URL", "SUPABASE_KEY", "MACHINE_ID", "PLC_TYPE", "PLC_HOST", "PLC_PORT", "PLC_UNIT_ID",
+    "PLC_WORD_ORDER", "PLC_TIMEOUT_S", "PLC_BULK_READ_SIZE", "PLC_MAX_GAP", "PARAMETER_LOGGING_INTERVAL",
+    "STATUS_LOG_INTERVAL", "LOG_LEVEL", "HTTP_PORT", "SPOOL_PATH", "SPOOL_MAX_MB", "AGENT_COLOR", "ADMIN_TOKEN",
+    "COMMAND_POLL_INTERVAL", "SHUTDOWN_TIMEOUT", "LOG_FORMAT", "LOG_DIR", "WATCHDOG_TIMEOUT",
+)  # fmt: skip
