@@ -173,8 +173,14 @@ async def test_plc_drop_mid_run_fails_the_run_and_safe_state_follows_the_plc_bac
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "error"
     simulator.image.set(simulator.register_map["valve_1.state"], True)  # as if the PLC came back with it open
     await simulator.replug()
-    await eventually(lambda: simulator.image.get(simulator.register_map["valve_1.state"]) is False, within=15)
-    assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0
+    # the safe state is written valves first, MFC last: wait for all of it, then for the agent to know it
+    await eventually(
+        lambda: (
+            simulator.image.get(simulator.register_map["valve_1.state"]) is False
+            and simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0
+        ),
+        within=15,
+    )
     await eventually(lambda: not agent.runs.safe_state_pending)
 
 
@@ -429,6 +435,8 @@ async def test_an_agent_on_a_machine_scoped_key_runs_the_whole_machine(
     key = make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret)
     agent = await active_agent(start_agent, SUPABASE_KEY=key, COMMAND_POLL_INTERVAL=60)
     assert agent.intake is not None and agent.intake.watch is not None and agent.intake.watch.ready.is_set()
+    assert agent.snapshot().key_scope == "machine"  # /health shows it: services.database.key_scope
+
     recipe_id = await insert_recipe(db, "scoped", [valve(1, 20), wait(10)])
     started = time.monotonic()
     command_id = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
