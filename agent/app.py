@@ -58,6 +58,8 @@ class Agent:
         settings.require_cloud()
         self.settings = settings
         self.machine_id = str(settings.MACHINE_ID)
+        # what SUPABASE_KEY may touch: this machine only, or every machine of the project (service role)
+        self.key_scope = "machine" if settings.key_machine_scope() else "project"
         self.instance_id = f"{socket.gethostname()}-{settings.AGENT_COLOR}-{os.getpid()}"
         self.status_interval_s = status_interval_s or settings.STATUS_LOG_INTERVAL
         self.started_at = datetime.now(UTC)
@@ -154,9 +156,10 @@ class Agent:
             await stack.enter_async_context(http)
             self.http_port = http.port
             logger.info(
-                "ald-agent {} up: machine {}, {} parameters ({}), PLC {}:{}, http :{}",
+                "ald-agent {} up: machine {} ({} key), {} parameters ({}), PLC {}:{}, http :{}",
                 __version__,
                 self.machine_id,
+                self.key_scope,
                 len(source.register_map),
                 source.origin,
                 s.PLC_HOST,
@@ -406,6 +409,7 @@ class Agent:
             memory_mb=process_rss_mb(),
             errors={"plc": self.plc_errors, "database": shipper.errors if shipper else 0},
             current_run=self.runs.current() if self.runs else None,
+            key_scope=self.key_scope,
         )
 
 

@@ -44,6 +44,8 @@ class AgentSnapshot:
     memory_mb: float
     errors: Mapping[str, int] = field(default_factory=dict)  # area → count, e.g. {"plc": 3, "database": 1}
     current_run: Mapping[str, Any] | None = None
+    #: What SUPABASE_KEY may touch: "machine" (a key for this machine only) or "project" (every machine).
+    key_scope: str = "project"
 
 
 def process_rss_mb() -> float:

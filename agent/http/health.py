@@ -125,7 +125,7 @@ def full_health(
         "uptime_s": round(s.uptime_s, 3),
         "services": {
             "plc": {"status": _up(s.plc_connected), "response_ms": s.plc_response_ms, "last_error": s.plc_last_error},
-            "database": {"status": _up(s.database_connected)},
+            "database": {"status": _up(s.database_connected), "key_scope": s.key_scope},
             "realtime": {"status": _up(s.realtime_connected)},
             "parameter_logger": {
                 "status": _up(s.sampling),

@@ -92,7 +92,7 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
         "uptime_s": 125.5,
         "services": {
             "plc": {"status": "down", "response_ms": 4.5, "last_error": "timeout"},
-            "database": {"status": "up"},
+            "database": {"status": "up", "key_scope": "project"},
             "realtime": {"status": "up"},
             "parameter_logger": {
                 "status": "up",
