@@ -4,13 +4,15 @@
   problem reported), compile, start. The command stays `running` until the run ends, then `succeeded` or
   `failed` with the run's error.
 - stop_recipe / pause_recipe / resume_recipe: act on the active run; refused when there is none, or (pause,
-  resume) when the run is not in the state they need.
+  resume) when the run is not in the state they need. A stop `succeeded` once the run has ended and the PLC
+  confirmed the safe state, not when it was merely asked; `failed` (with the PLC's errors) otherwise.
 - set_parameter {key, value}: the validated write path with read-back; refused while a run is active unless
   it is paused (an operator must not fight the recipe).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +28,10 @@ from agent.recipes import Recipe, compile_recipe, validate
 from agent.runner import RunController
 
 __all__ = ["CommandHandler", "load_recipe"]
+
+#: A stop ends the run within ~100 ms (the executor closes the valve at once); the bound only matters when the
+#: PLC stops answering mid-stop, each safe-state write then waiting for its own timeout.
+STOP_CONFIRM_S = 10.0
 
 
 async def load_recipe(cloud: CloudClient, recipe_id: str) -> Recipe:
@@ -76,7 +82,7 @@ class CommandHandler:
                 await self._start(command)
                 return None
             case CommandType.STOP_RECIPE:
-                self.runs.stop(f"stop requested by command {command.id}")
+                await self._stop(command)
             case CommandType.PAUSE_RECIPE:
                 self.runs.pause()
             case CommandType.RESUME_RECIPE:
@@ -84,6 +90,16 @@ class CommandHandler:
             case CommandType.SET_PARAMETER:
                 await self._set_parameter(command.payload)
         return "succeeded"
+
+    async def _stop(self, command: Command) -> None:
+        self.runs.stop(f"stop requested by command {command.id}")
+        try:
+            outcome = await asyncio.wait_for(self.runs.wait(), STOP_CONFIRM_S)
+        except TimeoutError:
+            raise PlcError(f"the run did not end within {STOP_CONFIRM_S:.0f} s of the stop") from None
+        if outcome is not None and not outcome.safe_state_ok:
+            errors = "; ".join(outcome.safe_state_errors) or "not confirmed"
+            raise PlcError(f"the run stopped, but the PLC did not confirm the safe state: {errors}")
 
     async def _start(self, command: Command) -> None:
         payload: StartRecipePayload = command.payload

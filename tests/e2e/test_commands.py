@@ -149,7 +149,10 @@ async def test_a_stop_command_aborts_the_run(
     await eventually(lambda: simulator.image.get(simulator.register_map["valve_2.state"]) is True, within=15)
     stop_id = await insert_command(db, SEED_MACHINE_ID, "stop_recipe", {})
     assert (await until_final(db, stop_id))["status"] == "succeeded"
+    # `succeeded` means done, not asked: the valve is shut and the run row already says so (it ships first)
     assert simulator.image.get(simulator.register_map["valve_2.state"]) is False
+    assert (await run_of(db, start))["status"] == "aborted"
+
     claimed = (await command_row(db, stop_id))["claimed_at"]
     closed = [e for e in simulator.valve_events if e.valve == 2 and not e.open][-1]
     closed_wall = datetime.now(UTC) - timedelta(seconds=time.monotonic() - closed.t)
