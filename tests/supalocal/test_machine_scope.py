@@ -8,7 +8,6 @@ classifies (42501: insufficient privilege / row-level security).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -17,7 +16,7 @@ import pytest
 
 from agent.cloud import CloudClient, Watch
 from agent.errors import CloudPermanentError
-from supalocal.auth import make_machine_key
+from supalocal.auth import MACHINE_ROLE, make_api_key, make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 from tests.support.poll import eventually
@@ -127,14 +126,12 @@ async def test_lease_and_claim_rpcs_act_for_its_machine_only(scoped: CloudClient
 
 
 async def test_a_key_without_a_machine_claim_acts_for_none(clean_db: BackgroundStack, db: asyncpg.Connection) -> None:
-    from supalocal.auth import MACHINE_ROLE, make_api_key
-
     async with CloudClient(clean_db.url, make_api_key(MACHINE_ROLE, secret=clean_db.jwt_secret)) as cloud:
         assert await cloud.select("parameters") == []
         error = await refused(cloud.rpc("acquire_lease", {"p_machine_id": SEED_MACHINE_ID, "p_holder": "x",
                                                           "p_ttl_s": 30}))  # fmt: skip
         assert error.code == "42501"
-    assert json.loads(await db.fetchval("select to_json(count(*)) from machine_leases")) == 0
+    assert await db.fetchval("select count(*) from machine_leases") == 0
 
 
 async def test_behind_a_gateway_the_project_key_is_the_apikey_and_the_machine_key_authorises(
