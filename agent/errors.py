@@ -13,7 +13,8 @@ httpx, postgrest, pydantic) are translated at the one seam that talks to them, w
     │   ├── PlcExceptionResponse    the PLC answered with a Modbus exception `code` → isolate the block
     │   └── WriteVerifyError        the read-back after a write did not match within tolerance
     ├── ValidationError             a value or request refused before any I/O → reject, never retry
-    │   └── UnknownParameter        the key is not in the map
+    │   ├── UnknownParameter        the key is not in the map
+    │   └── InterlockError          the safety gate refused a write: a permit failed, or not the machine's owner
     ├── CloudError                  Supabase side; `code` = PostgREST/SQLSTATE code when there is one
     │   ├── CloudTransientError     unreachable, timeout, 5xx, lock/serialization → retry with backoff
     │   └── CloudPermanentError     4xx: the request itself is wrong → quarantine, never retry as is
@@ -33,6 +34,7 @@ __all__ = [
     "CloudTransientError",
     "CommandError",
     "ConfigError",
+    "InterlockError",
     "MapError",
     "PlcConnectionError",
     "PlcError",
@@ -99,6 +101,15 @@ class UnknownParameter(ValidationError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else "unknown parameter"
+
+
+class InterlockError(ValidationError):
+    """The safety gate refused a write: a permit interlock's conditions did not hold (`interlock` names it), or
+    this agent does not own the machine. Like any `ValidationError`, nothing was written."""
+
+    def __init__(self, message: str, *, interlock: str | None = None) -> None:
+        super().__init__(message)
+        self.interlock = interlock
 
 
 class CloudError(AgentError):

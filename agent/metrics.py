@@ -73,6 +73,13 @@ FRAMES = "ald_frames_total"
 FAILED_FRAMES = "ald_failed_frames_total"
 SKIPPED_TICKS = "ald_skipped_ticks_total"
 ERRORS_TOTAL_TEMPLATE = "ald_{area}_errors_total"
+MAP_REFUSED = "ald_map_refused"
+MAP_REFUSALS = "ald_map_refusals_total"
+INTERLOCKS = "ald_interlocks"
+INTERLOCK_BLOCKS = "ald_interlock_blocks_total"
+INTERLOCK_TRIPS = "ald_interlock_trips_total"
+SAFE_STATE_PENDING = "ald_safe_state_pending"
+SAFETY_PROBLEMS = "ald_safety_problems"
 COMMAND_LATENCY = "ald_command_latency_seconds"
 STEP_TIMING_ERROR = "ald_step_timing_error_seconds"
 
@@ -115,6 +122,16 @@ SNAPSHOT_METRICS: dict[str, tuple[str, str, _Reading]] = {
                     lambda s: float(s.failed_frames)),
     SKIPPED_TICKS: ("counter", "Sampler deadlines missed and skipped (never accumulated).",
                     lambda s: float(s.skipped_ticks)),
+    MAP_REFUSED: ("gauge", "1 while the machine's register map in Supabase is refused (the previous map is kept).",
+                  lambda s: float(s.map_refused)),
+    MAP_REFUSALS: ("counter", "Register maps refused since start.", lambda s: float(s.map_refusals)),
+    INTERLOCKS: ("gauge", "Interlocks in force.", lambda s: float(s.interlocks)),
+    INTERLOCK_BLOCKS: ("counter", "Writes refused by a permit interlock.", lambda s: float(s.interlock_blocks)),
+    INTERLOCK_TRIPS: ("counter", "Runs stopped or held by a trip interlock.", lambda s: float(s.interlock_trips)),
+    SAFE_STATE_PENDING: ("gauge", "1 while a close or safe-state write is unconfirmed (watchdog kicks stopped).",
+                         lambda s: float(s.safe_state_pending)),
+    SAFETY_PROBLEMS: ("gauge", "Safety problems in force (refused map or interlocks, unconfirmed safe state).",
+                      lambda s: float(len(s.safety_problems))),
 }  # fmt: skip
 
 

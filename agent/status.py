@@ -46,6 +46,14 @@ class AgentSnapshot:
     current_run: Mapping[str, Any] | None = None
     #: What SUPABASE_KEY may touch: "machine" (a key for this machine only) or "project" (every machine).
     key_scope: str = "project"
+    #: The safety kernel's refusals in force: a map or interlock set refused, a safe state not confirmed.
+    safety_problems: tuple[str, ...] = ()
+    map_refused: bool = False
+    map_refusals: int = 0
+    interlocks: int = 0
+    interlock_blocks: int = 0
+    interlock_trips: int = 0
+    safe_state_pending: bool = False
 
 
 def process_rss_mb() -> float:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent.cloud import CloudClient
-from agent.lease import Lease, LeaseRole
+from agent.safety import Lease, LeaseRole
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 from tests.support.poll import eventually

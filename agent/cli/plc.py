@@ -16,6 +16,7 @@ from agent.errors import PlcError, ValidationError
 from agent.plc import RegisterMap, WordOrder, load_default_map, load_map_csv, parse_value, plan_reads
 from agent.plc.sim import Simulator
 from agent.plc_setup import connection_for, device_for, load_register_map
+from agent.safety import WriteGate, WritePurpose, check_write
 
 __all__ = ["add_parsers", "run_plc", "run_simulate"]
 
@@ -57,14 +58,18 @@ async def run_plc(args: argparse.Namespace, settings: Settings) -> int:
     if args.plc_command == "read":
         for key in args.keys:
             register_map[key]  # unknown keys fail before any I/O
+    if args.plc_command == "write":  # the machine's rules refuse before any I/O, PLC up or not
+        value = parse_value(register_map[args.key], args.value)
+        check_write(register_map[args.key], value, purpose=WritePurpose.OPERATOR, order=settings.PLC_WORD_ORDER)
     async with connection_for(settings) as connection:
         if not await connection.wait_connected(settings.PLC_TIMEOUT_S * 3):
             raise PlcError(f"PLC unreachable: {connection.last_error}", where=connection.where)
         device = device_for(settings, connection, register_map)
         if args.plc_command == "write":
+            # the same gate as the agent's set_parameter (interlocks are the running agent's: not loaded here)
+            gate = WriteGate(device)
             param = register_map[args.key]
-            value = parse_value(param, args.value)
-            actual = await device.write(args.key, value, verify=not args.no_verify)
+            actual = await gate.write(args.key, value, purpose=WritePurpose.OPERATOR, verify=not args.no_verify)
             print(f"{args.key} = {show(actual)} {param.unit}".rstrip())
             return 0
         frame = await (device.read_all() if args.all else device.read(args.keys))

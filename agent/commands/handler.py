@@ -6,8 +6,12 @@
 - stop_recipe / pause_recipe / resume_recipe: act on the active run; refused when there is none, or (pause,
   resume) when the run is not in the state they need. A stop `succeeded` once the run has ended and the PLC
   confirmed the safe state, not when it was merely asked; `failed` (with the PLC's errors) otherwise.
-- set_parameter {key, value}: the validated write path with read-back; refused while a run is active unless
-  it is paused (an operator must not fight the recipe).
+- set_parameter {key, value}: through the safety gate (agent.safety.WriteGate: writable, range, whole numbers,
+  never a pulse valve opened, never the watchdog register, permit interlocks) with read-back; refused while a
+  run is active unless it is paused (an operator must not fight the recipe).
+
+Whatever happens, a claimed command ends with a status: an unexpected error (a bug) fails it with the reason
+instead of leaving it `claimed`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ from loguru import logger
 from agent.cloud import CloudClient
 from agent.commands.model import Command, CommandType, SetParameterPayload, StartRecipePayload, parse_command
 from agent.errors import CloudError, CommandError, PlcError, RecipeError, ValidationError
-from agent.plc import PlcDevice
 from agent.recipes import Recipe, compile_recipe, validate
-from agent.runner import RunController
+from agent.safety import RunController, WriteGate, WritePurpose, recipe_conflicts
 
 __all__ = ["CommandHandler", "load_recipe"]
 
@@ -48,11 +51,11 @@ class CommandHandler:
         self,
         *,
         cloud: CloudClient,
-        device: PlcDevice,
+        gate: WriteGate,
         runs: RunController,
         on_latency: Callable[[float], None] = lambda _s: None,
     ) -> None:
-        self.cloud, self.device, self.runs, self.on_latency = cloud, device, runs, on_latency
+        self.cloud, self.gate, self.runs, self.on_latency = cloud, gate, runs, on_latency
 
     async def __call__(self, row: dict[str, Any]) -> None:
         """Handle one claimed row; always leaves the row in a final or running state with a reason."""
@@ -71,6 +74,10 @@ class CommandHandler:
         except (PlcError, CloudError) as exc:
             logger.error("command {}: failed: {}", command_id, exc)
             self.runs.finish_command(command_id, "failed", error=str(exc))
+            return
+        except Exception as exc:  # a bug must not leave the command claimed forever
+            logger.exception("command {}: internal error", command_id)
+            self.runs.finish_command(command_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
             return
         if final is not None:
             self.runs.finish_command(command_id, final)
@@ -106,7 +113,7 @@ class CommandHandler:
         if self.runs.active is not None:
             raise CommandError(f"a run is already active ({self.runs.active.id})")
         recipe = await load_recipe(self.cloud, str(payload.recipe_id))
-        problems = validate(recipe, self.device.map)
+        problems = validate(recipe, self.gate.map) + recipe_conflicts(recipe, self.gate.interlocks, self.gate.map)
         if problems:
             raise RecipeError("invalid recipe:\n" + "\n".join(str(p) for p in problems))
         plan = compile_recipe(recipe)
@@ -119,5 +126,5 @@ class CommandHandler:
                 f"a recipe is running ({self.runs.active.id}): set_parameter is only allowed while it is paused"
             )
         started = time.monotonic()
-        value = await self.device.write(payload.key, payload.value)
+        value = await self.gate.write(payload.key, payload.value, purpose=WritePurpose.OPERATOR)
         logger.info("set {} = {} ({:.1f} ms, verified)", payload.key, value, (time.monotonic() - started) * 1000)

@@ -20,7 +20,7 @@ from loguru import logger
 
 from agent.cloud import CloudClient, Watch
 from agent.errors import CloudError
-from agent.lease import Lease
+from agent.safety import Lease
 
 __all__ = ["CommandIntake"]
 

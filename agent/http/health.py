@@ -10,6 +10,7 @@
                            · spool backlog > `spool_backlog` records (one snapshot cannot see a trend; the
                            ALDSpoolGrowing alert adds the slope of ald_spool_depth)
                            · last logging interval > `logging_interval_s` · memory > `memory_mb`
+                           · a safety problem: register map or interlocks refused, safe state not confirmed
     healthy    (HTTP 200)  none of the above
 
 Degraded answers 200 on purpose: HAProxy must keep routing to an agent that is up but, say, lost its PLC (the
@@ -92,6 +93,7 @@ def assess(
         warnings.append(f"logging interval {interval:.3f} s > {thresholds.logging_interval_s:g} s")
     if snapshot.memory_mb > thresholds.memory_mb:
         warnings.append(f"memory {snapshot.memory_mb:.0f} MB > {thresholds.memory_mb:g} MB")
+    warnings.extend(snapshot.safety_problems)
     if fatal:
         return HealthStatus.UNHEALTHY, (*fatal, *warnings)
     if warnings:
@@ -147,6 +149,14 @@ def full_health(
             "frames": s.frames,
             "skipped_ticks": s.skipped_ticks,
             "failed_frames": s.failed_frames,
+        },
+        "safety": {
+            "problems": list(s.safety_problems),
+            "map_refused": s.map_refused,
+            "interlocks": s.interlocks,
+            "interlock_blocks": s.interlock_blocks,
+            "interlock_trips": s.interlock_trips,
+            "safe_state_pending": s.safe_state_pending,
         },
         "errors": dict(s.errors),
         "current_run": None if s.current_run is None else dict(s.current_run),

@@ -172,14 +172,24 @@ class PlcDevice:
         for key, decode in decoders:
             values[key] = decode(raw)
 
-    async def write(self, key: str, value: object, *, verify: bool = True, tolerance: float | None = None) -> Value:
-        """Validate and write `value` to parameter `key`; with `verify`, read it back and compare.
+    async def write(
+        self,
+        key: str,
+        value: object,
+        *,
+        verify: bool = True,
+        tolerance: float | None = None,
+        register_map: RegisterMap | None = None,
+    ) -> Value:
+        """Write `value` to parameter `key` (of `register_map`, default the device's) within the map's own limits;
+        with `verify`, read it back and compare. The machine's rules are not here: the agent writes only
+        through `agent.safety.WriteGate`, which calls this.
 
         Returns the value read back (or the value written when not verifying). Raises `UnknownParameter`
         and `ValidationError` before any I/O, `PlcError` on I/O failure, `WriteVerifyError` when the
         read-back differs by more than `tolerance` (default: the precision of the data type).
         """
-        param = self.map[key]
+        param = (register_map or self.map)[key]
         encoded = validate_write(param, value, self.word_order)
         assert param.write_address is not None  # validate_write guarantees it
         if isinstance(encoded, bool):

@@ -1,6 +1,7 @@
 """Runs a compiled `Plan` against the PLC: an explicit state machine with one safe-state `finally`.
 
-The only I/O is PLC access through `PlcDevice` (validated writes); there is no database or network call on
+The only I/O is PLC access: reads through `PlcDevice`, writes through `RunOutputs` (the safety gate, bound to
+the run's map); there is no database or network call on
 the timing path — progress leaves through the hooks, which must be quick (the app appends to the spool).
 
 Controls, all synchronous and meant to be called from the event loop that runs `run()`:
@@ -14,7 +15,7 @@ Controls, all synchronous and meant to be called from the event loop that runs `
 
 Usage::
 
-    executor = RecipeExecutor(device, compile_recipe(recipe), on_step_end=recorder.step_ended)
+    executor = RecipeExecutor(device, plan, outputs=gate.for_run(), on_step_end=recorder.step_ended)
     outcome = await executor.run()      # RunOutcome(status=succeeded|failed|aborted, …)
 """
 
@@ -30,7 +31,8 @@ from loguru import logger
 from agent.errors import AgentError, PlcConnectionError, TransitionError
 from agent.plc import PlcDevice
 from agent.recipes.compiler import Plan, PlanStep
-from agent.recipes.safe_state import SafeStateResult, apply_safe_state, safe_state_writes
+from agent.recipes.outputs import RunOutputs
+from agent.recipes.safe_state import SafeStateResult, safe_state_writes
 from agent.recipes.states import (
     Progress,
     RunOutcome,
@@ -73,11 +75,12 @@ class RecipeExecutor:
         device: PlcDevice,
         plan: Plan,
         *,
+        outputs: RunOutputs,
         on_transition: TransitionHook | None = None,
         on_step_start: StepStartHook | None = None,
         on_step_end: StepEndHook | None = None,
     ) -> None:
-        self.device, self.plan = device, plan
+        self.device, self.plan, self.outputs = device, plan, outputs
         self.state = State.IDLE
         self.outcome: RunOutcome | None = None
         self._on_transition, self._on_step_start, self._on_step_end = on_transition, on_step_start, on_step_end
@@ -175,9 +178,9 @@ class RecipeExecutor:
         """The one safe-state path, on every exit: finish, stop, error, lost PLC, cancellation."""
         safe = _NOT_APPLIED
         try:
-            safe = await apply_safe_state(self.device)
+            safe = await self.outputs.safe_state()
         finally:
-            restored = {key for key, _ in safe_state_writes(self.device.map)}
+            restored = {key for key, _ in safe_state_writes(self.outputs.map)}
             left = [key for key in self._touched if key not in restored]
             if left:
                 self._log.info("left as set by the recipe (not part of the safe state): {}", ", ".join(left))
@@ -216,7 +219,7 @@ class RecipeExecutor:
         started_wall, started_mono = datetime.now(UTC), time.monotonic()
         self._step_losses = self._plc_losses
         self._call(self._on_step_start, step, started_wall, started_mono)
-        ctx = StepContext(self.device, step, started_mono, started_wall, self._hold_until, self._touch)
+        ctx = StepContext(self.device, self.outputs, step, started_mono, started_wall, self._hold_until, self._touch)
         status = StepStatus.FAILED
         try:
             await HANDLERS[step.type](ctx)

@@ -1,10 +1,9 @@
-"""The machine's safe state: every pulse valve closed, carrier MFC flow 0, heaters untouched.
+"""The machine's safe state, as data: every pulse valve closed, carrier MFC flow 0, heaters untouched. Pure.
 
-`safe_state_writes` is pure (which keys, which values, for a given map); `apply_safe_state` performs them
-through `PlcDevice.write` (validated, read back), each in its own try/except so one failure does not keep
-the next valve open. The executor calls it in its `finally`; the app calls it again after a PLC reconnect
-when a run ended with `safe_state_ok` False. Heaters are left alone on purpose: cutting a 200 °C chamber's
-heater stresses the tool and is not what "safe" means for an interrupted ALD run.
+`safe_state_writes` says which keys take which values for a given map; the safety gate
+(`agent.safety.WriteGate.apply_safe_state`) performs them, each in its own try/except so one failure does not
+keep the next valve open, and reports a `SafeStateResult`. Heaters are left alone on purpose: cutting a 200 °C
+chamber's heater stresses the tool and is not what "safe" means for an interrupted ALD run.
 """
 
 from __future__ import annotations
@@ -12,12 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loguru import logger
-
-from agent.plc import DataType, PlcDevice, RegisterMap, Value
+from agent.plc import DataType, RegisterMap, Value
 from agent.recipes.validate import MFC_FLOW_KEY
 
-__all__ = ["SafeStateResult", "apply_safe_state", "safe_state_writes"]
+__all__ = ["SafeStateResult", "safe_state_writes"]
 
 _VALVE_KEY = re.compile(r"valve_(\d+)\.state")
 _FLOW_OFF = 0.0
@@ -47,24 +44,3 @@ def safe_state_writes(register_map: RegisterMap) -> tuple[tuple[str, Value], ...
     if flow is not None and flow.writable:
         writes.append((MFC_FLOW_KEY, _FLOW_OFF))
     return tuple(writes)
-
-
-async def apply_safe_state(device: PlcDevice, register_map: RegisterMap | None = None) -> SafeStateResult:
-    """Write the safe state through `device` (map: `register_map`, default the device's). Never raises for
-    a failed write — it is logged and reported — but `CancelledError` propagates."""
-    log = logger.bind(area="recipe")
-    done: list[str] = []
-    errors: list[tuple[str, str]] = []
-    for key, value in safe_state_writes(register_map or device.map):
-        try:
-            await device.write(key, value)
-        except Exception as exc:  # CancelledError is not an Exception: it propagates
-            errors.append((key, str(exc)))
-            log.error("safe state: {} ← {} failed: {}", key, value, exc)
-        else:
-            done.append(key)
-    if errors:
-        log.error("safe state NOT confirmed: {} of {} writes failed", len(errors), len(errors) + len(done))
-    else:
-        log.info("safe state confirmed: {}", ", ".join(done))
-    return SafeStateResult(tuple(done), tuple(errors))

@@ -21,6 +21,7 @@ from agent.errors import RecipeError
 from agent.plc import PlcDevice
 from agent.recipes.compiler import PlanStep
 from agent.recipes.model import ParameterConfig, PurgeConfig, StepType, ValveConfig, WaitConfig
+from agent.recipes.outputs import RunOutputs
 from agent.recipes.validate import MFC_FLOW_KEY, pv_key, valve_key
 
 __all__ = ["HANDLERS", "MAX_PV_READ_FAILURES", "PV_POLL_INTERVAL_S", "StepContext", "StepInterrupted"]
@@ -41,6 +42,7 @@ class StepContext:
     """Everything a handler may use. `wall(t)` converts a monotonic time within the step to UTC ISO text."""
 
     device: PlcDevice
+    outputs: RunOutputs
     step: PlanStep
     started_mono: float
     started_wall: datetime
@@ -69,7 +71,7 @@ async def run_valve(ctx: StepContext) -> None:
     interrupted = True  # until the hold completes: a close error must not mask the first error
     try:
         open_sent = time.monotonic()
-        await ctx.device.write(key, True, verify=False)
+        await ctx.outputs.open_valve(key)
         _record_edge(ctx, "open", open_sent, time.monotonic())
         await ctx.hold_until(ctx.detail["open_ack_mono"] + config.duration_ms / _MS)
         interrupted = False
@@ -82,7 +84,7 @@ async def _close_valve(ctx: StepContext, key: str, duration_ms: float, *, quiet:
     d = ctx.detail
     close_sent = time.monotonic()
     try:
-        await ctx.device.write(key, False, verify=False)
+        await ctx.outputs.close_valve(key)
     except Exception as exc:
         d["close_error"] = str(exc)
         if not quiet:
@@ -117,9 +119,9 @@ async def run_purge(ctx: StepContext) -> None:
     if config.gas is not None:
         ctx.detail["gas"] = config.gas
     if config.flow_sccm is not None:
-        if MFC_FLOW_KEY in ctx.device.map:
+        if MFC_FLOW_KEY in ctx.outputs.map:
             ctx.touch(MFC_FLOW_KEY)
-            ctx.detail["flow_sccm"] = await ctx.device.write(MFC_FLOW_KEY, config.flow_sccm)
+            ctx.detail["flow_sccm"] = await ctx.outputs.set_value(MFC_FLOW_KEY, config.flow_sccm)
         else:  # validation reports this; a map reloaded mid-run must not crash the purge
             logger.bind(area="recipe").warning("{}: no {} in the map; flow not set", ctx.step.path, MFC_FLOW_KEY)
     await ctx.hold_until(ctx.started_mono + config.duration_ms / _MS)
@@ -138,10 +140,10 @@ async def run_parameter(ctx: StepContext) -> None:
     d = ctx.detail
     d.update(parameter=config.parameter, value=config.value)
     ctx.touch(config.parameter)
-    d["read_back"] = await ctx.device.write(config.parameter, config.value)
+    d["read_back"] = await ctx.outputs.set_value(config.parameter, config.value)
     if config.wait is None:
         return
-    pv = pv_key(config.parameter, ctx.device.map)
+    pv = pv_key(config.parameter, ctx.outputs.map)
     tolerance, timeout_ms = config.wait.tolerance, config.wait.timeout_ms
     d.update(pv_key=pv, tolerance=tolerance, timeout_ms=timeout_ms)
     deadline = time.monotonic() + timeout_ms / _MS

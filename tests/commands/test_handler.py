@@ -12,7 +12,7 @@ from agent.commands import CommandHandler
 from agent.plc import PlcDevice
 from agent.plc.sim import Simulator
 from agent.recipes import compile_recipe
-from agent.runner import RunController
+from agent.safety import RunController, WriteGate
 from agent.spool import Spool, SpoolWriter
 from supalocal.testing import SEED_MACHINE_ID
 from tests.recipes.recipe_support import recipe, valve
@@ -28,8 +28,9 @@ async def test_a_stop_succeeds_only_once_the_run_ended_in_the_safe_state(
 ) -> None:
     async with Spool(tmp_path / "spool.sqlite") as spool:
         writer = SpoolWriter(spool)
-        runs = RunController(device=device, writer=writer, machine_id=SEED_MACHINE_ID)
-        handle = CommandHandler(cloud=None, device=device, runs=runs)  # type: ignore[arg-type]  # a stop needs none
+        gate = WriteGate(device)
+        runs = RunController(device=device, gate=gate, writer=writer, machine_id=SEED_MACHINE_ID)
+        handle = CommandHandler(cloud=None, gate=gate, runs=runs)  # type: ignore[arg-type]  # a stop needs none
         long_pulse = recipe(valve(2, 10_000, "long pulse"))
         runs.start(long_pulse, compile_recipe(long_pulse), command_id=1)
         await eventually(lambda: _valve_open(simulator, 2), within=5, every=0.005)

@@ -85,5 +85,6 @@ async def start_agent(
 async def stop(agent: Agent) -> None:
     agent.stop.set()
     await eventually(
-        lambda: not agent.serving and agent.spool is not None and agent.spool.state.value == "closed", within=30
+        lambda: not agent.serving and agent.parts.spool is not None and agent.parts.spool.state.value == "closed",
+        within=30,
     )

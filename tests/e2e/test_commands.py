@@ -46,9 +46,13 @@ async def run_of(db: asyncpg.Connection, command_id: int) -> asyncpg.Record:
 
 async def active_agent(start_agent: StartAgent, **env: object) -> Agent:
     agent = await start_agent(**({"COMMAND_POLL_INTERVAL": 1} | env))
-    await eventually(lambda: agent.lease is not None and agent.lease.valid(), within=15)
+    await eventually(lambda: agent.parts is not None and agent.parts.lease.valid(), within=15)
     await eventually(
-        lambda: agent.intake is not None and agent.intake.watch is not None and agent.intake.watch.ready.is_set(),
+        lambda: (
+            agent.parts.intake is not None
+            and agent.parts.intake.watch is not None
+            and agent.parts.intake.watch.ready.is_set()
+        ),
         within=15,
     )
     return agent
@@ -62,7 +66,7 @@ async def test_the_al2o3_recipe_runs_with_exact_step_counts(
     command_id = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     row = await until_final(db, command_id, within=90)
     assert row["status"] == "succeeded", row["error"]
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
     run = await run_of(db, command_id)
     assert (run["status"], run["total_steps"], run["completed_steps"]) == ("succeeded", 405, 405)
     assert run["finished_at"] is not None and json.loads(run["recipe_snapshot"])["name"] == "Al2O3 TMA/H2O (fast)"
@@ -104,17 +108,17 @@ async def test_pause_and_resume(start_agent: StartAgent, db: asyncpg.Connection,
     agent = await active_agent(start_agent)
     recipe_id = await insert_recipe(db, "slow", [loop(30, valve(1, 20), wait(80))])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
-    await eventually(lambda: agent.runs.active is not None, within=15)
+    await eventually(lambda: agent.parts.runs.active is not None, within=15)
     pause = await insert_command(db, SEED_MACHINE_ID, "pause_recipe", {})
     assert (await until_final(db, pause))["status"] == "succeeded"
-    await eventually(lambda: agent.runs.paused, within=5)
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.runs.paused, within=5)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
     assert (await run_of(db, start))["status"] == "paused"
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "paused"
     assert simulator.image.get(simulator.register_map["valve_1.state"]) is False  # paused with valves closed
-    frozen = agent.runs.active.row["completed_steps"]
+    frozen = agent.parts.runs.active.row["completed_steps"]
     await asyncio.sleep(0.5)
-    assert agent.runs.active.row["completed_steps"] == frozen
+    assert agent.parts.runs.active.row["completed_steps"] == frozen
     resume = await insert_command(db, SEED_MACHINE_ID, "resume_recipe", {})
     assert (await until_final(db, resume))["status"] == "succeeded"
     assert (await until_final(db, start))["status"] == "succeeded"
@@ -130,13 +134,13 @@ async def test_stop_closes_the_valve_mid_pulse_within_100_ms(
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     await eventually(lambda: simulator.image.get(simulator.register_map["valve_3.state"]) is True, within=15)
     stopped_at = time.monotonic()
-    agent.runs.stop("test stop")  # the stop path itself; the command path is covered below
+    agent.parts.runs.stop("test stop")  # the stop path itself; the command path is covered below
     await eventually(lambda: simulator.image.get(simulator.register_map["valve_3.state"]) is False, within=2)
     closed = [e for e in simulator.valve_events if e.valve == 3 and not e.open][-1]
     assert closed.t - stopped_at < 0.1
     row = await until_final(db, start)
     assert row["status"] == "failed" and "aborted" in row["error"]
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
     assert (await run_of(db, start))["status"] == "aborted"
 
 
@@ -166,11 +170,13 @@ async def test_plc_drop_mid_run_fails_the_run_and_safe_state_follows_the_plc_bac
     agent = await active_agent(start_agent)
     recipe_id = await insert_recipe(db, "pulses", [setpoint("mfc_1.flow_sp", 50), loop(200, valve(1, 30), wait(30))])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
-    await eventually(lambda: agent.runs.active is not None and agent.runs.active.row["completed_steps"] > 5, within=15)
+    await eventually(
+        lambda: agent.parts.runs.active is not None and agent.parts.runs.active.row["completed_steps"] > 5, within=15
+    )
     await simulator.unplug()
     row = await until_final(db, start, within=30)
     assert row["status"] == "failed"
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
     run = await run_of(db, start)
     assert run["status"] == "failed" and run["error"]
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "error"
@@ -184,7 +190,7 @@ async def test_plc_drop_mid_run_fails_the_run_and_safe_state_follows_the_plc_bac
         ),
         within=15,
     )
-    await eventually(lambda: not agent.runs.safe_state_pending)
+    await eventually(lambda: not agent.parts.gate.safe_state_pending)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +246,7 @@ async def test_set_parameter_is_refused_while_running_and_allowed_while_paused(
     agent = await active_agent(start_agent)
     recipe_id = await insert_recipe(db, "slow", [loop(50, wait(100))])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
-    await eventually(lambda: agent.runs.active is not None, within=15)
+    await eventually(lambda: agent.parts.runs.active is not None, within=15)
     refused = await until_final(
         db, await insert_command(db, SEED_MACHINE_ID, "set_parameter", {"key": "mfc_1.flow_sp", "value": 30})
     )
@@ -248,7 +254,7 @@ async def test_set_parameter_is_refused_while_running_and_allowed_while_paused(
     second = await until_final(db, await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id}))
     assert second["status"] == "rejected" and "already active" in second["error"]
     await until_final(db, await insert_command(db, SEED_MACHINE_ID, "pause_recipe", {}))
-    await eventually(lambda: agent.runs.paused, within=5)
+    await eventually(lambda: agent.parts.runs.paused, within=5)
     allowed = await until_final(
         db, await insert_command(db, SEED_MACHINE_ID, "set_parameter", {"key": "mfc_1.flow_sp", "value": 30})
     )
@@ -268,8 +274,8 @@ async def test_duplicates_and_a_racing_second_agent_execute_each_command_once(
     for _ in range(5):
         ids.append(await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id}))
         for agent in (blue, green):  # the same command delivered again, to both agents
-            agent.intake._offer(ids[-1])
-            agent.intake.poke()
+            agent.parts.intake._offer(ids[-1])
+            agent.parts.intake.poke()
         await until_final(db, ids[-1])
     for command_id in ids:
         row = await command_row(db, command_id)
@@ -282,8 +288,8 @@ async def test_a_command_inserted_while_realtime_is_down_is_picked_up_by_the_pol
     start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
 ) -> None:
     agent = await active_agent(start_agent, COMMAND_POLL_INTERVAL=0.5)
-    agent.cloud._supervisor.cancel()  # the socket goes down and does not come back
-    await agent.cloud.client.remove_all_channels()
+    agent.parts.cloud._supervisor.cancel()  # the socket goes down and does not come back
+    await agent.parts.cloud.client.remove_all_channels()
     command_id = await insert_command(db, SEED_MACHINE_ID, "set_parameter", {"key": "mfc_1.flow_sp", "value": 42})
     assert (await until_final(db, command_id, within=10))["status"] == "succeeded"
     assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 42
@@ -314,7 +320,7 @@ async def test_a_run_cut_by_a_crash_is_marked_interrupted(start_agent: StartAgen
         recipe_id,
     )
     agent = await active_agent(start_agent)
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
 
     async def interrupted() -> bool:
         return await db.fetchval("select status from process_runs where id = $1", run_id) == "interrupted"
@@ -437,7 +443,11 @@ async def test_an_agent_on_a_machine_scoped_key_runs_the_whole_machine(
     telemetry and heartbeats all work with it. The poll is 60 s, so a prompt claim proves realtime delivered."""
     key = make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret)
     agent = await active_agent(start_agent, SUPABASE_KEY=key, COMMAND_POLL_INTERVAL=60)
-    assert agent.intake is not None and agent.intake.watch is not None and agent.intake.watch.ready.is_set()
+    assert (
+        agent.parts.intake is not None
+        and agent.parts.intake.watch is not None
+        and agent.parts.intake.watch.ready.is_set()
+    )
     assert agent.snapshot().key_scope == "machine"  # /health shows it: services.database.key_scope
 
     recipe_id = await insert_recipe(db, "scoped", [valve(1, 20), wait(10)])
@@ -450,7 +460,7 @@ async def test_an_agent_on_a_machine_scoped_key_runs_the_whole_machine(
     await eventually(lambda: _count(db, run["id"], 2))
     for table in ("parameter_latest", "agent_instances"):  # telemetry and heartbeats written with the key
         await eventually(lambda t=table: _rows(db, f"select count(*) from {t} where machine_id = $1"), within=10)
-    assert agent.spool is not None and await agent.spool.quarantined() == []
+    assert agent.parts.spool is not None and await agent.parts.spool.quarantined() == []
 
 
 async def _rows(db: asyncpg.Connection, query: str) -> bool:

@@ -49,18 +49,18 @@ async def test_frames_land_with_acquisition_time_and_the_live_view_fills(
     start_agent: StartAgent, db: asyncpg.Connection
 ) -> None:
     agent = await start_agent()
-    assert agent.map_origin == "database"
-    await eventually(lambda: agent.sampler is not None and agent.sampler.stats.ticks >= 8)
-    await eventually(lambda: agent.spool is not None and agent.spool.stats.depth == 0)
+    assert agent.parts is not None and agent.parts.map_guard.origin == "database"
+    await eventually(lambda: agent.parts.sampler is not None and agent.parts.sampler.stats.ticks >= 8)
+    await eventually(lambda: agent.parts.spool is not None and agent.parts.spool.stats.depth == 0)
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "idle"
     await stop(agent)
 
     rows = await history(db)
-    assert len(rows) == agent.sampler.stats.ticks  # every frame, once
+    assert len(rows) == agent.parts.sampler.stats.ticks  # every frame, once
     gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(rows)]
     assert all(timedelta(seconds=0.1) < g < timedelta(seconds=0.3) for g in gaps)  # acquisition times, 0.2 s apart
     values = json.loads(rows[-1]["values"])
-    logged = {p.key for p in agent.device.map if p.logged}
+    logged = {p.key for p in agent.parts.device.map if p.logged}
     assert set(values) == logged and values["vacuum_pump.power_on"] is True
     assert await db.fetchval("select count(*) from parameter_latest where machine_id = $1", SEED_MACHINE_ID) == 160
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "offline"
@@ -75,23 +75,23 @@ async def test_a_supabase_outage_loses_no_frame(
     start_agent: StartAgent, cloud_proxy: TcpProxy, db: asyncpg.Connection
 ) -> None:
     agent = await start_agent(PARAMETER_LOGGING_INTERVAL=0.1)
-    await eventually(lambda: agent.sampler.stats.ticks >= 5 and agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.sampler.stats.ticks >= 5 and agent.parts.spool.stats.depth == 0)
     await cloud_proxy.cut()
     await eventually(lambda: not agent.snapshot().database_connected, within=20)
     during = agent.snapshot()
     await eventually(
-        lambda: agent.sampler.stats.ticks * 0.1 >= during.frames * 0.1 + OUTAGE_S, within=OUTAGE_S + 30, every=0.5
+        lambda: agent.parts.sampler.stats.ticks * 0.1 >= during.frames * 0.1 + OUTAGE_S, within=OUTAGE_S + 30, every=0.5
     )
-    assert agent.spool.stats.depth > OUTAGE_S / 0.1 * 0.9  # buffered locally
+    assert agent.parts.spool.stats.depth > OUTAGE_S / 0.1 * 0.9  # buffered locally
     await cloud_proxy.restore()
-    await eventually(lambda: agent.spool.stats.depth == 0, within=60)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0, within=60)
     await stop(agent)
     rows = await history(db)
-    assert len(rows) == agent.sampler.stats.ticks  # zero frames lost
+    assert len(rows) == agent.parts.sampler.stats.ticks  # zero frames lost
 
     spacing = [b["ts"] - a["ts"] for a, b in itertools.pairwise(rows)]
     # no hole where the outage was (a tick skipped under CI load would show as 0.2 s, never as seconds)
-    assert max(spacing) < timedelta(seconds=0.1 * (agent.sampler.stats.skipped + 1.9))
+    assert max(spacing) < timedelta(seconds=0.1 * (agent.parts.sampler.stats.skipped + 1.9))
 
 
 async def test_an_unplugged_plc_gives_nulls_then_recovers(
@@ -100,20 +100,20 @@ async def test_an_unplugged_plc_gives_nulls_then_recovers(
     agent = await start_agent()
     metrics_url = f"http://127.0.0.1:{agent.http_port}/metrics"
     async with httpx.AsyncClient() as http:
-        await eventually(lambda: agent.sampler.stats.ticks >= 3)
+        await eventually(lambda: agent.parts.sampler.stats.ticks >= 3)
         assert metric((await http.get(metrics_url)).text, "ald_plc_connected") == 1
         await simulator.unplug()
         await eventually(lambda: not agent.snapshot().plc_connected)
-        await eventually(lambda: agent.sampler.stats.failed_frames >= 3)
+        await eventually(lambda: agent.parts.sampler.stats.failed_frames >= 3)
         assert metric((await http.get(metrics_url)).text, "ald_plc_connected") == 0
         health = (await http.get(f"http://127.0.0.1:{agent.http_port}/health")).json()
         assert health["services"]["plc"]["status"] == "down"
         await simulator.replug()
         await eventually(lambda: agent.snapshot().plc_connected, within=20)
-        recovered = agent.sampler.stats.ticks
-        await eventually(lambda: agent.sampler.stats.ticks >= recovered + 3)
+        recovered = agent.parts.sampler.stats.ticks
+        await eventually(lambda: agent.parts.sampler.stats.ticks >= recovered + 3)
         assert metric((await http.get(metrics_url)).text, "ald_plc_connected") == 1
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
     await stop(agent)
     frames = [json.loads(r["values"]) for r in await history(db)]
     blank = [f for f in frames if all(v is None for v in f.values())]
@@ -124,9 +124,9 @@ async def test_an_unplugged_plc_gives_nulls_then_recovers(
 async def test_the_spool_bound_drops_oldest_telemetry_only(start_agent: StartAgent, cloud_proxy: TcpProxy) -> None:
     await cloud_proxy.cut()
     agent = await start_agent(SPOOL_MAX_MB=0.05, PARAMETER_LOGGING_INTERVAL=0.05)
-    await eventually(lambda: agent.spool.stats.dropped > 0, within=30)
-    assert agent.spool.stats.bytes <= 0.05 * 2**20
-    machine_records = await agent.spool.peek("machine", 10)
+    await eventually(lambda: agent.parts.spool.stats.dropped > 0, within=30)
+    assert agent.parts.spool.stats.bytes <= 0.05 * 2**20
+    machine_records = await agent.parts.spool.peek("machine", 10)
     assert machine_records, "the machine status record is never dropped"
     async with httpx.AsyncClient() as http:
         body = (await http.get(f"http://127.0.0.1:{agent.http_port}/health")).json()
@@ -141,11 +141,11 @@ async def test_parameter_changes_reload_the_map(start_agent: StartAgent, db: asy
     await db.execute(
         "update parameters set logged = false where machine_id = $1 and key = 'mfc_1.flow'", SEED_MACHINE_ID
     )
-    await eventually(lambda: not agent.device.map["mfc_1.flow"].logged, within=10)
-    await eventually(lambda: agent.spool.stats.depth == 0)
-    ticks = agent.sampler.stats.ticks
-    await eventually(lambda: agent.sampler.stats.ticks >= ticks + 2)
-    await eventually(lambda: agent.spool.stats.depth == 0)
+    await eventually(lambda: not agent.parts.device.map["mfc_1.flow"].logged, within=10)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
+    ticks = agent.parts.sampler.stats.ticks
+    await eventually(lambda: agent.parts.sampler.stats.ticks >= ticks + 2)
+    await eventually(lambda: agent.parts.spool.stats.depth == 0)
     await stop(agent)
     latest = json.loads((await history(db))[-1]["values"])
     assert "mfc_1.flow" not in latest and "mfc_1.flow_sp" in latest
@@ -159,7 +159,7 @@ async def test_a_restart_while_supabase_is_down_samples_with_the_cached_map(
     await stop(first)
     await cloud_proxy.cut()
     second = await start_agent()
-    assert second.map_origin == "cache"
+    assert second.parts is not None and second.parts.map_guard.origin == "cache"
     await eventually(lambda: second.sampler.stats.ticks >= 3)
     assert second.spool.stats.depth >= 3
     await cloud_proxy.restore()

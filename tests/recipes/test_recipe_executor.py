@@ -30,10 +30,10 @@ from agent.recipes import (
     State,
     StepRecord,
     StepStatus,
-    apply_safe_state,
     compile_recipe,
     validate,
 )
+from agent.safety import WriteGate
 from tests.support.poll import eventually
 
 #: A pulse is never shorter than planned (the hold runs from the PLC's acknowledgement); how much longer
@@ -75,7 +75,7 @@ class Recorder:
 
 def _executor(device: PlcDevice, r: Recipe, rec: Recorder) -> RecipeExecutor:
     assert validate(r, device.map) == []
-    return RecipeExecutor(device, compile_recipe(r), **rec.hooks())
+    return RecipeExecutor(device, compile_recipe(r), outputs=WriteGate(device).for_run(), **rec.hooks())
 
 
 def _is_open(sim: Simulator, n: int) -> bool:
@@ -245,7 +245,7 @@ async def test_plc_lost_mid_pulse_fails_unsafe_then_safe_state_after_replug(
 
     await simulator.replug()
     assert await device.connection.wait_connected(5)
-    result = await apply_safe_state(device)
+    result = await WriteGate(device).apply_safe_state()
     assert result.ok and not _is_open(simulator, 1)
 
 
@@ -314,7 +314,7 @@ async def test_a_refused_write_fails_the_run_naming_the_step(simulator: Simulato
     rec = Recorder()
     # validation is skipped on purpose: the write path refuses the setpoint itself
     plan = compile_recipe(recipe(valve(1, 10), param("chamber_heater.temperature_sp", 999, "too hot"), wait(10)))
-    outcome = await RecipeExecutor(device, plan, **rec.hooks()).run()
+    outcome = await RecipeExecutor(device, plan, outputs=WriteGate(device).for_run(), **rec.hooks()).run()
     assert outcome.status is RunStatus.FAILED and outcome.completed_steps == 1 and outcome.safe_state_ok
     assert outcome.error == "step 2 'too hot': chamber_heater.temperature_sp: 999 is above the maximum 400 °C"
     assert rec.ends == [("1", OK), ("2", FAILED)]
@@ -326,11 +326,12 @@ async def test_a_failing_hook_does_not_break_the_run(device: PlcDevice) -> None:
         raise RuntimeError("hook bug")
 
     plan = compile_recipe(recipe(wait(1), wait(1)))
-    assert (await RecipeExecutor(device, plan, on_step_end=broken).run()).status is RunStatus.SUCCEEDED
+    executor = RecipeExecutor(device, plan, outputs=WriteGate(device).for_run(), on_step_end=broken)
+    assert (await executor.run()).status is RunStatus.SUCCEEDED
 
 
 async def test_illegal_moves_raise_transition_error(device: PlcDevice) -> None:
-    executor = RecipeExecutor(device, compile_recipe(recipe(wait(1))))
+    executor = RecipeExecutor(device, compile_recipe(recipe(wait(1))), outputs=WriteGate(device).for_run())
     with pytest.raises(TransitionError, match="not paused"):
         executor.resume()
     with pytest.raises(TransitionError, match="idle → paused"):
@@ -379,7 +380,7 @@ async def test_regression_a_swallowed_cancellation_still_stops_the_run(device: P
     swallowing = _SwallowingDevice(device.connection, device.map)
     rec = Recorder()
     plan = compile_recipe(recipe(param("mfc_1.flow_sp", 5.0), wait(5000)))
-    executor = RecipeExecutor(swallowing, plan, **rec.hooks())
+    executor = RecipeExecutor(swallowing, plan, outputs=WriteGate(swallowing).for_run(), **rec.hooks())
     task = asyncio.create_task(executor.run())
     await eventually(lambda: rec.started == ["1"], within=5, every=0.005)
     task.cancel()

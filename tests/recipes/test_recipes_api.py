@@ -21,6 +21,7 @@ SURFACE = [
     "RecipeExecutor",
     "RecipeStep",
     "RunOutcome",
+    "RunOutputs",
     "RunStatus",
     "SafeStateResult",
     "State",
@@ -31,13 +32,14 @@ SURFACE = [
     "ValveConfig",
     "WaitConfig",
     "WaitSpec",
-    "apply_safe_state",
     "check_structure",
     "compile_recipe",
     "ensure_valid",
+    "is_pulse_valve",
     "pv_key",
     "safe_state_writes",
     "validate",
+    "valve_key",
 ]
 
 

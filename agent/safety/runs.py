@@ -1,9 +1,14 @@
 """Runs one recipe at a time for the machine and records it: process_runs, run_steps, machine status.
 
-The executor (agent.recipes) knows only the PLC; this controller turns its hooks into spool records — never
-awaiting, so nothing here sits on the step-timing path — and applies the rules around runs: one active run,
-pause/resume/stop only when they make sense, the command that started a run finishes with it, and a run
-cut by a crash is marked `interrupted` at the next start (never resumed silently).
+The executor (agent.recipes) knows only the PLC; this controller gives it the gate's `RunPort` (the run's
+outputs, bound to the map it starts with), turns its hooks into spool records — never awaiting, so nothing
+here sits on the step-timing path — and applies the rules around runs: one active run, pause/resume/stop only
+when they make sense, the command that started a run finishes with it, and a run cut by a crash is marked
+`interrupted` by the next holder (never resumed silently).
+
+It is an `async with` resource entered after the PLC connection: whatever ends the agent (SIGTERM, a crashed
+duty, a bug), leaving it brings a running recipe to its safe state *before* the PLC connection closes, and
+leaves the run, command and machine records final.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from typing import Any
 
 from loguru import logger
 
-from agent.cloud import CloudClient
 from agent.errors import CommandError
 from agent.plc import PlcDevice
 from agent.recipes import (
@@ -28,16 +32,16 @@ from agent.recipes import (
     RunStatus,
     State,
     StepRecord,
-    apply_safe_state,
 )
-from agent.spool import Spool, SpoolWriter
+from agent.safety.gate import WriteGate
+from agent.spool import SpoolWriter
 from agent.tasks import cancel_and_wait
 
 __all__ = ["ActiveRun", "RunController"]
 
 ACTIVE_STATUSES = ("running", "paused")
 #: What a progress update sends (machine_id too, so even a lone progress row is a valid insert).
-PROGRESS_COLUMNS = ("id", "machine_id", "status", "total_steps", "completed_steps", "current_step")
+PROGRESS_COLUMNS = ("id", "machine_id", "status", "error", "total_steps", "completed_steps", "current_step")
 
 
 def _now() -> str:
@@ -60,16 +64,30 @@ class RunController:
         self,
         *,
         device: PlcDevice,
+        gate: WriteGate,
         writer: SpoolWriter,
         machine_id: str,
         on_step_timing_error: Callable[[float], None] = lambda _s: None,
+        exit_timeout_s: float = 10.0,
     ) -> None:
-        self.device, self.writer, self.machine_id = device, writer, machine_id
+        self.device, self.gate, self.writer, self.machine_id = device, gate, writer, machine_id
         self.on_step_timing_error = on_step_timing_error
+        self.exit_timeout_s = exit_timeout_s
         self.active: ActiveRun | None = None
-        self.safe_state_pending = False
         self.finished = asyncio.Event()  # set whenever no run is active
         self.finished.set()
+        #: Called (synchronously) after every run has ended and its records were queued: a deferred map applies.
+        self.on_finished: list[Callable[[], None]] = []
+
+    async def __aenter__(self) -> RunController:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """Leaving with a run active (a crash, a cancelled TaskGroup): safe state now, records final."""
+        if self.active is not None:
+            why = f"the agent is stopping ({exc_type.__name__}: {exc})" if exc_type else "the agent is stopping"
+            logger.error("run {}: {}; stopping it into its safe state", self.active.id, why)
+            await self.abort(why, timeout_s=self.exit_timeout_s)
 
     # --- queries -----------------------------------------------------------------------------------------
 
@@ -90,7 +108,15 @@ class RunController:
         if self.active is not None:
             raise CommandError(f"a run is already active ({self.active.id}, {self.active.row['status']})")
         run_id = str(uuid.uuid4())
-        executor = RecipeExecutor(self.device, plan)
+        # the hooks close over `run`, bound on the next statement and before the executor can call them
+        executor = RecipeExecutor(
+            self.device,
+            plan,
+            outputs=self.gate.for_run(self.device.map),
+            on_transition=lambda old, new: self._transitioned(run, old, new),
+            on_step_start=lambda step, _wall, _mono: self._step_started(run, step),
+            on_step_end=lambda record: self._step_ended(run, record),
+        )
         run = ActiveRun(
             run_id,
             command_id,
@@ -111,13 +137,6 @@ class RunController:
                 "completed_steps": 0,
                 "current_step": None,
             },
-        )
-        run.executor = RecipeExecutor(
-            self.device,
-            plan,
-            on_transition=lambda old, new: self._transitioned(run, old, new),
-            on_step_start=lambda step, _wall, _mono: self._step_started(run, step),
-            on_step_end=lambda record: self._step_ended(run, record),
         )
         self.active = run
         self.finished.clear()
@@ -148,6 +167,16 @@ class RunController:
     def stop(self, reason: str) -> None:
         self._require("stop").executor.stop(reason)
 
+    def hold(self, reason: str) -> None:
+        """Pause at the next step boundary for a safety reason (a trip interlock with action `hold`): the reason
+        shows in the run's `error` while it is held, and clears on resume."""
+        run = self.active
+        if run is None or run.executor.state is not State.RUNNING:
+            return
+        run.executor.pause()
+        run.row["error"] = reason
+        self._write_run(run, full=True)
+
     async def wait(self) -> RunOutcome | None:
         """Wait for the active run (if any) to end; its outcome."""
         run = self.active
@@ -165,6 +194,10 @@ class RunController:
             await asyncio.wait_for(asyncio.shield(run.task), timeout_s)
         except TimeoutError:
             await cancel_and_wait([run.task])
+        except asyncio.CancelledError:
+            if not run.task.done():
+                await cancel_and_wait([run.task])
+            raise
 
     def _require(self, verb: str) -> ActiveRun:
         if self.active is None:
@@ -177,36 +210,26 @@ class RunController:
         try:
             outcome = await run.executor.run()
         except asyncio.CancelledError:
-            outcome = RunOutcome(
-                status="aborted",
-                error="agent shutting down",
-                completed_steps=run.row["completed_steps"],
-                reason="cancelled",
-                safe_state_ok=False,
-            )
+            # the executor's own `finally` applied the safe state and left its outcome, unless it never started
+            outcome = run.executor.outcome or self._outcome(run, "aborted", "agent shutting down", "cancelled")
             self._finish(run, outcome)
             raise
         except Exception as exc:  # an executor bug must still leave a recorded, safe machine
             logger.exception("run {}: executor crashed", run.id)
-            outcome = RunOutcome(
-                status="failed",
-                error=f"internal error: {exc}",
-                completed_steps=run.row["completed_steps"],
-                reason="error",
-                safe_state_ok=False,
-            )
+            safe = await self.gate.apply_safe_state([run.executor.outputs.map])
+            outcome = self._outcome(run, "failed", f"internal error: {exc}", "error", safe_state_ok=safe.ok)
         self._finish(run, outcome)
         return outcome
 
     @staticmethod
-    def _outcome(run: ActiveRun, status: str, error: str, reason: str) -> RunOutcome:
+    def _outcome(run: ActiveRun, status: str, error: str, reason: str, *, safe_state_ok: bool = False) -> RunOutcome:
         return RunOutcome(
             status=RunStatus(status),
             error=error,
             completed_steps=run.row["completed_steps"],
             total_steps=run.plan.total_steps,
             reason=reason,
-            safe_state_ok=False,
+            safe_state_ok=safe_state_ok,
         )
 
     def _finish(self, run: ActiveRun, outcome: RunOutcome) -> None:
@@ -216,8 +239,7 @@ class RunController:
         )
         self._write_run(run, full=True)
         if not outcome.safe_state_ok:
-            self.safe_state_pending = True
-            logger.error("run {}: safe state NOT confirmed at the PLC; will re-apply when it answers", run.id)
+            self.gate.note_unsafe(f"run {run.id} ended without a confirmed safe state")
         self._machine("idle" if outcome.status != "failed" else "error", None)
         if run.command_id is not None:
             failed = outcome.status != RunStatus.SUCCEEDED
@@ -236,6 +258,11 @@ class RunController:
         )
         self.active = None
         self.finished.set()
+        for hook in self.on_finished:
+            try:
+                hook()
+            except Exception:
+                logger.exception("run-finished hook failed")
 
     def _step_started(self, run: ActiveRun, step: Any) -> None:
         run.row["current_step"] = step.describe()
@@ -272,7 +299,7 @@ class RunController:
             run.row["status"] = "paused"
             self._machine("paused", run.id)
         elif old is State.PAUSED and new is State.RUNNING:
-            run.row["status"] = "running"
+            run.row["status"], run.row["error"] = "running", None
             self._machine("running", run.id)
         else:
             return
@@ -295,19 +322,18 @@ class RunController:
 
     # --- recovery ----------------------------------------------------------------------------------------
 
-    async def mark_interrupted(self, cloud: CloudClient, spool: Spool) -> int:
-        """Runs left running/paused by a previous agent (crash, kill -9) become `interrupted`.
+    def mark_interrupted(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Runs a previous holder left running/paused (crash, kill -9) become `interrupted`; the rows fixed.
 
-        Looks both at Supabase and at run records still waiting in the local spool (a crash can leave them
-        unshipped); the interrupted records go through the spool after them, so they win.
+        `rows` are what is known of this machine's runs, oldest first: Supabase's rows, then run records still
+        waiting in the local spool (a crash can leave them unshipped), merged by id in that order; the
+        interrupted records go through the spool after them, so they win. The active run (ours) is left alone.
         """
-        rows: dict[str, dict[str, Any]] = {}
-        for record in await spool.peek("run", 10_000):  # full rows and progress, merged in order
-            rows[record.payload["id"]] = rows.get(record.payload["id"], {}) | record.payload
-        for row in await cloud.select("process_runs", eq={"machine_id": self.machine_id}):
-            if row["status"] in ACTIVE_STATUSES and row["id"] not in rows:
-                rows[row["id"]] = row
-        stale = [r for r in rows.values() if r.get("status") in ACTIVE_STATUSES]
+        merged: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            merged[row["id"]] = merged.get(row["id"], {}) | row
+        ours = self.active.id if self.active else None
+        stale = [r for r in merged.values() if r.get("status") in ACTIVE_STATUSES and r["id"] != ours]
         for row in stale:
             # only the progress columns (and what the row says): never blank out a snapshot we do not hold
             fixed = {k: row[k] for k in PROGRESS_COLUMNS if k in row}
@@ -318,14 +344,6 @@ class RunController:
             )
             self.writer.submit("run", fixed)
             logger.warning("run {}: marked interrupted (left {} by a previous agent)", row["id"], row["status"])
-        if stale:
+        if stale and self.active is None:
             self._machine("idle", None)
-        return len(stale)
-
-    async def reapply_safe_state(self) -> None:
-        """Called when the PLC is back after a failure left the safe state unconfirmed."""
-        if not self.safe_state_pending or self.active is not None:
-            return
-        if (await apply_safe_state(self.device, self.device.map)).ok:
-            self.safe_state_pending = False
-            logger.info("safe state re-applied at the PLC")
+        return stale

@@ -20,19 +20,26 @@ import asyncio
 import contextlib
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from loguru import logger
 
-from agent.commands import CommandIntake
-from agent.lease import Lease
-from agent.runner import RunController
+from agent.safety.lease import Lease
+from agent.safety.runs import RunController
 
 __all__ = ["Handover", "HandoverState"]
 
 #: The longest a hand-over request may hold its HTTP connection (a recipe can run for hours: poll instead).
 MAX_WAIT_S = 300.0
+
+
+class Intake(Protocol):
+    """What a hand-over needs of command intake (agent.commands.CommandIntake): stop and restart claiming."""
+
+    paused: bool
+
+    def poke(self) -> None: ...
 
 
 class HandoverState(StrEnum):
@@ -43,7 +50,7 @@ class HandoverState(StrEnum):
 
 
 class Handover:
-    def __init__(self, *, lease: Lease, intake: CommandIntake, runs: RunController) -> None:
+    def __init__(self, *, lease: Lease, intake: Intake, runs: RunController) -> None:
         self.lease, self.intake, self.runs = lease, intake, runs
         self.state = HandoverState.HOLDING
         self.started: float | None = None
