@@ -1,11 +1,13 @@
 -- Seed data, applied after the migrations by `supabase db reset` and by the local stack
--- (python -m supalocal): one reference machine, its register map and two realistic recipes.
+-- (python -m supalocal): one reference machine, its register map, two realistic recipes and the
+-- reactor's interlocks.
 -- Fixed ids so tests, docs and the simulator can name them.
 --
 --   machine                    00000000-0000-4000-8000-000000000001
 --   recipe Al2O3 TMA/H2O       00000000-0000-4000-8000-000000000101  (100-cycle loop)
 --   recipe Al2O3/ZnO laminate  00000000-0000-4000-8000-000000000102  (nested loops)
 --   parameter ids              uuid5(machine id, key), see scripts/gen_seed.py
+--   interlocks                 00000000-0000-4000-8000-000000000201 … 0205
 --
 -- Valves of the reference reactor: 1 = TMA, 2 = H2O, 3 = DEZ (4-6 spare). N2 carrier/purge flow is
 -- MFC 1 (mfc_1.flow_sp).
@@ -255,3 +257,32 @@ insert into public.recipe_steps (id, recipe_id, parent_step_id, sequence, type, 
    '{"duration_ms": 5000, "gas": "N2", "flow_sccm": 20}'),
   ('00000000-0000-4000-8000-000000001215', '00000000-0000-4000-8000-000000000102', null, 4, 'purge',
    'Final N2 purge', '{"duration_ms": 15000, "gas": "N2", "flow_sccm": 20}');
+
+-- ---------------------------------------------------------------------------------------------
+-- Interlocks of the reference reactor (conditions are what must be true; pressures in Pa, temperatures
+-- in °C). The simulator's idle state (base pressure ~12 Pa, pump and N2 generator on, heaters at ambient)
+-- satisfies all of them.
+-- ---------------------------------------------------------------------------------------------
+insert into public.interlocks (id, machine_id, name, kind, targets, conditions, hold_ms, action, description) values
+  ('00000000-0000-4000-8000-000000000201', '00000000-0000-4000-8000-000000000001', 'pulse-needs-vacuum',
+   'permit', '{valve_*.state}',
+   '[{"key": "pressure_gauge_1.pressure", "op": "lt", "value": 1000},
+     {"key": "vacuum_pump.running", "op": "eq", "value": true}]',
+   0, 'abort', 'No precursor pulse unless the chamber is pumped: below 1000 Pa with the vacuum pump running.'),
+  ('00000000-0000-4000-8000-000000000202', '00000000-0000-4000-8000-000000000001',
+   'pulse-needs-heaters-in-window', 'permit', '{valve_*.state}',
+   '[{"key": "chamber_heater.temperature", "op": "between", "low": 0, "high": 350},
+     {"key": "precursor_1_heater.temperature", "op": "between", "low": 0, "high": 200}]',
+   0, 'abort', 'No precursor pulse unless the chamber (0..350 °C) and the TMA source (0..200 °C) are in window.'),
+  ('00000000-0000-4000-8000-000000000203', '00000000-0000-4000-8000-000000000001', 'flow-needs-n2',
+   'permit', '{mfc_1.flow_sp}',
+   '[{"key": "n2_generator.fault", "op": "eq", "value": false}]',
+   0, 'abort', 'No N2 carrier/purge flow setpoint while the N2 generator reports a fault.'),
+  ('00000000-0000-4000-8000-000000000204', '00000000-0000-4000-8000-000000000001', 'chamber-overpressure',
+   'trip', '{}',
+   '[{"key": "pressure_gauge_1.pressure", "op": "le", "value": 5000}]',
+   2000, 'abort', 'Abort the run if chamber pressure stays above 5000 Pa for more than 2 s.'),
+  ('00000000-0000-4000-8000-000000000205', '00000000-0000-4000-8000-000000000001', 'chamber-overtemperature',
+   'trip', '{}',
+   '[{"key": "chamber_heater.temperature", "op": "le", "value": 380}]',
+   0, 'abort', 'Abort the run at once if the chamber heater exceeds 380 °C.');
