@@ -281,7 +281,7 @@ async def test_duplicates_and_a_racing_second_agent_execute_each_command_once(
         row = await command_row(db, command_id)
         assert row["status"] == "succeeded" and row["claimed_by"] == blue.instance_id
         assert await db.fetchval("select count(*) from process_runs where command_id = $1", command_id) == 1
-    assert green.intake.claimed == 0 and not green.lease.valid()
+    assert green.parts.intake.claimed == 0 and not green.parts.lease.valid()
 
 
 async def test_a_command_inserted_while_realtime_is_down_is_picked_up_by_the_poll(

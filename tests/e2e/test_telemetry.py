@@ -155,17 +155,17 @@ async def test_a_restart_while_supabase_is_down_samples_with_the_cached_map(
     start_agent: StartAgent, cloud_proxy: TcpProxy, db: asyncpg.Connection
 ) -> None:
     first = await start_agent()
-    await eventually(lambda: first.sampler.stats.ticks >= 2)
+    await eventually(lambda: first.parts.sampler.stats.ticks >= 2)
     await stop(first)
     await cloud_proxy.cut()
     second = await start_agent()
     assert second.parts is not None and second.parts.map_guard.origin == "cache"
-    await eventually(lambda: second.sampler.stats.ticks >= 3)
-    assert second.spool.stats.depth >= 3
+    await eventually(lambda: second.parts.sampler.stats.ticks >= 3)
+    assert second.parts.spool.stats.depth >= 3
     await cloud_proxy.restore()
-    await eventually(lambda: second.spool.stats.depth == 0, within=30)
+    await eventually(lambda: second.parts.spool.stats.depth == 0, within=30)
     await stop(second)
-    assert len(await history(db)) == first.sampler.stats.ticks + second.sampler.stats.ticks
+    assert len(await history(db)) == first.parts.sampler.stats.ticks + second.parts.sampler.stats.ticks
 
 
 def spooled_history(path: Path) -> list[str]:

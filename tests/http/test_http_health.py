@@ -115,6 +115,14 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
             "skipped_ticks": 1,
             "failed_frames": 2,
         },
+        "safety": {
+            "problems": [],
+            "map_refused": False,
+            "interlocks": 0,
+            "interlock_blocks": 0,
+            "interlock_trips": 0,
+            "safe_state_pending": False,
+        },
         "errors": {"plc": 3, "database": 1},
         "current_run": run,
     }
