@@ -69,7 +69,8 @@ def _write_cache(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def _read_cache(path: Path) -> list[dict[str, Any]] | None:
     try:
-        return json.loads(path.read_text())
+        rows: list[dict[str, Any]] = json.loads(path.read_text())  # what `_write_cache` wrote
+        return rows
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

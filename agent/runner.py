@@ -177,24 +177,11 @@ class RunController:
         try:
             outcome = await run.executor.run()
         except asyncio.CancelledError:
-            outcome = RunOutcome(
-                status="aborted",
-                error="agent shutting down",
-                completed_steps=run.row["completed_steps"],
-                reason="cancelled",
-                safe_state_ok=False,
-            )
-            self._finish(run, outcome)
+            self._finish(run, self._outcome(run, "aborted", "agent shutting down", "cancelled"))
             raise
         except Exception as exc:  # an executor bug must still leave a recorded, safe machine
             logger.exception("run {}: executor crashed", run.id)
-            outcome = RunOutcome(
-                status="failed",
-                error=f"internal error: {exc}",
-                completed_steps=run.row["completed_steps"],
-                reason="error",
-                safe_state_ok=False,
-            )
+            outcome = self._outcome(run, "failed", f"internal error: {exc}", "error")
         self._finish(run, outcome)
         return outcome
 
