@@ -182,7 +182,7 @@ class CloudClient:
         channel = self.client.channel(f"{watch.table}-{watch.filter or 'all'}")
         channel.on_postgres_changes(
             RealtimePostgresChangesListenEvent(watch.events),
-            lambda payload: _spawn(watch.on_change(payload["data"])),  # type: ignore[arg-type]  # realtime TypedDict: a plain dict
+            lambda payload: _spawn(watch.on_change(payload["data"])),  # type: ignore[arg-type]  # realtime's TypedDict is the dict on_change takes
             table=watch.table,
             schema="public",
             filter=watch.filter,

@@ -237,7 +237,7 @@ class RealtimeHub:
                 allowed = await conn.fetchval(
                     "select has_table_privilege($1, $2::regclass, 'SELECT')",
                     role,
-                    f"{quote_ident(table.schema)}.{quote_ident(table.name)}",  # as keyed: (schema, table_name)
+                    f"{quote_ident(table.schema)}.{quote_ident(table.name)}",  # the names the lookup matched
                 )
                 if not allowed:
                     raise _SubscribeError(f"Unable to subscribe: role {role} may not select from {schema}.{table_name}")
