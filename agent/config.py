@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import jwt
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -128,7 +129,7 @@ class Settings(BaseSettings):
         return str(scope) if scope is not None else None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "settings"
     message = error["msg"].removeprefix("Value error, ")
     given = error.get("input")

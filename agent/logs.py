@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from agent.config import LogFormat
+
+if TYPE_CHECKING:
+    from loguru import Record  # only in loguru's type stubs
 
 __all__ = ["AREAS", "configure_logging"]
 
@@ -40,7 +45,12 @@ def configure_logging(*, level: str = "INFO", fmt: LogFormat = LogFormat.TEXT, l
                 retention=10,
                 enqueue=True,  # file writes happen on loguru's thread, not the event loop
                 serialize=fmt is LogFormat.JSON,
-                filter=lambda record, area=area: record["extra"].get("area") == area,
+                filter=_in_area(area),
             )
     # pymodbus logs every failed request with hex dumps; the connection hub reports what matters, once.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def _in_area(area: str) -> Callable[[Record], bool]:
+    """A file sink's filter: the records bound to `area`."""
+    return lambda record: record["extra"].get("area") == area

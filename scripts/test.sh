@@ -7,7 +7,7 @@ usage() {
 usage: scripts/test.sh [PYTEST_ARGS...]
 
 Creates the virtualenv (VENV=${VENV:-.venv}) with ald-agent[dev], makes sure PostgreSQL binaries exist for the
-local Supabase stack, runs ruff, then pytest with PYTEST_ARGS (default: the whole suite).
+local Supabase stack, runs ruff and mypy (strict), then pytest with PYTEST_ARGS (default: the whole suite).
 USAGE
 }
 
@@ -25,8 +25,11 @@ main() {
   "$VENV/bin/ruff" check "$ROOT"
   "$VENV/bin/ruff" format --check --quiet "$ROOT"
 
+  cd "$ROOT"  # mypy reads its files and settings from ./pyproject.toml
+  step "mypy"
+  "$VENV/bin/mypy"
+
   step "pytest"
-  cd "$ROOT"
   "$VENV/bin/python" -m pytest -q -ra "$@"
 }
 

@@ -62,7 +62,8 @@ LOG_TAIL_LINES = 20
 
 def _instance_dir(args: argparse.Namespace) -> Path:
     home = Path(args.home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
-    return home / args.name
+    name: str = args.name
+    return home / name
 
 
 def _pid_alive(pid: int) -> bool:

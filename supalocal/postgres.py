@@ -42,9 +42,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TypedDict
 
 import asyncpg
 
@@ -114,7 +115,15 @@ class ServerState(enum.Enum):
     STOPPED = "stopped"
 
 
-def _libc_prctl() -> object | None:
+class _UserKwargs(TypedDict, total=False):
+    """What `subprocess` takes to run a child as another user (empty: as ourselves)."""
+
+    user: str
+    group: int
+    extra_groups: list[int]
+
+
+def _libc_prctl() -> Callable[..., int] | None:
     """``prctl`` resolved in the parent, so the forked child only makes a plain C call."""
     if not sys.platform.startswith("linux"):
         return None
@@ -309,7 +318,7 @@ class PostgresServer:
                 shutil.rmtree(staging, ignore_errors=True)
         await self._run_as_owner(["cp", "-a", str(template / "data"), str(self.data_dir)], what="copying the template")
 
-    def _user_kwargs(self) -> dict[str, object]:
+    def _user_kwargs(self) -> _UserKwargs:
         if self._as_user is None:
             return {}
         return {"user": self._as_user, "group": pwd.getpwnam(self._as_user).pw_gid, "extra_groups": []}
@@ -325,7 +334,7 @@ class PostgresServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self.root,
-            **self._user_kwargs(),  # type: ignore[arg-type]
+            **self._user_kwargs(),
         )
         out, _ = await proc.communicate()
         if proc.returncode != 0:
@@ -367,7 +376,7 @@ class PostgresServer:
 
         def _preexec() -> None:
             if prctl is not None:
-                prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)  # type: ignore[operator]
+                prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
 
         with open(self.log_path, "ab") as log:
             if self._as_user is not None:
@@ -382,7 +391,7 @@ class PostgresServer:
                 cwd=self.root,
                 start_new_session=True,
                 preexec_fn=_preexec if prctl is not None else None,
-                **self._user_kwargs(),  # type: ignore[arg-type]
+                **self._user_kwargs(),
             )
 
     async def _wait_ready(self) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import enum
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -369,11 +369,11 @@ class BackgroundStack:
         """:meth:`Stack.clean`, blocking."""
         self.call(self.stack.clean())
 
-    def call(self, coro: Awaitable[T]) -> T:
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the stack's event loop and wait for its result (e.g. API internals in tests)."""
         if self._loop is None:
             raise StackError("the background stack is not running")
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(BACKGROUND_CALL_TIMEOUT_S)
 
     def _run(self) -> None:

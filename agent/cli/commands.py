@@ -20,7 +20,7 @@ FINAL = {"succeeded", "failed", "rejected", "expired"}
 POLL_S = 0.2
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = sub.add_parser("command", help="send a command to the machine (like the dashboard) and follow it")
     kinds = command.add_subparsers(dest="command_type", metavar="TYPE", required=True)
     start = kinds.add_parser("start-recipe", help="start a recipe by id")

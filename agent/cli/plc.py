@@ -21,7 +21,7 @@ from agent.safety import WriteGate, WritePurpose, check_write
 __all__ = ["add_parsers", "run_plc", "run_simulate"]
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = commands.add_parser("simulate", help="serve the ALD reactor simulator over Modbus TCP")
     sim.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
     sim.add_argument("--port", type=int, default=5020, help="TCP port, 0 = any free port (5020)")
@@ -77,9 +77,9 @@ async def run_plc(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({k: jsonable(v) for k, v in frame.values.items()}))
     else:
         width = max(len(k) for k in frame.values)
-        for key, value in frame.values.items():
+        for key, reading in frame.values.items():
             unit = register_map[key].unit
-            print(f"{key:<{width}}  {show(value):>14}  {unit}".rstrip())
+            print(f"{key:<{width}}  {show(reading):>14}  {unit}".rstrip())
     if frame.failed_keys:
         errors(f"could not read: {', '.join(frame.failed_keys)}")
         return EXIT_FAILED

@@ -16,7 +16,7 @@ from agent.recipes import Recipe, compile_recipe, validate
 __all__ = ["add_parsers", "run"]
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     recipe = sub.add_parser("recipe", help="validate a recipe or show its expanded plan")
     kinds = recipe.add_subparsers(dest="recipe_command", metavar="RECIPE_COMMAND", required=True)
     for name, text in (("validate", "report every problem of a recipe"), ("plan", "expanded steps and time")):

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from loguru import logger
 from postgrest.types import ReturnMethod
+from realtime.types import RealtimePostgresChangesListenEvent
 
 from agent.cloud.errors import translate
 from agent.errors import CloudError
@@ -180,8 +181,8 @@ class CloudClient:
         catch up on what happened while it was not listening."""
         channel = self.client.channel(f"{watch.table}-{watch.filter or 'all'}")
         channel.on_postgres_changes(
-            watch.events,
-            lambda payload: _spawn(watch.on_change(payload["data"])),  # type: ignore[arg-type]
+            RealtimePostgresChangesListenEvent(watch.events),
+            lambda payload: _spawn(watch.on_change(payload["data"])),  # type: ignore[arg-type]  # realtime's TypedDict is the dict on_change takes
             table=watch.table,
             schema="public",
             filter=watch.filter,

@@ -81,7 +81,7 @@ class Command:
 def parse_command(row: Mapping[str, Any]) -> Command:
     """A `machine_commands` row → `Command`. Raises `CommandError` naming what is wrong, all at once."""
     try:
-        kind = CommandType(row.get("type"))
+        kind = CommandType(row.get("type", ""))
     except ValueError:
         raise CommandError(f"unknown command type {row.get('type')!r}") from None
     payload = row.get("payload")

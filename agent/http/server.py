@@ -40,7 +40,7 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # in-flight requests are short; SIGTERM's whol
 ADMIN_PREFIX = "/admin/"
 NO_STORE = {"Cache-Control": "no-store"}
 
-SNAPSHOT_KEY = web.AppKey("snapshot", Callable[[], AgentSnapshot])
+SNAPSHOT_KEY = web.AppKey[Callable[[], AgentSnapshot]]("snapshot")  # not a class: typed in [ ]
 METRICS_KEY = web.AppKey("metrics", AgentMetrics)
 THRESHOLDS_KEY = web.AppKey("thresholds", HealthThresholds)
 

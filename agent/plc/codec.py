@@ -59,6 +59,7 @@ def words_to_raw(words: Sequence[int], data_type: DataType, order: WordOrder) ->
         raise ValueError(f"{data_type} needs {n} registers, got {len(words)}")
     ordered = list(words[:n]) if order is WordOrder.BIG or n == 1 else list(reversed(words[:n]))
     payload = b"".join(w.to_bytes(2, "big") for w in ordered)
+    raw: int | float  # the format is one number: an int, or a float for float32
     (raw,) = struct.unpack(_STRUCT[data_type], payload)
     return raw
 
@@ -120,7 +121,8 @@ def make_decoder(param: Parameter, order: WordOrder, *, offset: int) -> Decoder:
         pack, unpack = _U32_AS_F32[0].pack, _U32_AS_F32[1].unpack
 
         def raw32(raw: Sequence[int]) -> float:
-            return unpack(pack((raw[hi] << 16) | raw[lo]))[0]
+            value: float = unpack(pack((raw[hi] << 16) | raw[lo]))[0]  # ">f": one float
+            return value
 
         return _scaled(param, raw32)
     signed = dt is DataType.INT32
@@ -135,8 +137,8 @@ def make_decoder(param: Parameter, order: WordOrder, *, offset: int) -> Decoder:
 def _scaled(param: Parameter, raw_of: Callable[[Sequence[int]], int | float]) -> Decoder:
     scale, offset = param.scale, param.offset
     if scale == 1 and offset == 0:
-        return raw_of  # type: ignore[return-value]
-    return lambda raw: raw_of(raw) * scale + offset  # type: ignore[arg-type]
+        return raw_of
+    return lambda raw: raw_of(raw) * scale + offset
 
 
 def encode_value(param: Parameter, value: object, order: WordOrder) -> list[int] | bool:

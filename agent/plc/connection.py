@@ -21,6 +21,7 @@ from types import TracebackType
 from loguru import logger
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
 
 from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, PlcTimeout
 from agent.plc.protocol import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
@@ -143,7 +144,7 @@ class PlcConnection:
         else:
             await self._request("write_registers", f"holding {address}+{len(words)}", address, words)
 
-    async def _request(self, call: str, what: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+    async def _request(self, call: str, what: str, *args: object, **kwargs: object) -> ModbusPDU:
         where = f"{what} @ {self.where}"
         if self.state is not ConnectionState.CONNECTED or self._client is None:
             if self.on_request is not None:  # a request the link could not carry is a failed request too
@@ -154,7 +155,7 @@ class PlcConnection:
         ok = False
         try:
             async with self._lock, asyncio.timeout(self.timeout_s * 2):
-                response = await getattr(self._client, call)(*args, device_id=self.unit_id, **kwargs)
+                response: ModbusPDU = await getattr(self._client, call)(*args, device_id=self.unit_id, **kwargs)
             if response.isError():
                 code = getattr(response, "exception_code", 0)
                 raise PlcExceptionResponse("PLC refused the request", code=code, where=where)

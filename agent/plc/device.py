@@ -201,7 +201,7 @@ class PlcDevice:
             return expected
         kind = param.register.write_kind
         raw = await self.connection.read(kind, param.write_address, param.width)
-        actual = bool(raw[0]) if kind.is_bit else decode_value(param, raw, self.word_order)  # type: ignore[arg-type]
+        actual = bool(raw[0]) if kind.is_bit else decode_value(param, raw, self.word_order)
         if not _close(param, expected, actual, tolerance):
             raise WriteVerifyError(
                 f"{key}: wrote {expected!r} but read back {actual!r}", where=f"{kind} {param.write_address}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
@@ -201,7 +201,9 @@ def _validate_one(p: Parameter) -> None:
         raise MapError(f"deadband must be >= 0, got {p.deadband}", key=p.key)
 
 
-def _check_overlaps(params: Iterable[Parameter], span, label: str) -> None:  # type: ignore[no-untyped-def]
+def _check_overlaps(
+    params: Iterable[Parameter], span: Callable[[Parameter], tuple[RegisterKind, int, int]], label: str
+) -> None:
     ranges = sorted((span(p), p.key) for p in params)
     for ((kind_a, _, end_a), key_a), ((kind_b, start_b, _), key_b) in itertools.pairwise(ranges):
         if kind_a == kind_b and start_b < end_a:

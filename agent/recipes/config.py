@@ -104,7 +104,7 @@ class LoopConfig(BaseModel):
 
 
 StepConfig = ValveConfig | PurgeConfig | ParameterConfig | WaitConfig | LoopConfig
-CONFIG_MODELS: dict[StepType, type[BaseModel]] = {
+CONFIG_MODELS: dict[StepType, type[StepConfig]] = {
     StepType.VALVE: ValveConfig,
     StepType.PURGE: PurgeConfig,
     StepType.PARAMETER: ParameterConfig,
@@ -119,7 +119,7 @@ def parse_config(step_type: StepType, config: object) -> tuple[StepConfig | None
     if not isinstance(config, Mapping):
         return None, [f"config must be a JSON object, got {type(config).__name__}"]
     try:
-        return model.model_validate(dict(config)), []  # type: ignore[return-value]
+        return model.model_validate(dict(config)), []
     except PydanticValidationError as exc:
         return None, [_describe(err) for err in exc.errors()]
 

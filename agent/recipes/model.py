@@ -200,13 +200,17 @@ class Recipe(BaseModel):
         placed: set[str] = set()
         steps = _row_steps(None, "", 1, children, placed, problems)
         problems.extend(_unplaced(by_id, placed))
-        rid = recipe_row.get("id")
+        recipe_id = recipe_row.get("id")
         for row in rows:
-            if rid is not None and row.get("recipe_id") not in (None, rid) and str(row.get("recipe_id")) != str(rid):
+            if (
+                recipe_id is not None
+                and row.get("recipe_id") not in (None, recipe_id)
+                and str(row.get("recipe_id")) != str(recipe_id)
+            ):
                 problems.append(Problem("", "", f"step row {row.get('id')} belongs to recipe {row.get('recipe_id')}"))
         version = integral_number(recipe_row.get("version", 1))
         return cls(
-            id=_text_or_none(rid),
+            id=_text_or_none(recipe_id),
             name=str(recipe_row.get("name") or ""),
             version=version if isinstance(version, int) and not isinstance(version, bool) and version >= 1 else 1,
             description=_text_or_none(recipe_row.get("description")),

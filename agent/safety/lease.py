@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from loguru import logger
@@ -112,9 +112,9 @@ class Lease:
         logger.info("lease: released (token {})", token)
         return released
 
-    async def _try(self, step: Callable[[], object]) -> None:
+    async def _try(self, step: Callable[[], Awaitable[object]]) -> None:
         try:
-            await step()  # type: ignore[misc]
+            await step()
         except CloudError as exc:
             logger.debug("lease: {} failed: {}", getattr(step, "__name__", "step"), exc)
             self.valid()  # drops the lease once renewal is overdue

@@ -14,6 +14,7 @@ leaves the run, command and machine records final.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,6 +213,7 @@ class RunController:
         except asyncio.CancelledError:
             # the executor's own `finally` applied the safe state and left its outcome, unless it never started
             outcome = run.executor.outcome or self._outcome(run, "aborted", "agent shutting down", "cancelled")
+            outcome = dataclasses.replace(outcome, error=outcome.error or "agent shutting down")
             self._finish(run, outcome)
             raise
         except Exception as exc:  # an executor bug must still leave a recorded, safe machine

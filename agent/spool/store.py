@@ -21,19 +21,20 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from loguru import logger
 
 __all__ = ["DROPPABLE_KINDS", "Record", "Spool", "SpoolState", "SpoolStats"]
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 #: Telemetry may be dropped (oldest first) when the spool is full; runs and commands never.
 DROPPABLE_KINDS = frozenset({"history", "latest", "heartbeat"})
@@ -160,7 +161,7 @@ class Spool:
 
     # --- worker-thread side -----------------------------------------------------------------------
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
+    async def _run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         if self.state is SpoolState.CLOSED:
             raise RuntimeError("Spool is closed")
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)

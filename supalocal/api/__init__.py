@@ -11,9 +11,12 @@ rendering) are pure; ``rest``, ``realtime`` and ``capture`` do the I/O; ``errors
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supalocal.api.errors import ApiError, AuthError, SchemaCacheMiss
+
+if TYPE_CHECKING:  # what `__getattr__` loads lazily, typed for the checker
+    from supalocal.api.app import CAPTURE_KEY, POOL_KEY, REALTIME_KEY, REST_KEY, create_app
 
 _APP_NAMES = frozenset({"CAPTURE_KEY", "POOL_KEY", "REALTIME_KEY", "REST_KEY", "create_app"})
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from supalocal.api.capture import ChangeCapture
 from supalocal.api.realtime import RealtimeHub
@@ -40,7 +40,7 @@ CORS_HEADERS = {
 
 
 @web.middleware
-async def cors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Preflight and CORS headers so a browser dashboard can call ``/rest/v1`` directly."""
     if request.method == "OPTIONS":
         return web.Response(status=200, headers=CORS_HEADERS)
@@ -98,9 +98,10 @@ def create_app(*, dsn: str, jwt_secret: str) -> web.Application:
     return app
 
 
-def _delegate(method: str) -> Any:
+def _delegate(method: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await getattr(request.app[REST_KEY], method)(request)
+        respond: Handler = getattr(request.app[REST_KEY], method)
+        return await respond(request)
 
     return handler
 

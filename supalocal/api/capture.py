@@ -167,8 +167,8 @@ class ChangeCapture:
             await self._conn.close()
             self._conn = None
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._pending.append(int(payload))
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self._pending.append(int(str(payload)))  # asyncpg hands NOTIFY payloads over as str
         self._wakeup.set()
 
     async def sync(self) -> None:

@@ -131,7 +131,9 @@ def _function_from_row(row: Any) -> Function:
     )
 
 
-async def load_schema_cache(conn: asyncpg.Connection, *, schemas: tuple[str, ...]) -> SchemaCache:
+async def load_schema_cache(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, *, schemas: tuple[str, ...]
+) -> SchemaCache:
     """Read tables and functions of ``schemas``; type names are qualified (search_path=pg_catalog)."""
     async with conn.transaction(readonly=True):
         await conn.execute("set local search_path = pg_catalog")

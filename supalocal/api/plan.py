@@ -202,6 +202,7 @@ def plan_rpc(
     fn = _resolve_function(candidates, set(keys), is_object=is_object)
     if fn is None:
         raise _function_not_found(cache, schema, name, keys)
+    used: tuple[str, ...]
     if fn.single_json_body:
         args_json, used = json.dumps(payload, ensure_ascii=False), ()
     else:

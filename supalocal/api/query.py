@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from supalocal.api.errors import ApiError
 
@@ -53,6 +53,7 @@ IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
 RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset", "columns", "on_conflict"})
 LOGIC_PARAMS = frozenset({"or", "and", "not.or", "not.and"})
 BAD_REQUEST = 400
+_Choice = TypeVar("_Choice", bound=str)  # one of the literal words a preference may take
 
 
 def _bad(message: str, details: str | None = None) -> ApiError:
@@ -200,7 +201,7 @@ def _parse_logic_item(item: str, raw: str) -> Filter | LogicTree:
     for conj in ("and", "or"):
         if body.startswith(conj + "(") and body.endswith(")"):
             children = tuple(_parse_logic_item(c, raw) for c in split_top_level(body[len(conj) + 1 : -1]))
-            return LogicTree(conj, children, negated)  # type: ignore[arg-type]
+            return LogicTree(conj, children, negated)
     if item.startswith('"'):
         end = item.find('"', 1)
         column, rest = item[1:end], item[end + 2 :]
@@ -214,12 +215,12 @@ def _parse_logic_item(item: str, raw: str) -> Filter | LogicTree:
 def parse_logic(key: str, value: str) -> LogicTree:
     """``or=(a.eq.1,b.eq.2)`` / ``not.and=(…)``."""
     negated = key.startswith("not.")
-    conj = key[4:] if negated else key
+    conj: Literal["and", "or"] = "and" if (key[4:] if negated else key) == "and" else "or"  # key in LOGIC_PARAMS
     raw = f"{key}={value}"
     if not (value.startswith("(") and value.endswith(")")) or value == "()":
         raise _bad(f'"failed to parse logic tree ({value})" ({raw})', 'expecting "("')
     children = tuple(_parse_logic_item(c, raw) for c in split_top_level(value[1:-1]))
-    return LogicTree(conj, children, negated)  # type: ignore[arg-type]
+    return LogicTree(conj, children, negated)
 
 
 def parse_select(value: str) -> tuple[SelectItem, ...]:
@@ -317,6 +318,11 @@ def parse_query(params: Iterable[tuple[str, str]], *, rpc_arg_names: frozenset[s
     return Query(select, tuple(filters), order, limit, offset, columns, on_conflict, tuple(rpc_args))
 
 
+def _one_of(value: str | None, choices: tuple[_Choice, ...]) -> _Choice | None:
+    """`value` if it is one of `choices` (typed as that choice), else None."""
+    return next((choice for choice in choices if choice == value), None)
+
+
 def parse_prefer(values: Sequence[str]) -> Preferences:
     """``Prefer`` header values (comma and/or space separated ``key=value`` tokens)."""
     prefs: dict[str, str] = {}
@@ -328,8 +334,8 @@ def parse_prefer(values: Sequence[str]) -> Preferences:
     count = prefs.get("count")
     resolution = prefs.get("resolution")
     return Preferences(
-        return_=ret if ret in ("minimal", "representation", "headers-only") else None,  # type: ignore[arg-type]
-        count=count if count in ("exact", "planned", "estimated") else None,  # type: ignore[arg-type]
-        resolution=resolution if resolution in ("merge-duplicates", "ignore-duplicates") else None,  # type: ignore[arg-type]
+        return_=_one_of(ret, ("minimal", "representation", "headers-only")),
+        count=_one_of(count, ("exact", "planned", "estimated")),
+        resolution=_one_of(resolution, ("merge-duplicates", "ignore-duplicates")),
         missing_default=prefs.get("missing") == "default",
     )

@@ -227,7 +227,7 @@ class RealtimeHub:
             for p in params:
                 schema, table_name = p.get("schema", "public"), p.get("table")
                 event, text_filter = p.get("event", "*"), p.get("filter")
-                table = self._capture.tables.get((schema, table_name))
+                table = self._capture.tables.get((schema, table_name)) if isinstance(table_name, str) else None
                 if table is None or event not in EVENTS:
                     raise _SubscribeError(
                         "Unable to subscribe to changes with given parameters. Please check Realtime is enabled "
@@ -237,7 +237,7 @@ class RealtimeHub:
                 allowed = await conn.fetchval(
                     "select has_table_privilege($1, $2::regclass, 'SELECT')",
                     role,
-                    f"{quote_ident(schema)}.{quote_ident(table_name)}",
+                    f"{quote_ident(table.schema)}.{quote_ident(table.name)}",  # the names the lookup matched
                 )
                 if not allowed:
                     raise _SubscribeError(f"Unable to subscribe: role {role} may not select from {schema}.{table_name}")
@@ -245,7 +245,7 @@ class RealtimeHub:
                     row_filter = parse_row_filter(text_filter, columns={c.name: c.typname for c in table.columns})
                 except FilterError as exc:
                     raise _SubscribeError(f'Error parsing `filter` params: ["{exc}"]') from exc
-                bindings.append(Binding(p["id"], event, schema, table_name, row_filter))
+                bindings.append(Binding(p["id"], event, table.schema, table.name, row_filter))
         return bindings, bypass
 
     async def dispatch(self, change: Change) -> None:

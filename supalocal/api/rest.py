@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from supalocal.api.catalog import SchemaCache, load_schema_cache
 from supalocal.api.errors import JSON_CONTENT_TYPE, ApiError, SchemaCacheMiss, from_postgres
@@ -62,7 +63,7 @@ class RestApi:
         """A minimal OpenAPI document listing the exposed tables (enough for a reachability check)."""
         verify_token(bearer_token(request), secret=self._secret)
         cache = self._cache or await self.reload_schema()
-        paths = {f"/{name}": {} for schema, name in cache.tables if schema == "public"}
+        paths: dict[str, dict[str, object]] = {f"/{name}": {} for schema, name in cache.tables if schema == "public"}
         doc = {"swagger": "2.0", "info": {"title": "supalocal"}, "paths": paths}
         return web.json_response(doc, content_type="application/openapi+json")
 
@@ -179,7 +180,7 @@ class RestApi:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every :class:`ApiError` with PostgREST's JSON body and ``Proxy-Status`` header."""
     try:
         return await handler(request)

@@ -95,10 +95,12 @@ def _render_filter(node: Filter, rel: _Relation, params: Params) -> str:
     column = rel.get(node.column)
     ref = rel.ref(node.column)
     if node.op == "is":
-        sql = f"{ref} IS {node.value.upper().replace('_', ' ')}"  # type: ignore[union-attr]
+        assert isinstance(node.value, str)  # only `in` carries a tuple (query.parse_operation)
+        sql = f"{ref} IS {node.value.upper().replace('_', ' ')}"
     elif node.op == "in":
         sql = f"{ref} = ANY(({params.add(list(node.value))}::text[])::{column.type_sql}[])"
     elif node.op in _LIKE_OPS:
+        assert isinstance(node.value, str)  # as above
         value = node.value.replace("*", "%") if node.op in ("like", "ilike") else node.value
         sql = f"{ref}::text {COMPARISON_OPS[node.op]} {params.add(value)}::text"
     else:

@@ -147,7 +147,9 @@ class Simulator:
         )
         server = ModbusTcpServer(device, address=(self.host, self.port))
         await server.serve_forever(background=True)
-        self.port = server.transport.sockets[0].getsockname()[1]
+        listener = server.transport
+        assert isinstance(listener, asyncio.Server)  # a TCP server's "transport" is loop.create_server's Server
+        self.port = listener.sockets[0].getsockname()[1]
         self._server = server
         logger.bind(area="plc").debug("simulator listening on {}:{}", self.host, self.port)
 
@@ -155,7 +157,7 @@ class Simulator:
         if self._server is not None:
             server, self._server = self._server, None
             _drop_connections_of(server)
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
 
     async def _on_request(
         self,
@@ -177,11 +179,11 @@ class Simulator:
             if fault.hits(kind, address, span):
                 return ExcCodes(fault.code)
         if kind.is_bit:
-            self._sync_bits(kind, block_start, address, count, registers, values)  # type: ignore[arg-type]
+            self._sync_bits(kind, block_start, address, count, registers, values)
         else:
             offset = address - block_start
             if values:
-                self.image.words[kind][address : address + len(values)] = values  # type: ignore[assignment]
+                self.image.words[kind][address : address + len(values)] = values
             registers[offset : offset + count] = self.image.words[kind][address : address + count]
         if values:
             self.model.note_write(time.monotonic())
@@ -194,7 +196,7 @@ class Simulator:
         address: int,
         reg_count: int,
         registers: list[int],
-        values: list[bool] | None,
+        values: list[int] | list[bool] | None,  # bools for bit requests; each is read with bool() anyway
     ) -> None:
         """Bits live packed 16 per register in the device; `reg_count` registers cover the request."""
         bits = self.image.bits[kind]
