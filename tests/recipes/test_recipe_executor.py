@@ -195,16 +195,48 @@ async def test_stop_mid_pulse_closes_the_valve_within_100_ms(simulator: Simulato
     assert rec.transitions == [(IDLE, RUNNING), (RUNNING, STOPPING), (STOPPING, FINISHED)]
 
 
-async def test_cancellation_applies_the_safe_state_and_re_raises(simulator: Simulator, device: PlcDevice) -> None:
+class _RecordingDevice(PlcDevice):
+    """Records each confirmed write, in order; `mfc_delay_s` makes every MFC write that much slower (a busy
+    PLC, a long read-back), which once let a cancel land before the recipe's flow reached the PLC."""
+
+    def __init__(self, device: PlcDevice, *, mfc_delay_s: float = 0.0) -> None:
+        super().__init__(device.connection, device.map)
+        self.mfc_delay_s = mfc_delay_s
+        self.writes: list[tuple[str, object]] = []
+
+    async def write(self, key: str, value: object, **kw: Any) -> Any:
+        if key == "mfc_1.flow_sp":
+            await asyncio.sleep(self.mfc_delay_s)
+        result = await super().write(key, value, **kw)
+        self.writes.append((key, value))
+        return result
+
+
+#: The safe state for the default map, in order: every pulse valve closed (by number), then the MFC to 0.
+SAFE_STATE_WRITES = [*((f"valve_{n}.state", False) for n in range(1, 7)), ("mfc_1.flow_sp", 0.0)]
+
+
+@pytest.mark.parametrize("mfc_delay_s", [0.0, 0.3], ids=["prompt-mfc-write", "slow-mfc-write"])
+async def test_cancellation_applies_the_safe_state_and_re_raises(
+    simulator: Simulator, device: PlcDevice, mfc_delay_s: float
+) -> None:
+    """The recipe's flow must be at the PLC before the cancel: otherwise a safe state that forgets the MFC
+    still reads 0 there at the end (the test once passed that way whenever the MFC write was slow)."""
+    recording = _RecordingDevice(device, mfc_delay_s=mfc_delay_s)
     rec = Recorder()
-    executor = _executor(device, recipe(purge(5000, flow_sccm=20), valve(2, 5000, "pulse")), rec)  # sets MFC flow
+    plan = compile_recipe(recipe(purge(5000, flow_sccm=20), valve(2, 5000, "pulse")))
+    executor = RecipeExecutor(recording, plan, **rec.hooks())
+    flow_sp = simulator.register_map["mfc_1.flow_sp"]
     task = asyncio.create_task(executor.run())
-    await eventually(lambda: rec.started == ["1"], within=5, every=0.005)
-    await asyncio.sleep(0.02)
+    await eventually(lambda: simulator.image.get(flow_sp) == 20.0, within=5, every=0.005)
+    before = len(recording.writes)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0.0
+        await task  # returns only after the whole safe state, the slow MFC write included
+
+    assert recording.writes[before:] == SAFE_STATE_WRITES
+    assert simulator.image.get(flow_sp) == 0.0
+    assert not any(_is_open(simulator, n) for n in range(1, 7))
     assert executor.outcome is not None
     assert (executor.outcome.status, executor.outcome.reason, executor.outcome.safe_state_ok) == (
         RunStatus.ABORTED,

@@ -14,6 +14,7 @@ import pytest
 from supalocal import migrate
 from supalocal.errors import MigrationError
 from supalocal.postgres import PostgresServer
+from tests.support.poll import eventually
 
 PROJECT = migrate.DEFAULT_PROJECT_DIR
 CLI_VERSION_RE = re.compile(r"^\d{14}_[a-z0-9_]+\.sql$")
@@ -131,27 +132,53 @@ async def test_clean_database_restores_the_seed(conn: asyncpg.Connection) -> Non
     assert new_id == 1
 
 
+async def _holds_and_waits(observer: asyncpg.Connection, pid: int, *, holds: str, waits_for: str) -> bool:
+    """Whether backend `pid` holds a lock on table `holds` and is waiting for one on `waits_for` (pg_locks)."""
+    return bool(
+        await observer.fetchval(
+            "select coalesce(bool_or(granted and relation = $2::regclass)"
+            " and bool_or(not granted and relation = $3::regclass), false) "
+            "from pg_locks where pid = $1 and locktype = 'relation'",
+            pid,
+            holds,
+            waits_for,
+        )
+    )
+
+
 async def test_a_clean_chosen_as_deadlock_victim_tries_again() -> None:
     """A request still in flight (an agent killed with -9) can lock tables in the other order than the
-    clean's TRUNCATE; PostgreSQL then aborts one of the two. The clean must not fail the test run for it."""
+    clean's TRUNCATE; PostgreSQL then aborts one of the two. The clean must not fail the test run for it.
+
+    The cycle is built from what pg_locks shows, not from a sleep: the request asks for `first` only once
+    the clean holds it and waits for `last`. (With a fixed sleep, a clean that took its locks later found
+    no cycle at all, and the test passed with the retry removed.) The request's own deadlock_timeout is
+    long, so the clean's check is the one that finds the cycle and the clean is the victim."""
     project = migrate.load_project(PROJECT)
     async with PostgresServer() as pg:
-        admin, client = await pg.connect(), await pg.connect()
+        admin, client, observer = await pg.connect(), await pg.connect(), await pg.connect()
         try:
             await migrate.migrate_and_seed(admin, project)
             tables = await migrate.data_tables(admin)
             first, last = tables[0], tables[-1]
+            clean_pid = admin.get_server_pid()
             transaction = client.transaction()
             await transaction.start()
+            await client.execute("set local deadlock_timeout = '60s'")
             await client.execute(f"lock table {last} in row exclusive mode")  # the request's first write
             clean = asyncio.create_task(migrate.clean_database(admin, project))
-            await asyncio.sleep(0.3)  # the clean holds `first` and waits for `last`
+            await eventually(
+                lambda: _holds_and_waits(observer, clean_pid, holds=first, waits_for=last), within=10, every=0.01
+            )
             # …and the request now needs `first`: a cycle, found when the clean's deadlock_timeout (1 s) fires
+            # (should this poll ever be later than that, the clean's lock_timeout ends its wait instead: 55P03,
+            # also retried; without the retry the clean fails either way)
             await client.execute(f"lock table {first} in access share mode")
             await transaction.commit()
-            await asyncio.wait_for(clean, 15)
+            await asyncio.wait_for(clean, 30)
             assert await admin.fetchval("select count(*) from public.machines") == 1
         finally:
+            await observer.close()
             await client.close()
             await admin.close()
 
