@@ -225,7 +225,7 @@ async def test_cancellation_applies_the_safe_state_and_re_raises(
     recording = _RecordingDevice(device, mfc_delay_s=mfc_delay_s)
     rec = Recorder()
     plan = compile_recipe(recipe(purge(5000, flow_sccm=20), valve(2, 5000, "pulse")))
-    executor = RecipeExecutor(recording, plan, **rec.hooks())
+    executor = RecipeExecutor(recording, plan, outputs=WriteGate(recording).for_run(), **rec.hooks())
     flow_sp = simulator.register_map["mfc_1.flow_sp"]
     task = asyncio.create_task(executor.run())
     await eventually(lambda: simulator.image.get(flow_sp) == 20.0, within=5, every=0.005)
