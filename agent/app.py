@@ -4,7 +4,7 @@ Start-up enters resources in order — spool → cloud client → register map �
 with an `AsyncExitStack`, so they close in reverse whatever happens. Then the duties run in one TaskGroup:
 sampling, publishing, shipping, heartbeats, the lease, command intake and the PLC watchdog.
 
-SIGTERM/SIGINT run the shutdown sequence (STYLE 8): stop intake → bring a running recipe to its safe state
+SIGTERM/SIGINT run the shutdown sequence (docs/DESIGN.md §5): stop intake → bring a running recipe to its safe state
 (under SHUTDOWN_TIMEOUT) → stop sampling → mark the machine offline → flush the spool to Supabase → release
 the lease → close everything (the spool keeps what could not be shipped).
 """
