@@ -182,14 +182,28 @@ CHECKS: tuple[Check, ...] = (outside_references, missing_md_files, unresolved_se
 # --- the repository ---------------------------------------------------------------------------------------
 
 
+#: Skipped when the tree is not a git checkout (an unpacked archive): what .gitignore keeps out.
+NOT_SOURCES = frozenset({".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
+                         "var", "run", "build"})  # fmt: skip
+
+
 def repository_files() -> list[str]:
     """Tracked and new (not ignored) files, as git sees them: no .venv, caches or build output."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):
+        return sorted(
+            p.relative_to(ROOT).as_posix()
+            for p in ROOT.rglob("*")
+            if p.is_file()
+            and not NOT_SOURCES.intersection(p.relative_to(ROOT).parts)
+            and not any(part.endswith(".egg-info") for part in p.parts)
+        )
     return sorted({name for name in listed.split("\0") if name and (ROOT / name).is_file()})
 
 
