@@ -35,7 +35,7 @@ RUN groupadd --system --gid 10001 ald \
  && chown -R ald:ald /var/lib/ald-agent
 COPY --from=build /opt/ald-agent /opt/ald-agent
 WORKDIR /var/lib/ald-agent
-# The spool is the source of truth until shipped (DESIGN §9): it must outlive the container.
+# The spool is the source of truth until shipped (docs/DESIGN.md §9): it must outlive the container.
 VOLUME ["/var/lib/ald-agent/spool"]
 USER 10001:10001
 EXPOSE 8000

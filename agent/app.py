@@ -8,7 +8,8 @@ records final. Then the duties run in one TaskGroup: sampling, publishing, shipp
 command intake, configuration watches and the PLC watchdog. What each duty does lives in its own module (the
 safety kernel is `agent.safety`); this module only connects them.
 
-SIGTERM/SIGINT run the shutdown sequence: stop intake → bring a running recipe to its safe state (under
+SIGTERM/SIGINT run the shutdown sequence (docs/DESIGN.md §5): stop intake → bring a running recipe to its safe
+state (under
 SHUTDOWN_TIMEOUT) → stop sampling → mark the machine offline → flush the spool to Supabase → release the
 lease → close everything (the spool keeps what could not be shipped).
 """

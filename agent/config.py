@@ -1,4 +1,4 @@
-"""Settings: every environment variable of DESIGN §3, validated once at start-up.
+"""Settings: every environment variable of docs/CONTRACT.md §7, validated once at start-up.
 
 The env var names are a contract with the deployment (compose files, production.env), so each field's
 name *is* its variable name. `load_settings()` turns pydantic's errors into one line per problem and a
@@ -42,7 +42,7 @@ class Color(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Agent configuration. Field names are the environment variable names (DESIGN §3)."""
+    """Agent configuration. Field names are the environment variable names (docs/CONTRACT.md §7)."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 

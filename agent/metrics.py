@@ -11,7 +11,7 @@ pushed by hooks, because a snapshot cannot carry a distribution:
     metrics.observe_step_timing_error(-0.0013)  # |actual − planned| of one recipe step, seconds
     body = metrics.render()                     # Prometheus text format, CONTENT_TYPE below
 
-Metric and label names are a contract (DESIGN §6, the alert rules and Grafana dashboards in monitoring/, the
+Metric and label names are a contract (docs/DESIGN.md §6, the alert rules and Grafana dashboards in monitoring/, the
 deploy harness): they are the constants below and a test pins them. `ald_memory_usage_mb` keeps its contract
 name although `promtool check metrics` prefers base units; it is the one lint exception the tests allow.
 """
@@ -50,7 +50,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST  # "text/plain; version=0.0.4; charset=utf-8"
 # -- names (contract) ---------------------------------------------------------------------------------------------
 AGENT_INFO = "ald_agent_info"
 AGENT_INFO_LABELS = ("version", "color", "role", "instance_id", "machine_id")
-# deploy-harness.md §5.1 asks for this exact series to tell which version runs on which color.
+# docs/DESIGN.md §7 "Runtime interface" asks for this exact series to tell which version runs on which color.
 BUILD_INFO = "agent_build_info"
 BUILD_INFO_LABELS = ("version", "color")
 ROLE_ACTIVE = "ald_agent_role_active"
@@ -86,9 +86,9 @@ STEP_TIMING_ERROR = "ald_step_timing_error_seconds"
 # Always exported (0 when the snapshot has no entry), so alert expressions never see an absent series.
 KNOWN_ERROR_AREAS = ("plc", "database", "realtime")
 
-# Command insert → claimed: DESIGN §8 targets p50 < 100 ms, p99 < 500 ms; the predecessor took up to 12 s.
+# Command insert → claimed: docs/DESIGN.md §8 targets p50 < 100 ms, p99 < 500 ms; the predecessor took up to 12 s.
 COMMAND_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# Step/valve timing error: DESIGN §8 targets p99 < 5 ms, so the resolution is sub-millisecond around that.
+# Step/valve timing error: docs/DESIGN.md §8 targets p99 < 5 ms, so the resolution is sub-millisecond around that.
 STEP_TIMING_ERROR_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 _AREA_UNSAFE = re.compile(r"[^a-z0-9_]+")

@@ -7,14 +7,14 @@ What runs where:
 - the local stack (`python -m supalocal run`, bench/children.py): PostgreSQL + the Supabase-compatible API,
   seeded with the reference machine, whose `parameters` rows are the default register map;
 - the reactor simulator on the default map, *in this process* on its own thread and event loop
-  (bench/sim_thread.py), so each valve edge is timed where DESIGN §8 says: at the simulator, as it
+  (bench/sim_thread.py), so each valve edge is timed where docs/DESIGN.md §8 says: at the simulator, as it
   processes the write;
 - the agent (`python -m agent run`, configured by environment variables as in production, 1 Hz sampling);
   one for the realtime runs, a second one for the poll-only run;
 - this process: the "dashboard" (asyncpg inserts, as tests/e2e does), a second realtime subscriber, and
   reads of the results in PostgreSQL.
 
-Measurements (DESIGN §8 targets):
+Measurements (docs/DESIGN.md §8 targets):
 1. command insert → claimed: --commands `set_parameter` commands inserted at --rate per second; latency =
    `claimed_at − created_at`, both `now()` of their transactions, so both on the database's clock
    (target p50 < 100 ms, p99 < 500 ms). The agent polls every 5 s (the default) as well, as in production.

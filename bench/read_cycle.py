@@ -6,7 +6,7 @@ The simulator runs in its own process (as a PLC would), the agent's PlcDevice in
 
 Prints, for the default map (160 parameters) and a synthetic 500-parameter map: requests per full read,
 read latency p50/p99/max; then the sampler's interval deviation and lateness p50/p99/max over --duration
-seconds at --interval, and the CPU the sampling process used (% of one core). Targets: DESIGN §8.
+seconds at --interval, and the CPU the sampling process used (% of one core). Targets: docs/DESIGN.md §8.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The reactor simulator inside the bench process, on its own event loop in its own thread.
 
 Why not a child process like the other benches: the valve-pulse measurement must be taken *at the
-simulator* (DESIGN §8), from `Simulator.valve_events` — the monotonic time at which the simulator
+simulator* (docs/DESIGN.md §8), from `Simulator.valve_events` — the monotonic time at which the simulator
 processed each coil write. In-process, those events are read directly; CLOCK_MONOTONIC is system-wide on
 Linux, so they compare with the agent's own monotonic stamps in `run_steps.detail` too.
 

@@ -10,7 +10,7 @@ What runs where (each in its own process, so every figure is the agent's own):
   its map from there) — the simulator serves the same synthetic map (bench/synthetic_map.py);
 - this process: the probes only (LISTEN, /health polls, /proc reads, and the cuttable proxy of run 3).
 
-Runs and what each one measures (DESIGN §8 targets):
+Runs and what each one measures (docs/DESIGN.md §8 targets):
 1. `10 Hz` (PARAMETER_LOGGING_INTERVAL=0.1) for --duration seconds: read → row-visible latency p50/p99
    (target p99 < 100 ms), sustained rate without backlog growth (spool depth over time, frames visible vs
    expected, skipped ticks), RSS (target < 100 MB).

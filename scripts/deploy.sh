@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deploy a new agent version to one environment, without dropping a request (DESIGN §7).
+# Deploy a new agent version to one environment, without dropping a request (docs/DESIGN.md §7).
 #
 # The new version starts on the standby color as a lease standby and must be healthy (its /health and HAProxy's
 # checks). Then the PLC lease moves (the old color finishes a running recipe first, scripts/lib/deploy/lease.sh),

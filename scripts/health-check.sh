@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ask an agent whether it is healthy (DESIGN §6), with retries. Used by operators, deploy.sh and rollback.sh.
+# Ask an agent whether it is healthy (docs/DESIGN.md §6), with retries. Used by operators, deploy.sh and rollback.sh.
 #
 # Full mode (default) reads GET /health: healthy when the answer is HTTP 200 and its "status" is one of
 # HEALTH_ACCEPT ("healthy degraded": a degraded agent is up and must keep serving, see agent/http/health.py).

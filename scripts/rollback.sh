@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Put the previous agent version back in service for one environment (DESIGN §7).
+# Put the previous agent version back in service for one environment (docs/DESIGN.md §7).
 #
 #   --method version  (default) back to --version V, or to the last good version in the deploy history. When
 #                     the warm standby already runs it and is healthy, this is a weight flip (well under a

@@ -1,6 +1,6 @@
 """supalocal: a local, Supabase-compatible stack (PostgreSQL + PostgREST/Realtime stand-ins).
 
-It is the development, test and embedded-default stand-in for a real Supabase project (DESIGN §9),
+It is the development, test and embedded-default stand-in for a real Supabase project (docs/LOCAL_STACK.md),
 built from the same ``supabase/`` migrations and seed. Public surface::
 
     from supalocal import Stack

@@ -3,7 +3,7 @@
 ``make_api_key("anon", secret=s)`` mints the legacy anon/service_role keys; :func:`verify_token` turns
 an ``Authorization``/``apikey`` value into claims or raises :class:`supalocal.api.errors.AuthError`.
 The opaque ``sb_publishable_…``/``sb_secret_…`` keys are mapped to anon/service_role the way the
-Supabase gateway swaps them for JWTs (supabase-protocol.md §5).
+Supabase gateway swaps them for JWTs (docs/LOCAL_STACK.md §5).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 --
 -- Our migrations must apply unchanged with `supabase db reset` on a real project, so they may rely only
 -- on what the supabase/postgres image provides: its roles, schemas, the `supabase_realtime`
--- publication and the legacy default privileges on `public` (supabase-protocol.md §4, §5).
+-- publication and the legacy default privileges on `public` (docs/LOCAL_STACK.md §2).
 -- This file recreates exactly that on a vanilla PostgreSQL 15. It is idempotent: it runs on every
 -- start and after every reset (dropping `public` also drops its default privileges).
 --
@@ -51,7 +51,7 @@ create extension if not exists pgcrypto with schema extensions;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 
 -- `public` as the image leaves it: usable by the API roles, and (legacy behaviour, see the
--- `auto_expose_new_tables` note in supabase-protocol.md §4) everything created in it by `postgres`
+-- `auto_expose_new_tables` note of the Supabase CLI's config.toml) everything created in it by `postgres`
 -- is granted to them by default. Our migrations must therefore revoke what they do not want.
 create schema if not exists public;
 grant usage on schema public to postgres, anon, authenticated, service_role;

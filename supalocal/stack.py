@@ -174,7 +174,7 @@ class Stack:
         return self._runner.app
 
     def env(self) -> dict[str, str]:
-        """The stack as environment variables (the names DESIGN §3 and the Supabase CLI use)."""
+        """The stack as environment variables (the names of docs/CONTRACT.md §7 and the Supabase CLI)."""
         return {
             "SUPABASE_URL": self.url,
             "SUPABASE_ANON_KEY": self.anon_key,

@@ -47,7 +47,7 @@ def clean_db(supabase_stack: BackgroundStack) -> Iterator[BackgroundStack]:
 
 @pytest.fixture
 def supabase_env(clean_db: BackgroundStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[BackgroundStack]:
-    """``clean_db`` with the stack's coordinates in the environment (DESIGN §3 names)."""
+    """``clean_db`` with the stack's coordinates in the environment (docs/CONTRACT.md §7 names)."""
     env = clean_db.env()
     env["SUPABASE_KEY"] = clean_db.service_key
     env["MACHINE_ID"] = SEED_MACHINE_ID

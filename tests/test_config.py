@@ -1,4 +1,4 @@
-"""Settings: every DESIGN §3 variable, validated at start-up with one clear line per problem."""
+"""Settings: every docs/CONTRACT.md §7 variable, validated at start-up with one clear line per problem."""
 
 from __future__ import annotations
 

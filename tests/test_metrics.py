@@ -232,7 +232,7 @@ def test_step_timing_error_is_absolute() -> None:
 @pytest.mark.parametrize("buckets", [COMMAND_LATENCY_BUCKETS, STEP_TIMING_ERROR_BUCKETS], ids=["command", "step"])
 def test_buckets_resolve_the_targets(buckets: tuple[float, ...]) -> None:
     assert list(buckets) == sorted(set(buckets))
-    assert 0.005 in buckets or 0.5 in buckets  # the DESIGN §8 p99 targets are bucket edges
+    assert 0.005 in buckets or 0.5 in buckets  # the docs/DESIGN.md §8 p99 targets are bucket edges
 
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"

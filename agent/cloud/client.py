@@ -171,7 +171,7 @@ class CloudClient:
         return (await self._call(f"rpc {name}", self.client.rpc(name, dict(params)))).data
 
     async def load_parameters(self, machine_id: str) -> list[dict[str, Any]]:
-        """The machine's register map rows (DESIGN §4 `parameters`), by key."""
+        """The machine's register map rows (docs/CONTRACT.md §2 `parameters`), by key."""
         return await self.select("parameters", eq={"machine_id": machine_id}, order="key")
 
     # --- Realtime -----------------------------------------------------------------------------------

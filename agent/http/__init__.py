@@ -1,4 +1,4 @@
-"""The agent's HTTP surface (DESIGN §6): health verdicts (pure), the status page (pure) and the aiohttp server."""
+"""The agent's HTTP surface (docs/DESIGN.md §6): health verdicts and status page (pure), the aiohttp server."""
 
 from agent.http.auth import AuthOutcome, authorize, require_admin
 from agent.http.health import DEFAULT_THRESHOLDS, HealthStatus, HealthThresholds, assess, basic_health, full_health

@@ -1,4 +1,4 @@
-"""Health verdicts as pure functions of an `AgentSnapshot` (DESIGN §6): no I/O, no clock, inputs untouched.
+"""Health verdicts as pure functions of an `AgentSnapshot` (docs/DESIGN.md §6): no I/O, no clock, inputs untouched.
 
 `/health/basic` is the liveness probe HAProxy and Docker poll: 200 while serving, 503 otherwise.
 `/health` is the operator's and deploy.sh's view, with an overall status decided by these rules, first match wins:
@@ -108,7 +108,7 @@ def _up(flag: bool) -> str:
 def full_health(
     snapshot: AgentSnapshot, *, thresholds: HealthThresholds = DEFAULT_THRESHOLDS
 ) -> tuple[int, dict[str, Any]]:
-    """The /health answer: HTTP status (503 only when unhealthy) and the DESIGN §6 body, JSON-ready.
+    """The /health answer: HTTP status (503 only when unhealthy) and the docs/DESIGN.md §6 body, JSON-ready.
 
     The body is built only from the snapshot's fields, none of which is a secret (no URL, key or token).
     `current_run` is copied as given; serialise with `default=str` for its timestamps and ids.

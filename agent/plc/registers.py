@@ -2,7 +2,7 @@
 
 Pure code: frozen dataclasses and functions, no I/O beyond reading the map file in `load_map_csv`.
 A map is validated as a whole, so an engineer editing the CSV learns about the first bad row by its key
-(DESIGN §4 `parameters`; the same columns as the database table).
+(docs/CONTRACT.md §8 "Register map file"; the same columns as the database table).
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def load_map_csv(path: Path | str) -> RegisterMap:
 
 
 def load_default_map() -> RegisterMap:
-    """The packaged map of the reference reactor (see ../shared/reference/ald-domain.md)."""
+    """The packaged map of the reference reactor (docs/CONTRACT.md §8 "The reference reactor")."""
     text = resources.files("agent.plc").joinpath(DEFAULT_MAP).read_text(encoding="utf-8")
     return parse_map_csv(text, source=DEFAULT_MAP)
 
@@ -297,5 +297,5 @@ def _parse_row(row: dict[str, str]) -> Parameter:
 
 
 def map_from_rows(rows: Iterable[Mapping[str, object]]) -> RegisterMap:
-    """A map from `parameters` table rows (DESIGN §4; same columns as the CSV), validated the same way."""
+    """A map from `parameters` table rows (docs/CONTRACT.md §2; same columns as the CSV), validated the same way."""
     return RegisterMap.build(_parse_row({k: "" if v is None else str(v) for k, v in row.items()}) for row in rows)

@@ -1,4 +1,4 @@
-"""Typed step configs: exactly the `recipe_steps.config` contract (DESIGN §4, `recipe_step_config_is_valid`).
+"""Typed step configs: exactly the `recipe_steps.config` contract (docs/CONTRACT.md §2, `recipe_step_config_is_valid`).
 
 Pure pydantic models, strict (a string is not a number, true is not 1) and closed (an unknown field is a
 typo to report, not to ignore: a misspelt `flow_sccm` would otherwise drop the carrier flow silently).

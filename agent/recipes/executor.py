@@ -56,7 +56,7 @@ StepEndHook = Callable[[StepRecord], None]
 _MS = 1000.0
 #: The last stretch of a hold is spent yielding to the loop instead of on a timer: asyncio's epoll wait rounds
 #: its timeout up to the next whole millisecond, so a timer fires 0–1 ms late (plus the loop's own turn); a
-#: pulse's error budget is 5 ms (DESIGN §8). Yielding (`sleep(0)`) keeps every other task running; the cost is
+#: pulse's error budget is 5 ms (docs/DESIGN.md §8). Yielding (`sleep(0)`) keeps every other task running; the cost is
 #: at most this much CPU per hold. Measured in bench/commands.py (bench/RESULTS.md, issue #5).
 HOLD_SPIN_S = 0.0015
 _REASONS = {RunStatus.SUCCEEDED: "completed", RunStatus.FAILED: "error"}

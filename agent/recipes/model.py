@@ -26,7 +26,7 @@ The JSON document format (`Recipe.from_document`, `Recipe.to_snapshot`), as an e
     }
 
 Each step is exactly {type, name?, config, steps?, id?}; `config` has the same shape as `recipe_steps.config`
-(DESIGN §4), children of a loop go in `steps`, in order. One shape for hand-written files, the DB snapshot
+(docs/CONTRACT.md §2), children of a loop go in `steps`, in order. One shape for hand-written files, the DB snapshot
 and `process_runs.recipe_snapshot`.
 """
 

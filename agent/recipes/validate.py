@@ -45,7 +45,7 @@ __all__ = [
 DEFAULT_MAX_DEPTH = 8
 #: Above this the plan would not fit comfortably in memory or on the dashboard; nobody runs that many steps.
 MAX_PLAN_STEPS = 1_000_000
-#: The carrier-gas MFC a purge's `flow_sccm` sets (DESIGN §5: "MFC flow 0" in the safe state).
+#: The carrier-gas MFC a purge's `flow_sccm` sets (docs/DESIGN.md §5 "Safe state": MFC flow 0).
 MFC_FLOW_KEY = "mfc_1.flow_sp"
 SETPOINT_SUFFIX = "_sp"
 _TYPES = frozenset(StepType)

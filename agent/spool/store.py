@@ -1,6 +1,6 @@
 """The durable local outbox (SQLite, WAL): every outbound write is appended here first, then shipped.
 
-Why SQLite with `synchronous=FULL`: the spool is the source of truth until a record is shipped (DESIGN §9:
+Why SQLite with `synchronous=FULL`: the spool is the source of truth until a record is shipped (docs/DESIGN.md §9:
 edges lose power). In WAL mode FULL fsyncs the log at each commit, so an appended record survives a power
 cut, not only a crashed process (NORMAL would only guarantee the latter). The cost is one fsync per append
 transaction: ~1–3 per second at 1 Hz, measured in bench/telemetry.py, and it happens on the spool's own

@@ -1,4 +1,4 @@
--- Core tables of the data contract (DESIGN §4): machines, register map, recipes, commands, runs,
+-- Core tables of the data contract (docs/CONTRACT.md §2): machines, register map, recipes, commands, runs,
 -- live values, leases and agent heartbeats. Security (RLS, grants) and realtime live in later files.
 --
 -- Conventions: enum-like columns are text + check constraints (cheap to extend in a migration, and

@@ -1,5 +1,5 @@
--- parameter_history: one row per sample frame (DESIGN §4), range-partitioned by month on ts so that
--- retention is a cheap `drop table` of an old partition (DESIGN §9: 200 machines at 1 Hz).
+-- parameter_history: one row per sample frame (docs/CONTRACT.md §2), range-partitioned by month on ts so that
+-- retention is a cheap `drop table` of an old partition (docs/DESIGN.md §9: 200 machines at 1 Hz).
 --
 -- A default partition catches frames outside the prepared months (a clock far off, a late replay), so
 -- an insert never fails for lack of a partition. Call ensure_parameter_history_partitions() monthly

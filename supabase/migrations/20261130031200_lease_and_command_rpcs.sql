@@ -1,4 +1,4 @@
--- RPCs of the single-writer lease (DESIGN §5 "Lease") and of command claiming.
+-- RPCs of the single-writer lease (docs/DESIGN.md §5 "Lease and fencing") and of command claiming.
 --
 -- Fencing: every acquisition of a free or expired lease draws a new token from a global sequence, so
 -- tokens only grow. Whoever acts for a machine presents (holder, token); a holder whose lease expired

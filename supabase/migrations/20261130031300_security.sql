@@ -1,7 +1,7 @@
--- Row level security and privileges (DESIGN §4: RLS on for every table, nothing granted to anon).
+-- Row level security and privileges (docs/CONTRACT.md §5: RLS on for every table, nothing granted to anon).
 --
 -- Supabase's legacy default privileges grant ALL on every new object in `public` to anon,
--- authenticated and service_role (supabase-protocol.md §4). We start from nothing and grant
+-- authenticated and service_role (docs/LOCAL_STACK.md §2). We start from nothing and grant
 -- explicitly: service_role (the agent) reads and writes everything, authenticated (dashboard users)
 -- reads everything, edits recipes and inserts commands (only the columns the dashboard may set),
 -- anon gets nothing at all. Writes to leases and command claims go through SECURITY DEFINER RPCs.

@@ -1,4 +1,4 @@
--- Tables the dashboard (and the agent's command intake) follow live (DESIGN §4).
+-- Tables the dashboard (and the agent's command intake) follow live (docs/CONTRACT.md §6).
 -- The publication exists on every Supabase database; we only add tables to it.
 -- REPLICA IDENTITY FULL where old rows matter: status transitions are read from old_record, and
 -- DELETE events can only be filtered by machine_id when the old row carries it.

@@ -1,4 +1,4 @@
--- A machine-scoped key for the agent (DESIGN §3: SUPABASE_KEY is "service-role or a machine-scoped JWT").
+-- A machine-scoped key for the agent (docs/CONTRACT.md §7: SUPABASE_KEY is "service-role or a machine-scoped JWT").
 --
 -- The service-role key opens every machine of the fab; a key left on an edge box should open one. Such a
 -- key is a JWT signed with the project's JWT secret carrying `"role": "ald_agent"` and

@@ -1,6 +1,6 @@
 """Change capture for tables in publication ``supabase_realtime``, in commit order, committed rows only.
 
-Why triggers and NOTIFY (supabase-protocol.md §6 checklist 15b): no extra packages, no replication
+Why triggers and NOTIFY (docs/LOCAL_STACK.md §4): no extra packages, no replication
 slot to babysit. We install, in our own schema ``_supalocal`` (never in the migrations):
 
 - ``_supalocal.changes``: one row per row change (op, ``to_json(NEW)``, old row trimmed to the primary

@@ -9,7 +9,7 @@ Exception tree (the only one in ``supalocal.api`` and ``supalocal.auth``)::
 
 Foreign errors are translated at one seam, :func:`from_postgres`, which turns an
 ``asyncpg.PostgresError`` into an :class:`ApiError` with PostgREST's status code
-(``Error.hs`` ``mapSQLtoHTTP``, see supabase-protocol.md §2.2).
+(``Error.hs`` ``mapSQLtoHTTP``, see docs/LOCAL_STACK.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``/realtime/v1/websocket``: the Phoenix channel server for ``postgres_changes`` (supabase-protocol.md §3).
+"""``/realtime/v1/websocket``: the Phoenix channel server for ``postgres_changes`` (docs/LOCAL_STACK.md §4).
 
 Per socket: one reader (this handler) and one writer task draining an ordered queue, so a change is
 queued for every subscriber in commit order without waiting on any socket. Per channel: the join's

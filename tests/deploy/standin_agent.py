@@ -10,7 +10,7 @@ Prints `port <n>` once listening. While --down-file exists the agent is "not ser
 
 With --lease-file, two stand-ins share a machine lease the way real agents share `machine_leases`: the file
 holds the holder's color (empty = free); a color that wants the lease takes it when free (every 0.1 s), and
-the admin routes of agent/handover.py (behind --admin-token) release and re-take it. No recipe ever runs, so
+the admin routes of agent/safety/handover.py (behind --admin-token) release and re-take it. No recipe ever runs, so
 a hand-over is "released" at once. /health's role follows the file.
 """
 
@@ -71,7 +71,7 @@ class FakeAgent:
 
 
 class FileLease:
-    """The --lease-file lease and the hand-over admin routes (same answers as agent/handover.py)."""
+    """The --lease-file lease and the hand-over admin routes (same answers as agent/safety/handover.py)."""
 
     def __init__(self, path: Path, *, color: str, active: bool) -> None:
         self.path, self.color, self.hold, self.released = path, color, True, False

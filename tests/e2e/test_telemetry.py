@@ -27,7 +27,7 @@ from tests.e2e.conftest import StartAgent, agent_env, stop
 from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
 
-#: DESIGN §8: zero frames lost across a 60 s Supabase outage. Shorten locally with ALD_E2E_OUTAGE_S.
+#: docs/DESIGN.md §8: zero frames lost across a 60 s Supabase outage. Shorten locally with ALD_E2E_OUTAGE_S.
 OUTAGE_S = float(os.environ.get("ALD_E2E_OUTAGE_S", "60"))
 
 

@@ -187,7 +187,7 @@ async def _noop(request: object) -> None:  # never called: registration must fai
 
 
 PROMTOOL = shutil.which("promtool")
-# The contract name DESIGN §6 fixes; promtool's lint prefers base units (bytes) but we keep the contract.
+# The contract name docs/DESIGN.md §6 fixes; promtool's lint prefers base units (bytes) but we keep the contract.
 ALLOWED_LINT = {"ald_memory_usage_mb metric names should not contain abbreviated units"}
 
 

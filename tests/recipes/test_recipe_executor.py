@@ -389,7 +389,7 @@ async def test_stop_before_run_aborts_without_a_step(simulator: Simulator, devic
 
 async def test_regression_sequential_valves_never_overlap(simulator: Simulator, device: PlcDevice) -> None:
     """Upstream auto-closed valves in the background and moved on: three 'sequential' 500 ms pulses were all
-    open at once (ald-domain §3.2). Each valve step must close before the next step opens anything."""
+    open at once (docs/DESIGN.md §5 "Recipes"). Each valve step must close before the next step opens anything."""
     outcome = await _executor(device, recipe(valve(1, 30), valve(2, 30), valve(3, 30)), Recorder()).run()
     assert outcome.status is RunStatus.SUCCEEDED
     events = [(e.valve, e.open) for e in simulator.valve_events]

@@ -1,4 +1,4 @@
-"""The migrated database honours DESIGN §4: names, constraints, security, realtime and RPC semantics.
+"""The migrated database honours docs/CONTRACT.md: names, constraints, security, realtime and RPC semantics.
 
 Runs against the session stack's PostgreSQL (``clean_db``: seed state before and after each test).
 """
@@ -20,7 +20,7 @@ from supalocal.testing import SEED_MACHINE_ID
 OTHER_MACHINE_ID = "00000000-0000-4000-8000-000000000002"
 TTL_S = 30.0
 
-# DESIGN §4, table by table: every name listed there must exist.
+# docs/CONTRACT.md §2, table by table: every name listed there must exist.
 CONTRACT_COLUMNS: dict[str, set[str]] = {
     "machines": {"id", "name", "serial_number", "status", "current_run_id", "updated_at"},
     "parameters": {

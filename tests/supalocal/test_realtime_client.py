@@ -1,6 +1,6 @@
 """Realtime conformance through the unmodified official async client (``acreate_client``).
 
-Checklist items 12–15 of supabase-protocol.md §6: join + "Subscribed to PostgreSQL", postgres_changes
+Items 12–15 of the conformance checklist (docs/LOCAL_STACK.md §7): join + "Subscribed to PostgreSQL", postgres_changes
 for INSERT/UPDATE/DELETE in commit order, server-side filters, old_record per replica identity,
 access_token, leave, and rejoining after the server drops the socket.
 """

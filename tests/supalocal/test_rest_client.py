@@ -1,6 +1,6 @@
 """PostgREST conformance through the unmodified official sync client (``create_client``).
 
-Each test names the checklist item of supabase-protocol.md §6 it covers.
+Each test names the item of the conformance checklist (docs/LOCAL_STACK.md §7) it covers.
 """
 
 from __future__ import annotations

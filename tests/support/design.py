@@ -1,6 +1,6 @@
-"""Facts of ../shared/DESIGN.md that several test modules check the code against (one copy here)."""
+"""Facts of docs/CONTRACT.md that several test modules check the code against (one copy here)."""
 
-#: DESIGN §3, the contract list of the agent's environment variables, in the document's order.
+#: The environment variables the deployment must pass to the agent (docs/CONTRACT.md §7).
 DESIGN_VARIABLES = (
     "SUPABASE_URL", "SUPABASE_KEY", "MACHINE_ID", "PLC_TYPE", "PLC_HOST", "PLC_PORT", "PLC_UNIT_ID",
     "PLC_WORD_ORDER", "PLC_TIMEOUT_S", "PLC_BULK_READ_SIZE", "PLC_MAX_GAP", "PARAMETER_LOGGING_INTERVAL",

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# HAProxy runtime API (deploy-harness.md §1): the traffic switch shared by every runtime and strategy.
+# HAProxy runtime API (docs/DESIGN.md §7 "Traffic switch"): the traffic switch shared by every runtime and strategy.
 # Sourced: functions only; needs common.sh and socat. Backend and server names match haproxy/haproxy.cfg.
 #
 # Rules, each measured: the standby stays in the normal admin state at weight 0 and is health-checked all the

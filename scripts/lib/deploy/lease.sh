@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The PLC lease hand-over between the two colors, through the agents' admin routes (agent/handover.py).
+# The PLC lease hand-over between the two colors, through the agents' admin routes (agent/safety/handover.py).
 # Sourced: functions only; needs common.sh, state.sh (note_fact), jq, curl and one runtime (rt_health_url).
 #
 # Only the lease holder claims commands and writes to the PLC, and a deploy must never cut a recipe. So the

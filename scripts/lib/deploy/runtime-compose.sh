@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Compose runtime: the two colors are services of docker-compose.prod.yml. Sourced: functions only.
-# The interface every runtime implements (deploy-harness.md §5.1), used by flow.sh:
+# The interface every runtime implements (docs/DESIGN.md §7 "Runtime interface"), used by flow.sh:
 #   rt_prepare                 make sure the shared services (HAProxy, Prometheus, Grafana) run
 #   rt_start COLOR VERSION     (re)start COLOR on VERSION
 #   rt_stop COLOR              stop COLOR (SIGTERM: safe state, spool flush; then the grace period)

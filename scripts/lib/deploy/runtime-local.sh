@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Local runtime: each color is a `python -m agent run` process on loopback, HAProxy a real process started from
-# haproxy/haproxy.cfg (deploy-harness.md §5). Sourced: functions only. Same interface as runtime-compose.sh:
+# haproxy/haproxy.cfg (docs/DESIGN.md §7 "Runtime interface"). Sourced: functions only. Same interface as runtime-compose.sh:
 #   rt_check, rt_prepare, rt_start COLOR VERSION, rt_stop COLOR, rt_wait_ready COLOR S, rt_health_url COLOR,
 #   rt_diagnose COLOR.
 #

@@ -2,7 +2,7 @@
 # Deploy state and history: ${DEPLOY_STATE_DIR}/<environment>.json, guarded by <environment>.lock (flock).
 # Sourced: functions only; needs common.sh, jq and flock. Readers never need the lock; every writer holds it.
 #
-# The file is the source of truth for rollback (deploy-harness.md §5.2):
+# The file is the source of truth for rollback (docs/DESIGN.md §7 "Deploy state file"):
 #   {"schema":1, "environment":"production", "runtime":"compose",
 #    "active_color":"green", "active_version":"1.4.2",
 #    "colors":{"blue":{"version":"1.4.1","started_at":"…"}, "green":{"version":"1.4.2","started_at":"…"}},
