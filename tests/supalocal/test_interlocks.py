@@ -351,6 +351,13 @@ async def test_the_dashboard_is_told_why_a_rule_is_refused(dashboard: CloudClien
     assert "conditions[0]: low 9 is greater than high 1" in str(error)
 
 
+async def test_the_dashboard_can_validate_a_rule_before_saving_it(dashboard: CloudClient) -> None:
+    assert await dashboard.rpc("check_interlock_conditions", {"p_conditions": TRIP["conditions"]}) is True
+    assert await dashboard.rpc("check_interlock_targets", {"p_targets": PERMIT["targets"]}) is True
+    error = await refused(dashboard.rpc("check_interlock_conditions", {"p_conditions": [condition(op="lte")]}))
+    assert error.code == "23514" and "op must be one of" in str(error)
+
+
 async def test_the_agent_reads_its_machines_rules_only_and_cannot_change_any(
     agent: CloudClient, db: asyncpg.Connection
 ) -> None:
