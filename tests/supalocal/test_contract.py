@@ -100,6 +100,22 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
         "plc_connected",
         "realtime_connected",
         "spool_depth",
+        "error",
+    },
+    "agent_instance_status": {"instance_id", "machine_id", "last_seen", "alive", "error"},
+    "interlocks": {
+        "id",
+        "machine_id",
+        "name",
+        "kind",
+        "enabled",
+        "targets",
+        "conditions",
+        "hold_ms",
+        "action",
+        "description",
+        "created_at",
+        "updated_at",
     },
 }
 CONTRACT_ENUMS: list[tuple[str, str, set[str]]] = [
@@ -116,6 +132,8 @@ CONTRACT_ENUMS: list[tuple[str, str, set[str]]] = [
     ("process_runs", "status", {"running", "paused", "succeeded", "failed", "aborted", "interrupted"}),
     ("agent_instances", "role", {"active", "standby"}),
     ("agent_instances", "color", {"blue", "green"}),
+    ("interlocks", "kind", {"permit", "trip"}),
+    ("interlocks", "action", {"abort", "hold"}),
 ]
 PRIMARY_KEYS = {
     "machines": ["id"],
@@ -125,6 +143,7 @@ PRIMARY_KEYS = {
     "machine_leases": ["machine_id"],
     "run_steps": ["run_id", "seq"],
     "agent_instances": ["instance_id"],
+    "interlocks": ["id"],
 }
 RPCS = {
     "public.acquire_lease(uuid,text,double precision)": "bigint",
@@ -141,8 +160,9 @@ REALTIME_TABLES = {
     "parameter_latest",
     "agent_instances",
     "parameters",
+    "interlocks",
 }
-REPLICA_FULL = {"machines", "machine_commands", "process_runs", "agent_instances", "parameters"}
+REPLICA_FULL = {"machines", "machine_commands", "process_runs", "agent_instances", "parameters", "interlocks"}
 
 
 @pytest.fixture

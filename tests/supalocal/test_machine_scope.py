@@ -90,6 +90,16 @@ async def test_writes_its_telemetry_runs_and_heartbeats_and_is_refused_for_anoth
     assert await db.fetchval("select status from machines where id = $1", OTHER) != "error"
 
 
+async def test_its_heartbeat_says_why_it_is_degraded_and_clears_it(scoped: CloudClient, db: asyncpg.Connection) -> None:
+    beat = {"instance_id": "blue-1", "machine_id": SEED_MACHINE_ID, "role": "active", "last_seen": NOW,
+            "error": "register map refused: parameters x.v: address 65535 outside 0..65534"}  # fmt: skip
+    await scoped.upsert("agent_instances", [beat], on_conflict="instance_id")
+    status = await db.fetchrow("select error, alive from agent_instance_status where instance_id = 'blue-1'")
+    assert status["error"] == beat["error"]
+    await scoped.upsert("agent_instances", [beat | {"error": None}], on_conflict="instance_id")
+    assert await db.fetchval("select error from agent_instances where instance_id = 'blue-1'") is None
+
+
 async def test_moves_its_commands_but_cannot_insert_one_or_touch_another_machines(
     scoped: CloudClient, db: asyncpg.Connection
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import shutil
@@ -158,3 +159,36 @@ async def test_recipes_are_realistic_and_refer_to_real_parameters(db: asyncpg.Co
         if step["type"] == "valve":
             assert 1 <= step["config"]["valve"] <= VALVE_COUNT
             assert f"valve_{step['config']['valve']}.state" in keys
+
+
+SEED_INTERLOCKS = {
+    "pulse-needs-vacuum": ("permit", ["valve_*.state"], 0),
+    "pulse-needs-heaters-in-window": ("permit", ["valve_*.state"], 0),
+    "flow-needs-n2": ("permit", ["mfc_1.flow_sp"], 0),
+    "chamber-overpressure": ("trip", [], 2000),
+    "chamber-overtemperature": ("trip", [], 0),
+}
+
+
+async def test_the_reference_reactor_has_its_interlocks(db: asyncpg.Connection) -> None:
+    rows = await db.fetch("select * from public.interlocks where machine_id = $1", SEED_MACHINE_ID)
+    assert {r["name"]: (r["kind"], r["targets"], r["hold_ms"]) for r in rows} == SEED_INTERLOCKS
+    assert all(r["enabled"] and r["action"] == "abort" and r["description"] for r in rows)
+    conditions = {r["name"]: r["conditions"] for r in rows}
+    assert conditions["pulse-needs-vacuum"] == [
+        {"key": "pressure_gauge_1.pressure", "op": "lt", "value": 1000},
+        {"key": "vacuum_pump.running", "op": "eq", "value": True},
+    ]
+    assert conditions["chamber-overpressure"] == [{"key": "pressure_gauge_1.pressure", "op": "le", "value": 5000}]
+
+
+async def test_seed_interlocks_name_real_parameters(db: asyncpg.Connection) -> None:
+    """Every condition reads a parameter of the map; every permit guards at least one writable parameter."""
+    parameters = await db.fetch("select key, writable from public.parameters where machine_id = $1", SEED_MACHINE_ID)
+    keys = {p["key"] for p in parameters}
+    writable = [p["key"] for p in parameters if p["writable"]]
+    for rule in await db.fetch("select * from public.interlocks where machine_id = $1", SEED_MACHINE_ID):
+        assert {c["key"] for c in rule["conditions"]} <= keys, rule["name"]
+        for pattern in rule["targets"]:
+            assert fnmatch.filter(writable, pattern), f"{rule['name']}: {pattern} guards nothing"
+    assert sorted(fnmatch.filter(writable, "valve_*.state")) == [f"valve_{n}.state" for n in range(1, VALVE_COUNT + 1)]
