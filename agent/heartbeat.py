@@ -52,6 +52,8 @@ class Heartbeat:
                 "plc_connected": snap.plc_connected,
                 "realtime_connected": snap.realtime_connected,
                 "spool_depth": snap.spool_depth,
+                # degraded reasons the dashboard must see (a refused map, interlocks, an unconfirmed safe state)
+                "error": "; ".join(snap.safety_problems)[:1000] or None,
             },
         )
 
