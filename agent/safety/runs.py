@@ -45,6 +45,13 @@ ACTIVE_STATUSES = ("running", "paused")
 PROGRESS_COLUMNS = ("id", "machine_id", "status", "error", "total_steps", "completed_steps", "current_step")
 
 
+def _describe(exc: BaseException) -> str:
+    """What killed the agent, in words: the leaves of a TaskGroup's exception group, not the group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -86,7 +93,7 @@ class RunController:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         """Leaving with a run active (a crash, a cancelled TaskGroup): safe state now, records final."""
         if self.active is not None:
-            why = f"the agent is stopping ({exc_type.__name__}: {exc})" if exc_type else "the agent is stopping"
+            why = f"the agent is stopping ({_describe(exc)})" if exc is not None else "the agent is stopping"
             logger.error("run {}: {}; stopping it into its safe state", self.active.id, why)
             await self.abort(why, timeout_s=self.exit_timeout_s)
 
