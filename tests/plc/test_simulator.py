@@ -106,6 +106,43 @@ def test_watchdog_is_not_armed_before_the_agent_writes_it(default_map: RegisterM
     assert m.on("valve_1.state")
 
 
+def test_a_forced_value_holds_through_the_physics_until_released(default_map: RegisterMap) -> None:
+    m = model(default_map)
+    m.force("pressure_gauge_1.pressure", 5000.0)
+    assert m.get("pressure_gauge_1.pressure") == 5000.0  # pinned at once, not at the next tick
+    t = run_for(m, 3.0)  # the pump would bring 5000 Pa down to base within a few seconds
+    assert m.get("pressure_gauge_1.pressure") == 5000.0
+    m.note_write(t)
+    assert m.get("pressure_gauge_1.pressure") == 5000.0
+    m.force("pressure_gauge_1.pressure", None)
+    run_for(m, 10.0, start=t)
+    assert m.get("pressure_gauge_1.pressure") < 100  # released: the pump takes over again
+
+
+def test_a_forced_output_overrides_writes_from_the_modbus_side(default_map: RegisterMap) -> None:
+    """A stuck-open valve: what the master writes does not move it."""
+    m = model(default_map)
+    m.force("valve_2.state", True)
+    m.put("valve_2.state", False)  # a write request lands in the image …
+    m.note_write(0.0)  # … and the model re-pins the forced value right after it
+    assert m.on("valve_2.state")
+
+
+def test_forcing_a_key_the_map_does_not_have_is_an_error(default_map: RegisterMap) -> None:
+    m = model(default_map)
+    with pytest.raises(KeyError, match=r"nope\.pressure"):
+        m.force("nope.pressure", 1.0)
+
+
+async def test_a_forced_value_is_what_a_master_reads_over_tcp(simulator: Simulator, device: PlcDevice) -> None:
+    simulator.force("pressure_gauge_1.pressure", 5000.0)
+    await asyncio.sleep(0.2)  # several physics ticks
+    assert (await device.read(["pressure_gauge_1.pressure"])).values["pressure_gauge_1.pressure"] == 5000.0
+    simulator.force("pressure_gauge_1.pressure", None)
+    await asyncio.sleep(0.2)
+    assert (await device.read(["pressure_gauge_1.pressure"])).values["pressure_gauge_1.pressure"] != 5000.0
+
+
 async def test_live_values_change_over_tcp(make_simulator: MakeSim, connect: Connect) -> None:
     sim = await make_simulator()
     device: PlcDevice = await connect(sim)

@@ -12,6 +12,10 @@ Physics per tick (dt seconds):
   the PLC forces its safe state (all pulse valves closed, MFC setpoint 0) and raises `plc.watchdog_tripped`
   until the register changes again. Before the first write nothing is forced, so an engineer can use the CLI.
 Keys absent from the map are simply not simulated, so any map can be served.
+
+Test hook: `force(key, value)` pins a value (a stuck gauge, a chamber that will not pump down) after every
+physics tick and every write request, until `force(key, None)` releases it — so tests can violate an
+interlock on demand without fighting the physics.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class ReactorModel:
     _watchdog_changed_at: float = field(default=0.0, init=False)
     _n2_on_since: float | None = field(default=None, init=False)
     _valve_was_open: dict[int, bool] = field(default_factory=dict, init=False)
+    forced: dict[str, float | bool] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -72,6 +77,21 @@ class ReactorModel:
     def on(self, key: str) -> bool:
         p = self._p(key)
         return bool(p is not None and self.image.get(p))
+
+    def force(self, key: str, value: float | bool | None) -> None:
+        """Pin `key` at `value` (applied now, after every tick and every write); None releases it, and the
+        physics takes over from the pinned value. Raises KeyError for a key the map does not have."""
+        if key not in self.register_map:
+            raise KeyError(f"cannot force {key!r}: not in the simulator's register map")
+        if value is None:
+            self.forced.pop(key, None)
+            return
+        self.forced[key] = value
+        self.put(key, value)
+
+    def _apply_forced(self) -> None:
+        for key, value in self.forced.items():
+            self.put(key, value)
 
     # --- initial state ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -116,6 +136,7 @@ class ReactorModel:
                 self.watchdog_tripped = False
         if self.watchdog_tripped:
             self._force_safe_state()
+        self._apply_forced()
         self._count_valve_edges()
 
     # --- physics ---------------------------------------------------------------------------------
@@ -128,6 +149,7 @@ class ReactorModel:
         self._count_valve_edges()
         self._step_heaters(dt)
         self._step_gas_and_pressure(dt, now)
+        self._apply_forced()
 
     def _force_safe_state(self) -> None:
         for n in VALVES:

@@ -4,7 +4,8 @@ The pymodbus device keeps its own register blocks; our `RegisterImage` is the so
 device's access hook copies between the two on every request: reads are filled from the image, writes are
 applied to the image and reported to the reactor model at once (so valve edges are timed to the request,
 not to the physics tick). The same hook injects faults: reply delays, Modbus exception codes for chosen
-address ranges, dropped connections and a full "unplugged" state (listener closed).
+address ranges, dropped connections, a full "unplugged" state (listener closed), and `force(key, value)` to
+pin a live value (e.g. chamber pressure high, to violate an interlock) until released with `force(key, None)`.
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ class Simulator:
         await self._close_listener()
 
     # --- faults ----------------------------------------------------------------------------------
+    def force(self, key: str, value: float | bool | None) -> None:
+        """Pin `key` at `value` after every physics tick and write request; None releases it
+        (`ReactorModel.force`). ``sim.force("pressure_gauge_1.pressure", 5000.0)``."""
+        self.model.force(key, value)
+
     def drop_connections(self) -> None:
         """Close every client connection now (the listener stays up: clients can reconnect)."""
         if self._server is not None:
