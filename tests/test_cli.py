@@ -121,6 +121,14 @@ def test_write_is_validated_and_read_back(sim_port: str) -> None:
             "error: valve_1.state: expected true/false, on/off or 1/0, got 'half'",
         ),
         (("plc", "write", "nope", "1"), "error: unknown parameter 'nope'"),
+        (
+            ("plc", "write", "valve_1.state", "open"),
+            "error: valve_1.state is a pulse valve: only a recipe's valve step opens it (and always closes it again)",
+        ),
+        (
+            ("plc", "write", "plc.watchdog", "3"),
+            "error: plc.watchdog is the agent's watchdog register: no command or recipe may write it",
+        ),
         (("plc", "read", "nope"), "error: unknown parameter 'nope'"),
         (
             (
@@ -130,7 +138,16 @@ def test_write_is_validated_and_read_back(sim_port: str) -> None:
             "error: name at least one KEY, or --all",
         ),
     ],
-    ids=["out-of-range", "read-only", "bad-bool", "unknown-write", "unknown-read", "nothing-to-read"],
+    ids=[
+        "out-of-range",
+        "read-only",
+        "bad-bool",
+        "unknown-write",
+        "pulse-valve",
+        "watchdog",
+        "unknown-read",
+        "nothing-to-read",
+    ],
 )
 def test_bad_input_exits_2_and_never_writes(sim_port: str, args: tuple[str, ...], message: str) -> None:
     result = agent(*args, "--port", sim_port)
