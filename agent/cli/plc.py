@@ -37,7 +37,10 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     read.add_argument("keys", nargs="*", metavar="KEY")
     read.add_argument("--all", action="store_true", help="read every mapped parameter")
     read.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
-    write = plc_commands.add_parser("write", help="write one parameter (validated, read back)")
+    write = plc_commands.add_parser(
+        "write",
+        help="write one parameter through the safety gate (machine rules; interlocks are the agent's), read back",
+    )
     write.add_argument("key", metavar="KEY")
     write.add_argument("value", metavar="VALUE")
     write.add_argument("--no-verify", action="store_true", help="skip the read-back check")
