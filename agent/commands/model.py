@@ -1,7 +1,9 @@
 """Commands as the dashboard inserts them, parsed and checked before anything acts on them. Pure.
 
 A row of `machine_commands` becomes a `Command` with a typed payload, or a `CommandError` whose message is
-the exact reason written back to the row (status `rejected`): the dashboard shows it to the engineer.
+the exact reason written back to the row (status `rejected`): the dashboard shows it to the engineer. The
+reason quotes the input clipped and is at most `MAX_ERROR_CHARS` long; keys, reasons and numbers are bounded
+(`agent.limits`): a `1e400` or a 5,000-digit value is refused here, not left to overflow at the PLC.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 import pydantic
 
 from agent.errors import CommandError
+from agent.limits import MAX_ERROR_CHARS, MAX_KEY_CHARS, MAX_REASON_CHARS
+from agent.numbers import check_number
+from agent.quoting import clip, quote
 
 __all__ = [
     "Command",
@@ -44,7 +49,7 @@ class StartRecipePayload(_Payload):
 
 
 class SetParameterPayload(_Payload):
-    key: str = pydantic.Field(min_length=1)
+    key: str = pydantic.Field(min_length=1, max_length=MAX_KEY_CHARS)
     value: bool | int | float  # bool first: JSON true must not become 1
 
     @pydantic.field_validator("value", mode="before")
@@ -52,15 +57,16 @@ class SetParameterPayload(_Payload):
     def _json_scalar(cls, value: object) -> object:
         if not isinstance(value, bool | int | float):  # no "12" strings: the dashboard sends numbers
             raise ValueError(f"must be a number or a boolean, got {type(value).__name__}")
-        return value
+        return check_number(value)
 
 
 class NoPayload(_Payload):
     """stop/pause/resume take nothing but an optional free-text reason for the run log."""
 
-    reason: str | None = None
+    reason: str | None = pydantic.Field(default=None, max_length=MAX_REASON_CHARS)
 
 
+_TYPES = frozenset(CommandType)
 _PAYLOADS: dict[CommandType, type[_Payload]] = {
     CommandType.START_RECIPE: StartRecipePayload,
     CommandType.SET_PARAMETER: SetParameterPayload,
@@ -80,10 +86,10 @@ class Command:
 
 def parse_command(row: Mapping[str, Any]) -> Command:
     """A `machine_commands` row → `Command`. Raises `CommandError` naming what is wrong, all at once."""
-    try:
-        kind = CommandType(row.get("type", ""))
-    except ValueError:
-        raise CommandError(f"unknown command type {row.get('type')!r}") from None
+    raw_type = row.get("type")
+    if not isinstance(raw_type, str) or raw_type not in _TYPES:
+        raise CommandError(f"unknown command type {quote(raw_type)}")
+    kind = CommandType(raw_type)
     payload = row.get("payload")
     payload = {} if payload is None else payload
     if not isinstance(payload, Mapping):
@@ -92,10 +98,10 @@ def parse_command(row: Mapping[str, Any]) -> Command:
         parsed = _PAYLOADS[kind].model_validate(dict(payload))
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg'].removeprefix('Value error, ')}"
+            f"{clip('.'.join(str(p) for p in e['loc'])) or 'payload'}: {clip(e['msg'].removeprefix('Value error, '))}"
             for e in exc.errors()
         )
-        raise CommandError(f"{kind}: invalid payload: {problems}") from None
+        raise CommandError(clip(f"{kind}: invalid payload: {problems}", MAX_ERROR_CHARS)) from None
     created = row.get("created_at")
     return Command(
         id=int(row["id"]),

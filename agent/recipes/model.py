@@ -28,6 +28,9 @@ The JSON document format (`Recipe.from_document`, `Recipe.to_snapshot`), as an e
 Each step is exactly {type, name?, config, steps?, id?}; `config` has the same shape as `recipe_steps.config`
 (docs/CONTRACT.md §2), children of a loop go in `steps`, in order. One shape for hand-written files, the DB snapshot
 and `process_runs.recipe_snapshot`.
+
+Bounded: a source with more than `MAX_RECIPE_STEPS` steps is counted (`Recipe.stored_steps`), not built, so
+loading it costs no more than counting; `validate` reports the breach. Inputs quoted in problems are clipped.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import RecipeError
+from agent.limits import MAX_QUOTE_CHARS, MAX_RECIPE_STEPS
+from agent.quoting import clip, quote
 from agent.recipes.config import (
     LoopConfig,
     ParameterConfig,
@@ -91,7 +96,7 @@ class Problem:
     def where(self) -> str:
         if not self.path:
             return "recipe"
-        return f"{self.path} {self.name!r}" if self.name else self.path
+        return f"{self.path} {quote(self.name)}" if self.name else self.path
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -121,7 +126,9 @@ class RecipeStep(BaseModel):
 
 
 class Recipe(BaseModel):
-    """A recipe: identity plus the ordered step tree. `load_problems` = what loading could not place."""
+    """A recipe: identity plus the ordered step tree. `load_problems` = what loading could not place;
+    `stored_steps` = how many steps its source held (None when built in code), the tree being left empty
+    when that is more than `MAX_RECIPE_STEPS`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str | None = None
@@ -130,6 +137,7 @@ class Recipe(BaseModel):
     description: str | None = None
     steps: tuple[RecipeStep, ...] = ()
     load_problems: tuple[Problem, ...] = ()
+    stored_steps: int | None = None
 
     def to_snapshot(self) -> dict[str, Any]:
         """JSON-able document (the format above) for `process_runs.recipe_snapshot`; `from_document` reads it."""
@@ -149,26 +157,27 @@ class Recipe(BaseModel):
         if isinstance(obj, str):
             try:
                 obj = json.loads(obj)
-            except json.JSONDecodeError as exc:
-                raise RecipeError(f"recipe document is not valid JSON: {exc}") from exc
+            except (json.JSONDecodeError, ValueError) as exc:  # ValueError: an integer past 4,300 digits
+                raise RecipeError(f"recipe document is not valid JSON: {clip(str(exc))}") from exc
         if not isinstance(obj, Mapping):
             raise RecipeError(f"recipe document must be a JSON object, got {type(obj).__name__}")
         problems: list[Problem] = []
         fmt = obj.get("format", DOCUMENT_FORMAT)
         if fmt != DOCUMENT_FORMAT:
-            problems.append(Problem("", "", f"format {fmt!r} is not {DOCUMENT_FORMAT!r}"))
-        unknown = sorted(set(obj) - {"format", "id", "name", "version", "description", "steps"})
+            problems.append(Problem("", "", f"format {quote(fmt)} is not {DOCUMENT_FORMAT!r}"))
+        unknown = sorted(map(str, set(obj) - {"format", "id", "name", "version", "description", "steps"}))
         if unknown:
-            problems.append(Problem("", "", f"unknown fields {', '.join(map(repr, unknown))}"))
+            problems.append(Problem("", "", f"unknown fields {_quote_all(unknown)}"))
         name = obj.get("name")
         if not isinstance(name, str) or not name:
             problems.append(Problem("", "", "name is missing"))
             name = str(name or "")
         version = integral_number(obj.get("version", 1))
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            problems.append(Problem("", "", f"version must be an integer >= 1, got {version!r}"))
+            problems.append(Problem("", "", f"version must be an integer >= 1, got {quote(version)}"))
             version = 1
-        steps = _document_steps(obj.get("steps"), "", 1, problems)
+        stored = _count_document_steps(obj.get("steps"))
+        steps = _document_steps(obj.get("steps"), "", 1, problems) if stored <= MAX_RECIPE_STEPS else ()
         return cls(
             id=_text_or_none(obj.get("id")),
             name=name,
@@ -176,6 +185,7 @@ class Recipe(BaseModel):
             description=_text_or_none(obj.get("description")),
             steps=steps,
             load_problems=tuple(problems),
+            stored_steps=stored,
         )
 
     @classmethod
@@ -185,7 +195,14 @@ class Recipe(BaseModel):
         Children are ordered by `sequence`. Rows whose parent is missing (dangling links) or whose parent
         chain loops are left out of the tree and reported in `load_problems`; nothing recurses forever.
         """
-        rows = [dict(r) for r in step_rows]
+        given = list(step_rows)
+        if len(given) > MAX_RECIPE_STEPS:  # counted, not built
+            return cls(
+                id=_text_or_none(recipe_row.get("id")),
+                name=str(recipe_row.get("name") or ""),
+                stored_steps=len(given),
+            )
+        rows = [dict(r) for r in given]
         problems: list[Problem] = []
         by_id: dict[str, dict[str, Any]] = {}
         for row in rows:
@@ -202,11 +219,8 @@ class Recipe(BaseModel):
         problems.extend(_unplaced(by_id, placed))
         recipe_id = recipe_row.get("id")
         for row in rows:
-            if (
-                recipe_id is not None
-                and row.get("recipe_id") not in (None, recipe_id)
-                and str(row.get("recipe_id")) != str(recipe_id)
-            ):
+            owner = row.get("recipe_id")
+            if recipe_id is not None and owner not in (None, recipe_id) and str(owner) != str(recipe_id):
                 problems.append(Problem("", "", f"step row {row.get('id')} belongs to recipe {row.get('recipe_id')}"))
         version = integral_number(recipe_row.get("version", 1))
         return cls(
@@ -216,7 +230,24 @@ class Recipe(BaseModel):
             description=_text_or_none(recipe_row.get("description")),
             steps=steps,
             load_problems=tuple(problems),
+            stored_steps=len(rows),
         )
+
+
+def _quote_all(items: Iterable[object]) -> str:
+    """Quoted, comma-separated, the whole clipped: an object may carry a thousand unknown fields."""
+    return clip(", ".join(quote(item) for item in items), MAX_QUOTE_CHARS)
+
+
+def _count_document_steps(raw: object) -> int:
+    """Steps in a document's tree, nested ones included, without building any (an iterative walk)."""
+    count, stack = 0, [raw]
+    while stack:
+        items = stack.pop()
+        if isinstance(items, list):
+            count += len(items)
+            stack.extend(item.get("steps") for item in items if isinstance(item, Mapping))
+    return count
 
 
 def _text_or_none(value: object) -> str | None:
@@ -239,9 +270,9 @@ def _document_steps(raw: object, parent: str, depth: int, problems: list[Problem
             problems.append(Problem(path, "", f"a step must be a JSON object, got {type(item).__name__}"))
             continue
         name = str(item.get("name") or "")
-        unknown = sorted(set(item) - _STEP_KEYS)
+        unknown = sorted(map(str, set(item) - _STEP_KEYS))
         if unknown:
-            problems.append(Problem(path, name, f"unknown fields {', '.join(map(repr, unknown))}"))
+            problems.append(Problem(path, name, f"unknown fields {_quote_all(unknown)}"))
         out.append(
             RecipeStep(
                 type=str(item.get("type") or ""),
@@ -315,9 +346,8 @@ def _unplaced(by_id: Mapping[str, Mapping[str, Any]], placed: set[str]) -> list[
         if parent_of[rid] not in by_id:
             broken.add(rid)
             name = by_id[rid].get("name") or ""
-            problems.append(
-                Problem("", "", f"step row {rid} {name!r}: parent {parent_of[rid]} is not a step of this recipe")
-            )
+            where = f"step row {clip(rid)} {quote(name)}"
+            problems.append(Problem("", "", f"{where}: parent {clip(parent_of[rid])} is not a step of this recipe"))
     done: set[str] = set()
     for start in unplaced:
         walk: dict[str, int] = {}  # row → position in this walk
@@ -328,10 +358,10 @@ def _unplaced(by_id: Mapping[str, Mapping[str, Any]], placed: set[str]) -> list[
         if node in walk:
             cycle = list(walk)[walk[node] :]
             broken.update(cycle)
-            problems.append(Problem("", "", f"parent links form a cycle: {' → '.join([*cycle, cycle[0]])}"))
+            problems.append(Problem("", "", f"parent links form a cycle: {clip(' → '.join([*cycle, cycle[0]]))}"))
         done.update(walk)
     for rid in unplaced:
         if rid not in broken:
             name = by_id[rid].get("name") or ""
-            problems.append(Problem("", "", f"step row {rid} {name!r} hangs below a broken parent link"))
+            problems.append(Problem("", "", f"step row {clip(rid)} {quote(name)} hangs below a broken parent link"))
     return problems

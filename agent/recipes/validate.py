@@ -1,9 +1,14 @@
 """Recipe validation: every problem at once, each located by step path and name. Pure.
 
-Two layers. `check_structure` needs only the recipe: step types, config shapes, loops (count, children),
-depth, plan size and what loading could not place. `validate` adds the machine: valves and parameters
-must exist in the register map and setpoints must pass `agent.plc.validate_write` — the same rule the
-PLC write path applies, so a recipe that validates cannot be refused mid-run for range or type.
+Two layers. `check_structure` needs only the recipe: step types, config shapes (with their bounds: pulse,
+purge, wait and timeout durations, loop counts, numbers), loops (children), depth, what loading could not
+place, and the size of the whole: steps as stored, plan steps and planned time. The size is arithmetic over
+the tree (a loop multiplies its body), never an expansion, so a loop of 10^12 iterations is refused as
+quickly as any other problem; the limits and how they were chosen are in `agent.limits`.
+
+`validate` adds the machine: valves and parameters must exist in the register map and setpoints must pass
+`agent.plc.validate_write` — the same rule the PLC write path applies, so a recipe that validates cannot be
+refused mid-run for range or type.
 
 Safety rules beyond shapes:
 - a parameter step may not write a pulse valve (`valve_N.state`): only a valve step opens a valve, because
@@ -19,32 +24,57 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeGuard
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from agent.errors import RecipeError, ValidationError
+from agent.limits import (
+    MAX_DEPTH,
+    MAX_ERROR_CHARS,
+    MAX_LISTED_PROBLEMS,
+    MAX_PLAN_STEPS,
+    MAX_RECIPE_MS,
+    MAX_RECIPE_STEPS,
+    MAX_VALVE_NUMBER,
+)
+from agent.numbers import is_number
 from agent.plc import DataType, RegisterMap, WordOrder, validate_write
-from agent.recipes.config import LoopConfig, StepType, integral_number, parse_config
+from agent.quoting import clip, quote
+from agent.recipes.config import (
+    LoopConfig,
+    ParameterConfig,
+    PurgeConfig,
+    StepConfig,
+    StepType,
+    ValveConfig,
+    WaitConfig,
+    integral_number,
+    parse_config,
+)
 from agent.recipes.model import Problem, Recipe, RecipeStep
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "MAX_PLAN_STEPS",
     "MFC_FLOW_KEY",
+    "PLANNED_WRITE_MS",
     "InvalidRecipe",
     "check_structure",
     "count_steps",
     "ensure_valid",
     "is_pulse_valve",
+    "planned_ms",
     "pv_key",
+    "step_planned_ms",
     "validate",
     "valve_key",
 ]
 
-#: Nesting limit (path components): the seeded nanolaminate needs 3; 8 leaves room without inviting abuse.
-DEFAULT_MAX_DEPTH = 8
-#: Above this the plan would not fit comfortably in memory or on the dashboard; nobody runs that many steps.
-MAX_PLAN_STEPS = 1_000_000
+#: Nesting limit (path components); `agent.limits.MAX_DEPTH`.
+DEFAULT_MAX_DEPTH = MAX_DEPTH
+#: A setpoint write is one or two Modbus round trips (about a millisecond on a LAN): planned as instantaneous.
+PLANNED_WRITE_MS = 0.0
+_HOUR_MS = 3_600_000
 #: The carrier-gas MFC a purge's `flow_sccm` sets (docs/DESIGN.md §5 "Safe state": MFC flow 0).
 MFC_FLOW_KEY = "mfc_1.flow_sp"
 SETPOINT_SUFFIX = "_sp"
@@ -55,13 +85,17 @@ _CHECK_ORDER = WordOrder.LITTLE
 
 
 class InvalidRecipe(RecipeError):
-    """A recipe failed validation. `problems` lists every problem; the message has one per line."""
+    """A recipe failed validation. `problems` lists every problem; the message has one per line, the first
+    `MAX_LISTED_PROBLEMS` of them and how many more, clipped to `MAX_ERROR_CHARS` (it becomes a row's error)."""
 
     def __init__(self, problems: Sequence[Problem], *, recipe: str = "") -> None:
         self.problems = tuple(problems)
-        head = f"recipe {recipe!r} is invalid" if recipe else "recipe is invalid"
+        head = f"recipe {quote(recipe)} is invalid" if recipe else "recipe is invalid"
         noun = "problem" if len(self.problems) == 1 else "problems"
-        super().__init__("\n".join([f"{head} ({len(self.problems)} {noun}):", *(f"  {p}" for p in self.problems)]))
+        lines = [f"{head} ({len(self.problems):,} {noun}):", *(f"  {p}" for p in self.problems[:MAX_LISTED_PROBLEMS])]
+        if len(self.problems) > MAX_LISTED_PROBLEMS:
+            lines.append(f"  … and {len(self.problems) - MAX_LISTED_PROBLEMS:,} more")
+        super().__init__(clip("\n".join(lines), MAX_ERROR_CHARS))
 
 
 def valve_key(valve: int) -> str:
@@ -94,26 +128,71 @@ def validate(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = DEFA
 
 def _check(recipe: Recipe, register_map: RegisterMap | None, max_depth: int) -> list[Problem]:
     problems = list(recipe.load_problems)
+    stored = recipe.stored_steps
+    if stored is not None and stored > MAX_RECIPE_STEPS:
+        problems.append(Problem("", "", f"has {stored:,} steps as stored, more than {MAX_RECIPE_STEPS:,}"))
+        return problems  # not loaded (`Recipe.from_rows`): nothing else to check
     if not recipe.steps:
         problems.append(Problem("", "", "recipe has no steps"))
-    for path, depth, step in _walk(recipe.steps):
-        messages: list[str] = []
-        if depth == max_depth + 1:
-            messages.append(f"nested {depth} levels deep; the limit is {max_depth}")
-        if step.type in _TYPES:
-            messages.extend(_check_step(StepType(step.type), step, register_map))
-        else:
-            messages.append(f"unknown step type {step.type!r} ({', '.join(StepType)})")
-        problems.extend(Problem(path, step.name, m) for m in messages)
-    size = count_steps(recipe.steps)
+    size, total_ms = _check_steps(recipe.steps, "", 1, register_map, max_depth, problems)
     if size > MAX_PLAN_STEPS:
         problems.append(Problem("", "", f"expands to {size:,} steps, more than {MAX_PLAN_STEPS:,}"))
+    if total_ms > MAX_RECIPE_MS:
+        limit = f"{MAX_RECIPE_MS:,} ms ({MAX_RECIPE_MS / _HOUR_MS:g} h)"
+        problems.append(Problem("", "", f"plans {_duration(total_ms)}, more than {limit}"))
     return problems
 
 
+def _check_steps(
+    steps: Sequence[RecipeStep],
+    parent: str,
+    depth: int,
+    register_map: RegisterMap | None,
+    max_depth: int,
+    problems: list[Problem],
+) -> tuple[int, float]:
+    """Append the problems of `steps` and their children (depth-first, in order) and return their size: plan
+    steps and planned ms, by the compiler's rule (a loop multiplies its body; an invalid loop counts 0, any
+    other step 1, with its duration when its config parses)."""
+    size, total_ms = 0, 0.0
+    for position, step in enumerate(steps, start=1):
+        path = f"{parent}/{position}" if parent else str(position)
+        messages: list[str] = []
+        if depth == max_depth + 1:
+            messages.append(f"nested {depth} levels deep; the limit is {max_depth}")
+        config: StepConfig | None = None
+        if step.type in _TYPES:
+            kind = StepType(step.type)
+            config, parse_messages = parse_config(kind, step.config)
+            messages.extend(parse_messages)
+            messages.extend(_check_step(kind, step, register_map))
+        else:
+            messages.append(f"unknown step type {quote(step.type)} ({', '.join(StepType)})")
+        problems.extend(Problem(path, step.name, m) for m in messages)
+        inner_size, inner_ms = _check_steps(step.steps, path, depth + 1, register_map, max_depth, problems)
+        if isinstance(config, LoopConfig):
+            size += config.count * inner_size
+            total_ms += config.count * inner_ms
+        elif step.type != StepType.LOOP:
+            size += 1
+            total_ms += step_planned_ms(config) if config is not None else 0.0
+    return size, total_ms
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:,.0f} ms ({ms / _HOUR_MS:,.1f} h)" if math.isfinite(ms) else "more time than a float holds"
+
+
+def step_planned_ms(config: StepConfig) -> float:
+    """Planned time of one executable step: its `duration_ms`; a parameter step counts `PLANNED_WRITE_MS` —
+    its write — and never its wait timeout, which is an upper bound, not a plan."""
+    if isinstance(config, ValveConfig | PurgeConfig | WaitConfig):
+        return config.duration_ms
+    assert isinstance(config, ParameterConfig), config
+    return PLANNED_WRITE_MS
+
+
 def _check_step(kind: StepType, step: RecipeStep, register_map: RegisterMap | None) -> Iterator[str]:
-    _, messages = parse_config(kind, step.config)
-    yield from messages
     if kind is StepType.LOOP and not step.steps:
         yield "loop has no steps"
     if kind is not StepType.LOOP and step.steps:
@@ -137,17 +216,15 @@ def ensure_valid(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = 
         raise InvalidRecipe(problems, recipe=recipe.name)
 
 
-def count_steps(steps: Iterable[RecipeStep]) -> int:
-    """Executable steps after loop expansion (loops themselves are not steps); invalid loops count 0."""
-    total = 0
-    for step in steps:
-        if step.type == StepType.LOOP:
-            config, _ = parse_config(StepType.LOOP, step.config)
-            if isinstance(config, LoopConfig):
-                total += config.count * count_steps(step.steps)
-        else:
-            total += 1
-    return total
+def count_steps(steps: Sequence[RecipeStep]) -> int:
+    """Executable steps after loop expansion (loops themselves are not steps); invalid loops count 0.
+    Arithmetic over the tree: linear in its size, whatever the loop counts."""
+    return _check_steps(steps, "", 1, None, MAX_DEPTH, [])[0]
+
+
+def planned_ms(steps: Sequence[RecipeStep]) -> float:
+    """Planned time after loop expansion (the rule of `step_planned_ms`), by the same arithmetic."""
+    return _check_steps(steps, "", 1, None, MAX_DEPTH, [])[1]
 
 
 # --- per-step machine checks ----------------------------------------------------------------------
@@ -155,7 +232,7 @@ def count_steps(steps: Iterable[RecipeStep]) -> int:
 
 def _check_valve(raw: object, register_map: RegisterMap) -> Iterator[str]:
     valve = integral_number(raw)
-    if not _is_number(valve) or not isinstance(valve, int) or valve < 1:
+    if not is_number(valve) or not isinstance(valve, int) or not 1 <= valve <= MAX_VALVE_NUMBER:
         return  # already reported as a config problem
     key = valve_key(valve)
     param = register_map.get(key)
@@ -171,12 +248,12 @@ def _check_parameter(config: Mapping[str, Any], register_map: RegisterMap) -> It
         return
     param = register_map.get(key)
     if param is None:
-        yield f"unknown parameter {key!r}"
+        yield f"unknown parameter {quote(key)}"
         return
     if is_pulse_valve(key):
         yield f"{key} is a pulse valve: use a valve step, which always closes it"
         return
-    if isinstance(value, bool) or _is_number(value):
+    if isinstance(value, bool) or is_number(value):
         try:
             validate_write(param, value, _CHECK_ORDER)
         except ValidationError as exc:
@@ -191,23 +268,8 @@ def _check_flow(flow_sccm: object, register_map: RegisterMap) -> Iterator[str]:
     if param is None or not param.writable:
         yield f"flow_sccm is set but the map has no writable {MFC_FLOW_KEY}"
         return
-    if _is_number(flow_sccm) and flow_sccm >= 0:  # a negative flow is already a config problem
+    if is_number(flow_sccm) and flow_sccm >= 0:  # a negative flow: already a config problem
         try:
             validate_write(param, flow_sccm, _CHECK_ORDER)
         except ValidationError as exc:
             yield f"flow_sccm: {exc}"
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# --- walking the tree -----------------------------------------------------------------------------
-
-
-def _walk(steps: Sequence[RecipeStep], parent: str = "", depth: int = 1) -> Iterator[tuple[str, int, RecipeStep]]:
-    """(path, depth, step) depth-first in order; top-level steps have depth 1."""
-    for position, step in enumerate(steps, start=1):
-        path = f"{parent}/{position}" if parent else str(position)
-        yield path, depth, step
-        yield from _walk(step.steps, path, depth + 1)

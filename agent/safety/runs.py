@@ -24,7 +24,9 @@ from typing import Any
 from loguru import logger
 
 from agent.errors import CommandError
+from agent.limits import MAX_ERROR_CHARS
 from agent.plc import PlcDevice
+from agent.quoting import clip
 from agent.recipes import (
     Plan,
     Recipe,
@@ -324,7 +326,8 @@ class RunController:
         self.writer.submit("machine", {"id": self.machine_id, "values": {"status": status, "current_run_id": run_id}})
 
     def finish_command(self, command_id: int, status: str, *, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "error": error}
+        """The command's status (and error, clipped: it may quote whatever the dashboard sent) through the spool."""
+        values: dict[str, Any] = {"status": status, "error": None if error is None else clip(error, MAX_ERROR_CHARS)}
         if status in ("succeeded", "failed", "rejected"):
             values["finished_at"] = _now()
         self.writer.submit("command", {"id": command_id, "values": values})

@@ -8,6 +8,7 @@ import pytest
 
 from agent.commands import CommandType, parse_command
 from agent.errors import CommandError
+from agent.limits import MAX_ERROR_CHARS
 
 RECIPE = str(uuid.uuid4())
 
@@ -77,3 +78,72 @@ def test_malformed_commands_are_refused_with_a_reason(row: dict, message: str) -
     with pytest.raises(CommandError) as caught:
         parse_command(row)
     assert message in str(caught.value)
+
+
+# --- bounded: numbers a register can hold, and reasons that quote the input clipped -------------------------
+
+LONG = "x" * 100_000
+
+
+def _set(value: object, key: str = "mfc_1.flow_sp") -> dict:  # type: ignore[type-arg]
+    return {"id": 1, "type": "set_parameter", "payload": {"key": key, "value": value}}
+
+
+FITS = "value: must fit in 64 bits (-2**63 … 2**64-1) as every PLC register does, got "
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(float("inf"), "value: must be a finite number, got inf", id="1e400-is-inf"),
+        pytest.param(float("-inf"), "value: must be a finite number, got -inf", id="minus-inf"),
+        pytest.param(float("nan"), "value: must be a finite number, got nan", id="nan"),
+        pytest.param(10**400, FITS + "an integer of about 401 digits", id="1e400-from-jsonb"),
+        pytest.param(10**5000, FITS + "an integer of about 5,001 digits", id="5001-digits"),
+        pytest.param(2**64, FITS + "18446744073709551616", id="uint64-max-plus-1"),
+        pytest.param(-(2**63) - 1, FITS + "-9223372036854775809", id="int64-min-minus-1"),
+    ],
+)
+def test_a_number_no_register_can_hold_is_refused_when_parsed(value: object, message: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command(_set(value))
+    assert str(caught.value) == f"set_parameter: invalid payload: {message}"
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, -(2**63), 1e308, -1e308], ids=["uint64-max", "int64-min", "big", "-big"])
+def test_the_64_bit_bounds_and_large_finite_floats_parse(value: float) -> None:
+    assert parse_command(_set(value)).payload.value == value  # range per parameter is the write path's rule
+
+
+STOP = {"id": 1, "type": "stop_recipe"}
+
+
+@pytest.mark.parametrize(
+    ("row", "starts"),
+    [
+        pytest.param(_set(1, key=LONG), "set_parameter: invalid payload: key: String should have at most", id="key"),
+        pytest.param({"id": 1, "type": LONG}, "unknown command type 'xxxx", id="type"),
+        pytest.param(STOP | {"payload": {LONG: 1}}, "stop_recipe: invalid payload: xxxx", id="field-name"),
+        pytest.param(
+            STOP | {"payload": {"reason": LONG}},
+            "stop_recipe: invalid payload: reason: String should have at most",
+            id="reason",
+        ),
+        pytest.param(
+            STOP | {"payload": {f"k{i}": 1 for i in range(10_000)}},
+            "stop_recipe: invalid payload: k0: Extra",
+            id="ten-thousand-fields",
+        ),
+        pytest.param(_set(LONG), "set_parameter: invalid payload: value: must be a number or a boolean", id="value"),
+        pytest.param(
+            {"id": 1, "type": "start_recipe", "payload": {"recipe_id": LONG}},
+            "start_recipe: invalid payload: recipe_id: Input should be a valid UUID",
+            id="recipe-id",
+        ),
+    ],
+)
+def test_a_100000_character_input_gives_a_bounded_reason(row: dict, starts: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(CommandError) as caught:
+        parse_command(row)
+    assert str(caught.value).startswith(starts)
+    assert len(str(caught.value)) <= MAX_ERROR_CHARS

@@ -14,7 +14,7 @@ from local_stage import Load, LocalStage
 from test_e2e_blue_green import color_of, final_rows
 
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.recipes import insert_command, insert_recipe, valve
+from tests.e2e.recipes import insert_command, insert_recipe, loop, valve
 from tests.support.poll import eventually
 
 VALVES = [f"valve_{n}.state" for n in range(1, 7)]
@@ -34,7 +34,7 @@ async def test_force_handover_stops_the_running_recipe_safely(local: LocalStage,
     assert (await local.ascript(local.DEPLOY, "-e", "local", "-t", "v1")).returncode == 0
     db = await asyncpg.connect(local.db_url)
     try:
-        recipe = await insert_recipe(db, "e2e forced deploy", [valve(1, 20_000)])  # one 20 s pulse
+        recipe = await insert_recipe(db, "e2e forced deploy", [loop(2, valve(1, 10_000))])  # 20 s of the longest pulse
         start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe})
         await eventually(lambda: local.health("blue").get("current_run") is not None, within=10)
         await eventually(lambda: valves(plc_port)["valve_1.state"], within=10)  # the pulse is on

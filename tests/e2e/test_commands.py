@@ -350,7 +350,7 @@ async def test_sigterm_mid_run_leaves_the_machine_safe_and_recorded(
     )
 
     try:
-        recipe_id = await insert_recipe(db, "long pulse", [valve(4, 20_000)])
+        recipe_id = await insert_recipe(db, "long pulse", [loop(2, valve(4, 10_000))])
         start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
         await eventually(lambda: simulator.image.get(simulator.register_map["valve_4.state"]) is True, within=30)
         proc.send_signal(signal.SIGTERM)

@@ -50,7 +50,7 @@ async def test_forced_handover_stops_the_recipe_safely_and_activate_takes_it_bac
 ) -> None:
     blue = await active_agent(start_agent, ADMIN_TOKEN=TOKEN)
     green = await start_agent(AGENT_COLOR="green", ADMIN_TOKEN=TOKEN, COMMAND_POLL_INTERVAL=0.5)
-    recipe_id = await insert_recipe(db, "long", [valve(1, 20_000)])
+    recipe_id = await insert_recipe(db, "long", [loop(2, valve(1, 10_000))])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     await eventually(lambda: blue.parts.runs.active is not None, within=15)
     async with httpx.AsyncClient() as http:

@@ -1,7 +1,9 @@
-"""Compiler: loops expanded depth-first by sequence, exact step counts and planned time, inputs untouched."""
+"""Compiler: loops expanded depth-first by sequence, exact step counts and planned time, inputs untouched; the
+plan is compact (computed from the tree), so its size costs nothing until a step is asked for."""
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from recipe_support import (
 )
 
 from agent.errors import RecipeError
+from agent.limits import MAX_PLAN_STEPS
 from agent.recipes import LoopIteration, Plan, Recipe, StepType, compile_recipe
 
 AL2O3_MS = 10000 + 100 * (20 + 3000 + 30 + 4000) + 15000 + 1000
@@ -151,3 +154,40 @@ def test_plan_matches_the_expansion_formula(steps: list[dict[str, Any]]) -> None
         assert [x.path for x in s.loops] == [s.path.rsplit("/", k)[0] for k in range(len(s.loops), 0, -1)]
         assert all(1 <= x.iteration <= x.count for x in s.loops)
     assert plan.total_ms == sum(s.planned_ms for s in plan.steps)
+    by_index = [plan.steps[i] for i in range(plan.total_steps)]
+    assert by_index == list(plan.steps)  # arithmetic lookup = the walk, for every index
+    assert plan.steps[-1] == by_index[-1] and plan.steps[1::3] == tuple(by_index[1::3])
+
+
+# --- compact: the largest plan allowed costs what its tree costs ---------------------------------------------
+
+
+def test_the_largest_plan_allowed_compiles_in_a_few_kilobytes() -> None:
+    """Expanded eagerly (as before) 200,000 steps took ~2 s and 145 MB; compact, the tree is all there is."""
+    cycle = [valve(1, 20), purge(1000, flow_sccm=20), valve(2, 30), purge(1000, flow_sccm=20)]
+    largest = recipe(loop(MAX_PLAN_STEPS // 4, *cycle, name="cycle"))
+    tracemalloc.start()
+    try:
+        plan = compile_recipe(largest)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, peak  # bytes
+    assert (plan.total_steps, plan.total_ms) == (MAX_PLAN_STEPS, MAX_PLAN_STEPS // 4 * 2050)
+    last = plan.steps[MAX_PLAN_STEPS - 1]
+    assert (last.index, last.path, last.loops) == (199_999, "1/4", (LoopIteration("1", 50_000, 50_000),))
+    middle = plan.steps[4 * 12_345 + 2]  # iteration 12,346, third step of the cycle
+    assert (middle.index, middle.path, middle.name, middle.planned_ms, middle.loops) == (
+        49_382,
+        "1/3",
+        "V2",
+        30.0,
+        (LoopIteration("1", 12_346, 50_000),),
+    )
+
+
+@pytest.mark.parametrize("index", [3, -4, 10**9], ids=["past-the-end", "before-the-start", "far-past"])
+def test_an_index_outside_the_plan_raises_index_error(index: int) -> None:
+    plan = compile_recipe(recipe(wait(1), loop(2, wait(2))))
+    with pytest.raises(IndexError, match="out of range"):
+        plan.steps[index]

@@ -1,6 +1,9 @@
-"""Validation: one table row per kind of problem, each located by path and name; every problem at once."""
+"""Validation: one table row per kind of problem, each located by path and name; every problem at once;
+every limit of `agent.limits` accepted at its bound and refused one above it, without expanding anything."""
 
 from __future__ import annotations
+
+import tracemalloc
 
 import pytest
 from recipe_support import (
@@ -20,8 +23,33 @@ from recipe_support import (
 )
 
 from agent.errors import RecipeError
+from agent.limits import (
+    MAX_ERROR_CHARS,
+    MAX_INTEGER,
+    MAX_KEY_CHARS,
+    MAX_LISTED_PROBLEMS,
+    MAX_LOOP_COUNT,
+    MAX_PLAN_STEPS,
+    MAX_PURGE_MS,
+    MAX_RECIPE_MS,
+    MAX_RECIPE_STEPS,
+    MAX_VALVE_NUMBER,
+    MAX_VALVE_PULSE_MS,
+    MAX_WAIT_MS,
+    MAX_WAIT_TIMEOUT_MS,
+    MIN_INTEGER,
+)
 from agent.plc import RegisterMap, load_default_map
-from agent.recipes import InvalidRecipe, Problem, Recipe, ensure_valid, pv_key, validate
+from agent.recipes import (
+    InvalidRecipe,
+    Problem,
+    Recipe,
+    check_structure,
+    compile_recipe,
+    ensure_valid,
+    pv_key,
+    validate,
+)
 
 DEFAULT = load_default_map()
 HEATER_SP = "chamber_heater.temperature_sp"
@@ -107,7 +135,7 @@ CASES = [
                  ["1 's': wait.tolerance must be 0 for a true/false parameter"], id="wait-tolerance-on-bool"),
     # --- structure
     case([], ["recipe: recipe has no steps"], id="empty-recipe"),
-    case([loop(1001, loop(1000, wait(1)))], ["recipe: expands to 1,001,000 steps, more than 1,000,000"],
+    case([loop(1001, loop(1000, wait(1)))], ["recipe: expands to 1,001,000 steps, more than 200,000"],
                  id="plan-too-large"),
 ]  # fmt: skip
 
@@ -214,3 +242,161 @@ def test_pv_rule(key: str, pv: str) -> None:
 
 def test_pv_rule_falls_back_when_the_pv_is_not_mapped() -> None:
     assert pv_key("mfc_1.flow_sp", map_without("mfc_1.flow")) == "mfc_1.flow_sp"
+
+
+# --- limits (agent.limits): the bound itself passes, one more is refused, each breach a located Problem ----
+
+HOUR_MS = 3_600_000
+
+
+def limit(at_limit: list[dict], over: list[dict], expected: list[str], *, id: str) -> object:
+    return pytest.param(at_limit, over, expected, id=id)
+
+
+LIMITS = [
+    limit([valve(1, MAX_VALVE_PULSE_MS, "v")], [valve(1, MAX_VALVE_PULSE_MS + 1, "v")],
+          ["1 'v': duration_ms must be less than or equal to 10000 (got 10001)"], id="valve-pulse-10-s"),
+    limit([valve(1, MAX_VALVE_PULSE_MS, "v")], [valve(1, 10**12, "v")],
+          ["1 'v': duration_ms must be less than or equal to 10000 (got 1000000000000)"], id="valve-pulse-10^12-ms"),
+    limit([valve(MAX_VALVE_NUMBER, 20, "v")], [valve(MAX_VALVE_NUMBER + 1, 20, "v")],
+          ["1 'v': valve must be less than or equal to 1000 (got 1001)"], id="valve-number"),
+    limit([purge(MAX_PURGE_MS, "p")], [purge(MAX_PURGE_MS + 1, "p")],
+          ["1 'p': duration_ms must be less than or equal to 3600000 (got 3600001)"], id="purge-1-h"),
+    limit([wait(MAX_WAIT_MS, "w")], [wait(MAX_WAIT_MS + 1, "w")],
+          ["1 'w': duration_ms must be less than or equal to 3600000 (got 3600001)"], id="wait-1-h"),
+    limit([param(HEATER_SP, 200, "s", tolerance=2, timeout_ms=MAX_WAIT_TIMEOUT_MS)],
+          [param(HEATER_SP, 200, "s", tolerance=2, timeout_ms=MAX_WAIT_TIMEOUT_MS + 1)],
+          ["1 's': wait.timeout_ms must be less than or equal to 3600000 (got 3600001)"], id="wait-timeout-1-h"),
+    limit([loop(MAX_LOOP_COUNT, wait(0), name="L")], [loop(MAX_LOOP_COUNT + 1, wait(0), name="L")],
+          ["1 'L': count must be less than or equal to 100000 (got 100001)"], id="loop-count"),
+    limit([loop(MAX_LOOP_COUNT, wait(0), name="L")], [loop(10**12, wait(0), name="L")],
+          ["1 'L': count must be less than or equal to 100000 (got 1000000000000)"], id="loop-count-10^12"),
+    limit([loop(2, loop(MAX_PLAN_STEPS // 2, wait(0)))], [loop(2, loop(MAX_PLAN_STEPS // 2, wait(0))), wait(0)],
+          ["recipe: expands to 200,001 steps, more than 200,000"], id="plan-steps"),
+    limit([loop(MAX_RECIPE_MS // HOUR_MS, wait(HOUR_MS))], [loop(MAX_RECIPE_MS // HOUR_MS, wait(HOUR_MS)), wait(1)],
+          ["recipe: plans 259,200,001 ms (72.0 h), more than 259,200,000 ms (72 h)"], id="recipe-time-72-h"),
+    limit([param("k" * MAX_KEY_CHARS, 1, "s")], [param("k" * (MAX_KEY_CHARS + 1), 1, "s")],
+          ["1 's': parameter: String should have at most 200 characters"], id="parameter-key-length"),
+    limit([param(HEATER_SP, MAX_INTEGER, "s")], [param(HEATER_SP, MAX_INTEGER + 1, "s")],
+          ["1 's': value: must fit in 64 bits (-2**63 … 2**64-1) as every PLC register does, "
+           "got 18446744073709551616"], id="value-uint64-max"),
+    limit([param(HEATER_SP, MIN_INTEGER, "s")], [param(HEATER_SP, MIN_INTEGER - 1, "s")],
+          ["1 's': value: must fit in 64 bits (-2**63 … 2**64-1) as every PLC register does, "
+           "got -9223372036854775809"], id="value-int64-min"),
+    limit([param(HEATER_SP, 1e308, "s")], [param(HEATER_SP, float("inf"), "s")],
+          ["1 's': value: must be a finite number, got inf"], id="value-1e400-parses-as-inf"),
+    limit([param(HEATER_SP, 10**19, "s")], [param(HEATER_SP, 10**5000, "s")],
+          ["1 's': value: must fit in 64 bits (-2**63 … 2**64-1) as every PLC register does, "
+           "got an integer of about 5,001 digits"], id="value-5001-digits"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("at_limit", "over", "expected"), LIMITS)
+def test_each_limit_accepts_its_bound_and_refuses_beyond_it(
+    at_limit: list[dict], over: list[dict], expected: list[str]
+) -> None:
+    assert check_structure(recipe(*at_limit)) == []
+    assert [str(p) for p in check_structure(recipe(*over))] == expected
+
+
+@pytest.mark.parametrize("source", ["document", "rows"])
+def test_steps_as_stored_are_counted_and_not_built_above_the_limit(source: str) -> None:
+    def load(n: int) -> Recipe:
+        if source == "document":
+            return recipe(loop(1, *[wait(1)] * (n - 1)))  # the loop is a stored step too
+        rows = [
+            {"id": str(i), "parent_step_id": None, "sequence": i, "type": "wait", "config": {"duration_ms": 1}}
+            for i in range(n)
+        ]
+        return Recipe.from_rows({"id": "r", "name": "flat"}, rows)
+
+    at_limit = load(MAX_RECIPE_STEPS)
+    assert at_limit.stored_steps == MAX_RECIPE_STEPS and check_structure(at_limit) == []
+    over = load(MAX_RECIPE_STEPS + 1)
+    assert [str(p) for p in check_structure(over)] == ["recipe: has 10,001 steps as stored, more than 10,000"]
+    assert over.stored_steps == MAX_RECIPE_STEPS + 1
+    if source == "rows":
+        assert over.steps == ()  # counted, not built
+
+
+def test_a_loop_of_10_to_the_15_steps_is_refused_by_arithmetic_without_expanding_it() -> None:
+    """Three nested loops, each count allowed: 10^15 steps. Expanding them would never finish; counting
+    them is a multiplication, so validation answers at once, with almost no memory."""
+    huge = recipe(loop(MAX_LOOP_COUNT, loop(MAX_LOOP_COUNT, loop(MAX_LOOP_COUNT, wait(1)))))
+    tracemalloc.start()
+    try:
+        problems = [str(p) for p in check_structure(huge)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problems == [
+        "recipe: expands to 1,000,000,000,000,000 steps, more than 200,000",
+        "recipe: plans 1,000,000,000,000,000 ms (277,777,777.8 h), more than 259,200,000 ms (72 h)",
+    ]
+    assert peak < 1_000_000  # bytes; a list of the steps would need ~10^17
+    with pytest.raises(InvalidRecipe, match="expands to 1,000,000,000,000,000 steps"):
+        compile_recipe(huge)
+
+
+def test_every_limit_breach_is_reported_at_once() -> None:
+    bad = recipe(
+        valve(1, 10**12, "stuck pulse"),
+        loop(10**12, wait(2 * HOUR_MS, "long wait"), name="forever"),
+        param(HEATER_SP, 10**5000, "huge"),
+    )
+    assert [str(p) for p in check_structure(bad)] == [
+        "1 'stuck pulse': duration_ms must be less than or equal to 10000 (got 1000000000000)",
+        "2 'forever': count must be less than or equal to 100000 (got 1000000000000)",
+        "2/1 'long wait': duration_ms must be less than or equal to 3600000 (got 7200000)",
+        "3 'huge': value: must fit in 64 bits (-2**63 … 2**64-1) as every PLC register does, "
+        "got an integer of about 5,001 digits",
+    ]
+
+
+# --- errors quote input clipped ----------------------------------------------------------------------------
+
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("bad", "quoted"),
+    [
+        (recipe(wait(-1, LONG), name=LONG), "1 'xxxxxxxx"),
+        (recipe(step("wait", {LONG: 1, "duration_ms": 1}, "w")), "1 'w': unknown field 'xxxxxxxx"),
+        (recipe(step(LONG, {}, "s")), "1 's': unknown step type 'xxxxxxxx"),
+        (recipe(step("wait", {"duration_ms": LONG}, "w")), "1 'w': duration_ms must be a valid number (got 'xxxxxxxx"),
+        (recipe(param(HEATER_SP, LONG, "s")), "1 's': value: must be a finite number or true/false, got 'xxxxxxxx"),
+    ],
+    ids=["recipe-and-step-name", "config-field-name", "step-type", "duration-text", "value-text"],
+)
+def test_a_100000_character_input_is_quoted_clipped(bad: Recipe, quoted: str) -> None:
+    (problem,) = validate(bad, DEFAULT)
+    assert str(problem).startswith(quoted) and "more characters)" in str(problem)
+    assert len(str(problem)) < 1_000
+    with pytest.raises(InvalidRecipe) as caught:
+        ensure_valid(bad, DEFAULT)
+    assert len(str(caught.value)) <= MAX_ERROR_CHARS
+
+
+def test_a_100000_character_parameter_key_is_refused_by_its_length_and_quoted_clipped() -> None:
+    length, unknown = map(str, validate(recipe(param(LONG, 1, "s")), DEFAULT))
+    assert length == "1 's': parameter: String should have at most 200 characters"
+    assert unknown.startswith("1 's': unknown parameter 'xxxx") and unknown.endswith(" more characters)")
+    assert len(unknown) <= 250
+
+
+def test_the_error_of_a_recipe_with_thousands_of_problems_lists_the_first_and_counts_the_rest() -> None:
+    with pytest.raises(InvalidRecipe) as caught:
+        ensure_valid(recipe(*[valve(9, 0, "v") for _ in range(1_000)]), DEFAULT)
+    assert len(caught.value.problems) == 2_000  # the exception keeps them all (the CLI prints them)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "recipe 'test recipe' is invalid (2,000 problems):"
+    assert lines[1:-1] == [f"  {p}" for p in caught.value.problems[:MAX_LISTED_PROBLEMS]]
+    assert lines[-1] == "  … and 1,980 more"
+
+
+def test_the_error_of_many_long_problems_is_clipped_to_the_row_limit() -> None:
+    with pytest.raises(InvalidRecipe) as caught:
+        ensure_valid(recipe(*[valve(9, 0, LONG) for _ in range(1_000)]), DEFAULT)
+    text = str(caught.value)
+    assert len(text) <= MAX_ERROR_CHARS and text.endswith(" more characters)")

@@ -1,0 +1,85 @@
+"""Bounded work: every limit on the size of what a user may send, in one place, each with how it was chosen.
+
+A recipe, a command payload and the text quoted back in an error are all input from someone else; each
+limit below keeps the agent's work (CPU on the event loop, memory, the size of a row it writes) small
+whatever that input is. Figures: `bench/recipe_limits.py`, recorded in bench/RESULTS.md ("Recipe limits").
+
+Recipes (checked by `agent.recipes.validate`, every breach reported as a `Problem`, nothing expanded first):
+
+- `MAX_PLAN_STEPS` = 200,000 executable steps after loop expansion. A real ALD recipe is at most ~40,000
+  (10,000 cycles × 4 steps); 5× that. The plan is compact (loops are not expanded in memory), so compiling
+  the largest allowed plan takes ~1 ms and ~1 kB whatever its step count; what the limit bounds is what a run
+  writes: one `run_steps` record per step (200,000 rows at most). Expanded eagerly, as before, 200,000 steps
+  took 2.0 s and 145 MB (tracemalloc peak), 40,000 took 0.35 s and 29 MB.
+- `MAX_RECIPE_STEPS` = 10,000 steps as stored (rows of `recipe_steps`, or nodes of a document): the tree
+  itself is loaded, validated and snapshotted, ~25 µs and ~3 kB a step, so the limit keeps that at ~0.3 s
+  (off the event loop) and ~30 MB. The seeded recipes have 10 and 15 rows.
+- `MAX_LOOP_COUNT` = 100,000 iterations: 10× the longest real deposition (10,000 cycles).
+- `MAX_VALVE_PULSE_MS` = 10 s: ALD precursor pulses are 10 ms–2 s; a valve held open longer is not a pulse
+  (it floods the chamber with precursor) and belongs in a process the interlocks can watch.
+- `MAX_PURGE_MS`, `MAX_WAIT_MS`, `MAX_WAIT_TIMEOUT_MS` = 1 h each: long enough for a heater to settle from
+  cold (the seed allows 30 min), short enough that a typo (an hour typed as ms × 1000) is caught.
+- `MAX_RECIPE_MS` = 72 h of planned time (valve, purge and wait durations; a parameter wait's timeout is an
+  upper bound, not a plan): three days, beyond the longest deposition a tool runs unattended.
+- `MAX_DEPTH` = 8 levels of nesting: the seeded nanolaminate needs 3.
+
+Commands and numbers:
+
+- `MAX_KEY_CHARS` = 200: a register-map key is a dotted identifier (~30 characters in the reference map);
+  also the bound on a purge's informational `gas` name.
+- `MAX_VALVE_NUMBER` = 1,000: pulse valves are numbered from 1 (the reference reactor has 6).
+- `MAX_REASON_CHARS` = 500: the free-text reason a stop/pause/resume may carry.
+- `MIN_INTEGER`/`MAX_INTEGER`: the 64-bit range (int64 … uint64). No PLC register holds more; anything
+  beyond is refused when the command or recipe is read, never passed on to fail in a float conversion.
+
+Errors:
+
+- `MAX_QUOTE_CHARS` = 200: one input quoted inside an error ("unknown parameter '…'").
+- `MAX_ERROR_CHARS` = 2,000: a whole error text written to a row (`machine_commands.error`): enough for a
+  header and a dozen located problems, the dashboard shows no more.
+- `MAX_LISTED_PROBLEMS` = 20: an invalid recipe's error lists this many problems, then says how many more.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ERROR_CHARS",
+    "MAX_INTEGER",
+    "MAX_KEY_CHARS",
+    "MAX_LISTED_PROBLEMS",
+    "MAX_LOOP_COUNT",
+    "MAX_PLAN_STEPS",
+    "MAX_PURGE_MS",
+    "MAX_QUOTE_CHARS",
+    "MAX_REASON_CHARS",
+    "MAX_RECIPE_MS",
+    "MAX_RECIPE_STEPS",
+    "MAX_VALVE_NUMBER",
+    "MAX_VALVE_PULSE_MS",
+    "MAX_WAIT_MS",
+    "MAX_WAIT_TIMEOUT_MS",
+    "MIN_INTEGER",
+]
+
+_HOUR_MS = 3_600_000
+
+MAX_PLAN_STEPS = 200_000
+MAX_RECIPE_STEPS = 10_000
+MAX_LOOP_COUNT = 100_000
+MAX_DEPTH = 8
+MAX_VALVE_PULSE_MS = 10_000
+MAX_PURGE_MS = _HOUR_MS
+MAX_WAIT_MS = _HOUR_MS
+MAX_WAIT_TIMEOUT_MS = _HOUR_MS
+MAX_RECIPE_MS = 72 * _HOUR_MS
+
+MAX_KEY_CHARS = 200
+MAX_REASON_CHARS = 500
+MAX_VALVE_NUMBER = 1_000
+MIN_INTEGER = -(2**63)
+MAX_INTEGER = 2**64 - 1
+
+MAX_QUOTE_CHARS = 200
+MAX_ERROR_CHARS = 2_000
+MAX_LISTED_PROBLEMS = 20
