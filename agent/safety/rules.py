@@ -18,7 +18,7 @@ import math
 from enum import StrEnum
 
 from agent.errors import ValidationError
-from agent.plc import DataType, Parameter, WordOrder, validate_write
+from agent.plc import Parameter, WordOrder, validate_write
 from agent.recipes import is_pulse_valve
 
 __all__ = ["MAX_ABS_VALUE", "WATCHDOG_KEY", "WritePurpose", "check_write", "is_safe_value"]
@@ -48,7 +48,8 @@ def is_safe_value(param: Parameter, value: object) -> bool:
     Such writes are never blocked by a permit interlock (closing a valve must always be possible)."""
     if isinstance(value, bool):
         return value is False
-    return isinstance(value, int | float) and value == 0 and param.data_type is not DataType.BOOL
+    # 0 written to a coil closes it as surely as False does (check_write counts 1 as opening it)
+    return isinstance(value, int | float) and value == 0
 
 
 def check_write(param: Parameter, value: object, *, purpose: WritePurpose, order: WordOrder) -> list[int] | bool:
