@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from agent.safety import (
     Handover,
     InterlockGuard,
     Lease,
+    MachineFence,
     MapGuard,
     Ownership,
     RunController,
@@ -76,6 +76,7 @@ class Parts:
     shipper: Shipper
     lease: Lease
     watchdog: Watchdog
+    fence: MachineFence
     intake: CommandIntake
     handover: Handover
     ownership: Ownership
@@ -92,7 +93,9 @@ class Agent:
         self.machine_id = str(settings.MACHINE_ID)
         # what SUPABASE_KEY may touch: this machine only, or every machine of the project (service role)
         self.key_scope = "machine" if settings.key_machine_scope() else "project"
-        self.instance_id = f"{socket.gethostname()}-{settings.AGENT_COLOR}-{os.getpid()}"
+        # stable across restarts: a restarted agent is the same lease holder and the same owner at the PLC, so a
+        # crash costs seconds, not the lease TTL and a watchdog trip (docs/DESIGN.md §5 "Crash recovery")
+        self.instance_id = f"{socket.gethostname()}-{settings.AGENT_COLOR}"
         self.status_interval_s = status_interval_s or settings.STATUS_LOG_INTERVAL
         self.started_at = datetime.now(UTC)
         self.serving = False
@@ -198,7 +201,9 @@ class Agent:
     ) -> Parts:
         s = self.settings
         lease = Lease(cloud, machine_id=self.machine_id, holder=self.instance_id)
-        gate = WriteGate(device, may_write=lease.valid)
+        gate = WriteGate(device)
+        fence = MachineFence(gate, device, identity=self.instance_id)
+        gate.may_write, gate.fenced = (lambda: fence.owns), fence.fenced
         metrics = AgentMetrics(snapshot=self.snapshot)
         runs = RunController(
             device=device,
@@ -219,7 +224,8 @@ class Agent:
 
         def on_frame(frame: Frame) -> None:
             trips.observe(frame)  # before publishing: a trip acts on the frame that shows it
-            publisher.submit(frame)
+            if fence.owns:  # one publisher per machine: its owner (a standby only keeps its PLC link warm)
+                publisher.submit(frame)
 
         sampler = Sampler(
             device,
@@ -227,13 +233,20 @@ class Agent:
             sink=on_frame,
             run_id=lambda: runs.active.id if runs.active else None,
         )
-        watchdog = Watchdog(gate, connection, timeout_s=s.WATCHDOG_TIMEOUT, owns=lease.valid)
+        watchdog = Watchdog(
+            gate,
+            connection,
+            fence,
+            timeout_s=s.WATCHDOG_TIMEOUT,
+            wants=lambda: lease.valid() or runs.active is not None,  # a run rides through a cloud outage
+        )
+        handler = CommandHandler(cloud=cloud, gate=gate, runs=runs, on_latency=metrics.observe_command_latency)
         intake = CommandIntake(
             cloud,
             lease,
             machine_id=self.machine_id,
             poll_s=s.COMMAND_POLL_INTERVAL,
-            handle=CommandHandler(cloud=cloud, gate=gate, runs=runs, on_latency=metrics.observe_command_latency),
+            handle=handler,
         )
         handover = Handover(lease=lease, intake=intake, runs=runs)
         heartbeat = Heartbeat(writer, self.snapshot, started_at=self.started_at)
@@ -245,8 +258,11 @@ class Agent:
             connection=connection,
             runs=runs,
             watchdog=watchdog,
+            fence=fence,
             intake=intake,
             handover=handover,
+            holds_lease=lease.valid,
+            in_flight=lambda: handler.in_flight,
             on_role=lambda _role: heartbeat.beat(),
         )
         lease.on_change = ownership.on_lease_change
@@ -266,6 +282,7 @@ class Agent:
             shipper=Shipper(spool, cloud),
             lease=lease,
             watchdog=watchdog,
+            fence=fence,
             intake=intake,
             handover=handover,
             ownership=ownership,

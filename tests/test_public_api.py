@@ -60,6 +60,7 @@ SURFACES = {
     ],
     "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings"],
     "agent.safety": [
+        "OWNER_KEY",
         "WATCHDOG_KEY",
         "ActiveRun",
         "Condition",
@@ -72,6 +73,7 @@ SURFACES = {
         "InterlockSet",
         "Lease",
         "LeaseRole",
+        "MachineFence",
         "MapGuard",
         "Op",
         "Ownership",
@@ -86,6 +88,7 @@ SURFACES = {
         "WritePurpose",
         "check_write",
         "is_safe_value",
+        "owner_id",
         "parse_interlocks",
         "recipe_conflicts",
     ],

@@ -56,6 +56,8 @@ class CommandHandler:
         on_latency: Callable[[float], None] = lambda _s: None,
     ) -> None:
         self.cloud, self.gate, self.runs, self.on_latency = cloud, gate, runs, on_latency
+        #: Commands being handled now (a take-over must not settle them as a dead holder's leftovers).
+        self.in_flight: set[int] = set()
 
     async def __call__(self, row: dict[str, Any]) -> None:
         """Handle one claimed row; always leaves the row in a final or running state with a reason."""
@@ -63,6 +65,13 @@ class CommandHandler:
         if isinstance(created, str):
             self.on_latency((datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds())
         command_id = int(row["id"])
+        self.in_flight.add(command_id)
+        try:
+            await self._handle(command_id, row)
+        finally:
+            self.in_flight.discard(command_id)
+
+    async def _handle(self, command_id: int, row: dict[str, Any]) -> None:
         try:
             command = parse_command(row)
             logger.info("command {}: {} {}", command.id, command.type, command.payload.model_dump(mode="json"))

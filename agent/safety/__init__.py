@@ -6,6 +6,7 @@
     runs.py           RunController                          one run at a time, its records, its safe state
     trips.py          TripWatch                              trip interlocks on every frame of a run
     configuration.py  MapGuard, InterlockGuard               a run owns its map; bad config refused, not fatal
+    fence.py          MachineFence                           ownership decided at the PLC (plc.owner)
     watchdog.py       Watchdog                               kicks while owner; stops so the PLC takes over
     lease.py          Lease                                  the single-writer lease in Supabase
     ownership.py      Ownership                              take-over and give-up on lease changes
@@ -15,6 +16,7 @@ Nothing else in the agent writes to the PLC: a test fails if a module outside `g
 """
 
 from agent.safety.configuration import InterlockGuard, MapGuard
+from agent.safety.fence import MachineFence, owner_id
 from agent.safety.gate import GateStats, RunPort, WriteGate
 from agent.safety.handover import Handover, HandoverState
 from agent.safety.interlocks import (
@@ -31,12 +33,13 @@ from agent.safety.interlocks import (
 )
 from agent.safety.lease import Lease, LeaseRole
 from agent.safety.ownership import Ownership
-from agent.safety.rules import WATCHDOG_KEY, WritePurpose, check_write, is_safe_value
+from agent.safety.rules import OWNER_KEY, WATCHDOG_KEY, WritePurpose, check_write, is_safe_value
 from agent.safety.runs import ActiveRun, RunController
 from agent.safety.trips import TripWatch
 from agent.safety.watchdog import Watchdog
 
 __all__ = [
+    "OWNER_KEY",
     "WATCHDOG_KEY",
     "ActiveRun",
     "Condition",
@@ -49,6 +52,7 @@ __all__ = [
     "InterlockSet",
     "Lease",
     "LeaseRole",
+    "MachineFence",
     "MapGuard",
     "Op",
     "Ownership",
@@ -63,6 +67,7 @@ __all__ = [
     "WritePurpose",
     "check_write",
     "is_safe_value",
+    "owner_id",
     "parse_interlocks",
     "recipe_conflicts",
 ]

@@ -6,7 +6,8 @@ A write is, in order:
 
 1. static rules (`rules.check_write`): writable, type, range, whole numbers for integers, finite and sane
    numbers, pulse valves opened only by a valve step, the watchdog register the watchdog's alone;
-2. authority: only the machine's owner moves an output away from its safe state (`may_write`);
+2. authority: only the machine's owner moves an output away from its safe state (`may_write`), and nothing at
+   all is written while another agent owns the machine (`fenced`; agent.safety.fence);
 3. permits (`interlocks`): the permits guarding the key are checked on values read from the PLC just before
    (never a cached frame); a write toward the safe state (valve closed, setpoint 0) is never refused;
 4. the write itself through `PlcDevice`, read back when asked.
@@ -52,10 +53,14 @@ class WriteGate:
         *,
         interlocks: InterlockSet | None = None,
         may_write: Callable[[], bool] = lambda: True,
+        fenced: Callable[[], bool] = lambda: False,
     ) -> None:
         self.device = device
         self.interlocks = interlocks or InterlockSet()
+        #: This agent owns the machine (moves outputs away from their safe value only then).
         self.may_write = may_write
+        #: Another agent owns the machine: nothing at all is written (not even a safe state), but a claim.
+        self.fenced = fenced
         self.stats = GateStats()
         #: Set when the interlocks are unknown (none could be loaded): every guarded write is refused with it.
         self.blocked_reason: str | None = None
@@ -92,7 +97,13 @@ class WriteGate:
         try:
             param = rmap[key]
             check_write(param, value, purpose=purpose, order=self.device.word_order)
-            if not is_safe_value(param, value) and purpose is not WritePurpose.SAFE_STATE:
+            if purpose is not WritePurpose.OWNERSHIP and self.fenced():
+                raise InterlockError("another agent owns the machine (plc.owner): this agent writes nothing")
+            if (
+                purpose is not WritePurpose.OWNERSHIP
+                and not is_safe_value(param, value)
+                and purpose is not WritePurpose.SAFE_STATE
+            ):
                 if not self.may_write():
                     raise InterlockError("this agent does not own the machine now: only safe-state writes pass")
                 if self.blocked_reason and purpose is not WritePurpose.WATCHDOG:

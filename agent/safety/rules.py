@@ -7,7 +7,9 @@ own limits (writable, type, range: `agent.plc.validate_write`) the rules of an A
   only whole numbers of its register's steps — 100.5 is refused for an int, never rounded (the CLI agrees);
 - a pulse valve (`valve_N.state`) is *opened* only by a valve step, which always closes it again; anyone may
   close one (moving toward the safe state is never refused);
-- the watchdog register is the agent's alone: only the watchdog duty writes it, and it writes nothing else.
+- the watchdog register is the agent's alone: only the watchdog duty writes it, and it writes nothing else;
+  likewise the ownership register (`plc.owner`, the machine-side fence) is written only to claim or release the
+  machine.
 
 Interlocks (conditions on live values) are the gate's second question; they live in `interlocks.py`.
 """
@@ -21,10 +23,12 @@ from agent.errors import ValidationError
 from agent.plc import Parameter, WordOrder, validate_write
 from agent.recipes import is_pulse_valve
 
-__all__ = ["MAX_ABS_VALUE", "WATCHDOG_KEY", "WritePurpose", "check_write", "is_safe_value"]
+__all__ = ["MAX_ABS_VALUE", "OWNER_KEY", "WATCHDOG_KEY", "WritePurpose", "check_write", "is_safe_value"]
 
 #: The PLC's watchdog register (written by the agent's watchdog duty only).
 WATCHDOG_KEY = "plc.watchdog"
+#: The PLC's ownership register: the id of the agent commanding the machine (docs/CONTRACT.md §8 "Ownership").
+OWNER_KEY = "plc.owner"
 #: Larger magnitudes are refused before any arithmetic: no register of a real tool holds them, and Python's
 #: float conversion of a huge integer raises instead of answering.
 MAX_ABS_VALUE = 1e15
@@ -40,6 +44,7 @@ class WritePurpose(StrEnum):
     VALVE_STEP = "valve_step"  # a valve step opening and closing its own pulse valve
     SAFE_STATE = "safe_state"  # closing valves, MFC flow 0
     WATCHDOG = "watchdog"  # the watchdog duty's counter
+    OWNERSHIP = "ownership"  # claiming or releasing the machine at the PLC
 
 
 def is_safe_value(param: Parameter, value: object) -> bool:
@@ -61,6 +66,10 @@ def check_write(param: Parameter, value: object, *, purpose: WritePurpose, order
         if purpose is WritePurpose.WATCHDOG:
             raise ValidationError(f"the watchdog duty writes only {WATCHDOG_KEY}, not {key}")
         raise ValidationError(f"{WATCHDOG_KEY} is the agent's watchdog register: no command or recipe may write it")
+    if (key == OWNER_KEY) != (purpose is WritePurpose.OWNERSHIP):
+        if purpose is WritePurpose.OWNERSHIP:
+            raise ValidationError(f"claiming the machine writes only {OWNER_KEY}, not {key}")
+        raise ValidationError(f"{OWNER_KEY} is the machine's ownership register: no command or recipe may write it")
     opens = value is True or (isinstance(value, int | float) and value == 1)
     if is_pulse_valve(key) and opens and purpose is not WritePurpose.VALVE_STEP:
         raise ValidationError(

@@ -1,10 +1,15 @@
 """The PLC watchdog duty: keep `plc.watchdog` moving while this agent owns the machine — and stop when it must not.
 
 The PLC program forces its own safe state (pulse valves closed, MFC 0) when the register stops changing for
-its watchdog timeout (docs/CONTRACT.md, "PLC side"). So the kicks are also the agent's way to hand the machine
-to the PLC: they stop when the agent is not the owner, and when a close or safe-state write failed
-(`WriteGate.safe_state_pending`) — an agent that cannot close a valve must not keep the PLC from closing it.
-While the safe state is pending, every period re-applies it; once the PLC confirms it, the kicks resume.
+its watchdog timeout (docs/CONTRACT.md §8 "Watchdog"). So the kicks are also the agent's way to hand the machine
+to the PLC, and the watchdog is what makes an owner *live* for the machine-side fence (agent.safety.fence):
+
+- every period, an agent that should own the machine (it holds the lease, or it runs a recipe — a run rides
+  through a cloud outage) claims or confirms ownership at the PLC, and kicks only while the PLC names it;
+- an agent that should not (no lease, no run) releases the machine and stops kicking;
+- when a close or safe-state write failed (`WriteGate.safe_state_pending`) the kicks stop — an agent that cannot
+  close a valve must not keep the PLC from closing it — and each period re-applies the safe state; once the PLC
+  confirms it, the kicks resume.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from loguru import logger
 
 from agent.errors import PlcError
 from agent.plc import PlcConnection
+from agent.safety.fence import MachineFence
 from agent.safety.gate import WriteGate
 from agent.safety.rules import WATCHDOG_KEY
 
@@ -24,15 +30,23 @@ __all__ = ["Watchdog"]
 #: Kicks per watchdog timeout: two can be lost (a slow request, a busy loop) before the PLC trips.
 KICKS_PER_TIMEOUT = 3
 MIN_PERIOD_S = 0.2
+#: The counter runs 1..65535 and never writes 0 (0 is a "safe value" the gate would let anyone write).
+_COUNTER_SPAN = 65535
 
 
 class Watchdog:
     """``asyncio.create_task(watchdog.run())``; `kick()` once at take-over, before the first claim."""
 
     def __init__(
-        self, gate: WriteGate, connection: PlcConnection, *, timeout_s: float, owns: Callable[[], bool]
+        self,
+        gate: WriteGate,
+        connection: PlcConnection,
+        fence: MachineFence,
+        *,
+        timeout_s: float,
+        wants: Callable[[], bool],
     ) -> None:
-        self.gate, self.connection, self.owns = gate, connection, owns
+        self.gate, self.connection, self.fence, self.wants = gate, connection, fence, wants
         self.period_s = max(MIN_PERIOD_S, timeout_s / KICKS_PER_TIMEOUT)
         self.counter = 0
         self.kicks = 0
@@ -43,20 +57,24 @@ class Watchdog:
             await self.tick()
 
     async def tick(self) -> None:
-        """One period: re-apply a pending safe state (no kick until confirmed), else kick if we own the machine."""
+        """One period: ownership, a pending safe state (no kick until confirmed), then the kick."""
         if not self.connection.connected.is_set():
+            return
+        if not self.wants():
+            await self.fence.release()
+            return
+        if not (await self.fence.confirm() if self.fence.owns else await self.fence.claim()):
             return
         if self.gate.safe_state_pending:
             if not (await self.gate.apply_safe_state()).ok:
                 return  # no kick: the PLC trips and forces its own safe state
             logger.bind(area="plc").info("safe state confirmed at the PLC; watchdog kicks resume")
-        if self.owns():
-            await self.kick()
+        await self.kick()
 
     async def kick(self) -> None:
-        if self.gate.safe_state_pending or WATCHDOG_KEY not in self.gate.map:
+        if not self.fence.owns or self.gate.safe_state_pending or WATCHDOG_KEY not in self.gate.map:
             return
-        self.counter = (self.counter + 1) % 65536
+        self.counter = self.counter % _COUNTER_SPAN + 1
         try:
             await self.gate.kick_watchdog(self.counter)
         except PlcError as exc:

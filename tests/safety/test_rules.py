@@ -15,13 +15,15 @@ import pytest
 
 from agent.errors import ValidationError
 from agent.plc import DataType, Parameter, RegisterKind, WordOrder, load_default_map
-from agent.safety import WATCHDOG_KEY, WritePurpose, check_write, is_safe_value
+from agent.safety import OWNER_KEY, WATCHDOG_KEY, WritePurpose, check_write, is_safe_value
 
 MAP = load_default_map()
 ORDER = WordOrder.LITTLE
 P = WritePurpose
 ALL_PURPOSES = list(WritePurpose)
 NOT_WATCHDOG = [p for p in WritePurpose if p is not P.WATCHDOG]
+#: Purposes that may write ordinary outputs: everything but the two reserved registers' own duties.
+ORDINARY = [p for p in WritePurpose if p not in (P.WATCHDOG, P.OWNERSHIP)]
 #: A writable integer register in engineering units of 0.1 (the default map has none writable: built here).
 SCALED = Parameter(
     key="chamber_heater.ramp_sp",
@@ -78,6 +80,24 @@ def test_the_watchdog_duty_writes_nothing_but_its_register(key: str, value: obje
     assert f"only {WATCHDOG_KEY}" in str(error)
 
 
+# --- the ownership register is written only to claim or release the machine ----------------------
+
+
+@pytest.mark.parametrize("purpose", [p for p in WritePurpose if p is not P.OWNERSHIP], ids=str)
+def test_the_ownership_register_is_refused_for_every_purpose_but_ownership(purpose: WritePurpose) -> None:
+    assert OWNER_KEY in str(refused(OWNER_KEY, 12345, purpose))
+
+
+@pytest.mark.parametrize("value", [0, 12345], ids=["release", "claim"])
+def test_claiming_and_releasing_write_the_ownership_register(value: int) -> None:
+    assert allowed(OWNER_KEY, value, P.OWNERSHIP)
+
+
+@pytest.mark.parametrize("key", ["valve_1.state", "mfc_1.flow_sp", "chamber_heater.pid_period"], ids=str)
+def test_a_claim_writes_nothing_but_the_ownership_register(key: str) -> None:
+    assert f"only {OWNER_KEY}" in str(refused(key, 0, P.OWNERSHIP))
+
+
 # --- pulse valves: opened only by a valve step, closed by anyone ------------------------------------
 
 
@@ -97,7 +117,7 @@ def test_a_valve_step_opens_its_pulse_valve(value: object) -> None:
 
 
 @pytest.mark.parametrize("value", [False, 0, 0.0], ids=["false", "int-0", "float-0"])
-@pytest.mark.parametrize("purpose", NOT_WATCHDOG, ids=str)
+@pytest.mark.parametrize("purpose", ORDINARY, ids=str)
 def test_closing_a_pulse_valve_is_allowed_for_every_purpose(purpose: WritePurpose, value: object) -> None:
     assert allowed("valve_3.state", value, purpose) is False
 

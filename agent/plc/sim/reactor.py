@@ -11,6 +11,10 @@ Physics per tick (dt seconds):
 - watchdog: once the agent has written the watchdog register, if it stops changing for `watchdog_timeout_s`
   the PLC forces its safe state (all pulse valves closed, MFC setpoint 0) and raises `plc.watchdog_tripped`
   until the register changes again. Before the first write nothing is forced, so an engineer can use the CLI.
+- owner (`plc.owner`, the machine-side fence; docs/CONTRACT.md §8 "Ownership"): the id of the agent commanding
+  the machine, 0 = none. A write of another non-zero id is accepted only while the machine has no live owner
+  (owner 0, watchdog never armed, or tripped); otherwise the register keeps the live owner (the writer reads it
+  back and stands by). A write of 0 (a release) is always accepted.
 Keys absent from the map are simply not simulated, so any map can be served.
 
 Test hook: `force(key, value)` pins a value (a stuck gauge, a chamber that will not pump down) after every
@@ -52,6 +56,8 @@ class ReactorModel:
     _n2_on_since: float | None = field(default=None, init=False)
     _valve_was_open: dict[int, bool] = field(default_factory=dict, init=False)
     forced: dict[str, float | bool] = field(default_factory=dict, init=False)
+    owner: int = field(default=0, init=False)
+    owner_refusals: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -134,10 +140,25 @@ class ReactorModel:
                     self.watchdog_armed = True
                 self._watchdog_last, self._watchdog_changed_at = value, now
                 self.watchdog_tripped = False
+        self._note_owner()
         if self.watchdog_tripped:
             self._force_safe_state()
         self._apply_forced()
         self._count_valve_edges()
+
+    def _note_owner(self) -> None:
+        p = self._p("plc.owner")
+        if p is None:
+            return
+        requested = int(self.image.get(p))
+        if requested == self.owner:
+            return
+        live = self.watchdog_armed and not self.watchdog_tripped
+        if requested == 0 or self.owner == 0 or not live:
+            self.owner = requested
+        else:  # another agent still kicks the watchdog: it keeps the machine
+            self.owner_refusals += 1
+            self.image.set(p, self.owner)
 
     # --- physics ---------------------------------------------------------------------------------
     def step(self, dt: float, now: float) -> None:
