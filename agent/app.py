@@ -48,6 +48,7 @@ from agent.safety import (
     TripWatch,
     Watchdog,
     WriteGate,
+    wants_machine,
 )
 from agent.sampling import Frame, Sampler, TelemetryPublisher
 from agent.spool import Shipper, Spool, SpoolWriter
@@ -224,7 +225,7 @@ class Agent:
 
         def on_frame(frame: Frame) -> None:
             trips.observe(frame)  # before publishing: a trip acts on the frame that shows it
-            if fence.owns:  # one publisher per machine: its owner (a standby only keeps its PLC link warm)
+            if fence.publishes():  # one publisher per machine: its owner (a standby keeps its PLC link warm)
                 publisher.submit(frame)
 
         sampler = Sampler(
@@ -238,7 +239,8 @@ class Agent:
             connection,
             fence,
             timeout_s=s.WATCHDOG_TIMEOUT,
-            wants=lambda: lease.valid() or runs.active is not None,  # a run rides through a cloud outage
+            wants=lambda: wants_machine(lease, runs, fence),
+            on_lost=lambda why: runs.stop(why) if runs.active is not None else None,
         )
         handler = CommandHandler(cloud=cloud, gate=gate, runs=runs, on_latency=metrics.observe_command_latency)
         intake = CommandIntake(

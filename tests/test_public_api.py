@@ -91,6 +91,7 @@ SURFACES = {
         "owner_id",
         "parse_interlocks",
         "recipe_conflicts",
+        "wants_machine",
     ],
 }
 

@@ -94,6 +94,15 @@ class MachineFence:
             self.owns = False
         return self.owns
 
+    async def observe(self) -> int | None:
+        """Read who owns the machine (without claiming it); the owner id, or None if unreadable."""
+        return await self._read() if self.supported else None
+
+    def publishes(self) -> bool:
+        """One publisher per machine: its owner; while nobody owns it, every agent (no frame is lost for want of
+        an owner, e.g. an agent restarted while Supabase is down)."""
+        return self.owns or not self.fenced()
+
     async def release(self) -> None:
         """Give the machine up (no lease and no run): the next holder claims it without a watchdog trip."""
         if not self.owns:

@@ -53,6 +53,9 @@ class Lease:
         self.on_change = on_change
         self.token: int | None = None
         self.hold = True
+        #: The server says another holder has the lease (a refused renewal, a refused acquire): cleared when we
+        #: acquire it. Unreachable Supabase says nothing, so it does not set this.
+        self.held_elsewhere = False
         self.active = asyncio.Event()
         self._valid_until = 0.0
         self._wake = asyncio.Event()
@@ -130,8 +133,9 @@ class Lease:
             },
         )
         if token is None:
+            self.held_elsewhere = True
             return  # held by someone else: stay standby
-        self.token = int(token)
+        self.token, self.held_elsewhere = int(token), False
         self._valid_until = sent + self.ttl_s - SAFETY_MARGIN_S
         self.active.set()
         logger.info("lease: {} acquired machine {} (token {})", self.holder, self.machine_id, self.token)
@@ -151,6 +155,7 @@ class Lease:
         if ok:
             self._valid_until = sent + self.ttl_s - SAFETY_MARGIN_S
         else:
+            self.held_elsewhere = True
             self._lose("the server refused the renewal (expired or taken over)")
 
     def _lose(self, why: str) -> None:

@@ -30,17 +30,28 @@ from agent.errors import CloudError, PlcError
 from agent.plc import PlcConnection
 from agent.safety.fence import MachineFence
 from agent.safety.handover import Handover, HandoverState, Intake
-from agent.safety.lease import LeaseRole
+from agent.safety.lease import Lease, LeaseRole
 from agent.safety.runs import RunController
 from agent.safety.watchdog import Watchdog
 from agent.spool import Spool, SpoolWriter
 
-__all__ = ["Ownership"]
+__all__ = ["Ownership", "wants_machine"]
 
 #: How long a new lease holder waits for the PLC before its first watchdog kick and first claim. A PLC that stays
 #: away longer fails the commands for what it is: unreachable.
 PLC_SETTLE_S = 5.0
 SETTLE_ATTEMPTS = 5
+
+
+def wants_machine(lease: Lease, runs: RunController, fence: MachineFence) -> bool:
+    """Whether this agent should own the machine (claim it, kick its watchdog): it holds the lease; or it runs a
+    recipe (a run rides through a cloud outage); or the PLC names it already (it owned it, or it is the same
+    agent restarted) and nobody else holds the lease. Supabase being unreachable is no reason to drop the
+    machine and its telemetry; a hand-over (`lease.hold` False) or another holder is."""
+    if lease.valid() or runs.active is not None:
+        return True
+    named = fence.owns or (fence.holder is not None and fence.holder == fence.id)
+    return named and lease.hold and not lease.held_elsewhere
 
 
 class Ownership:

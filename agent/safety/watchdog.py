@@ -15,6 +15,7 @@ to the PLC, and the watchdog is what makes an owner *live* for the machine-side 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from loguru import logger
@@ -45,8 +46,10 @@ class Watchdog:
         *,
         timeout_s: float,
         wants: Callable[[], bool],
+        on_lost: Callable[[str], None] = lambda _why: None,
     ) -> None:
         self.gate, self.connection, self.fence, self.wants = gate, connection, fence, wants
+        self.on_lost = on_lost
         self.period_s = max(MIN_PERIOD_S, timeout_s / KICKS_PER_TIMEOUT)
         self.counter = 0
         self.kicks = 0
@@ -62,8 +65,12 @@ class Watchdog:
             return
         if not self.wants():
             await self.fence.release()
+            await self.fence.observe()  # who owns it now: a standby publishes only while nobody does
             return
-        if not (await self.fence.confirm() if self.fence.owns else await self.fence.claim()):
+        owned = self.fence.owns
+        if not (await self.fence.confirm() if owned else await self.fence.claim()):
+            if owned:
+                self.on_lost("another agent owns the machine now (plc.owner): this agent writes nothing more")
             return
         if self.gate.safe_state_pending:
             if not (await self.gate.apply_safe_state()).ok:
@@ -74,6 +81,10 @@ class Watchdog:
     async def kick(self) -> None:
         if not self.fence.owns or self.gate.safe_state_pending or WATCHDOG_KEY not in self.gate.map:
             return
+        if self.kicks == 0:  # a new owner (or this one restarted) must change the value the PLC holds now
+            with contextlib.suppress(PlcError):
+                current = (await self.gate.device.read([WATCHDOG_KEY])).values.get(WATCHDOG_KEY)
+                self.counter = int(current) if isinstance(current, int) else self.counter
         self.counter = self.counter % _COUNTER_SPAN + 1
         try:
             await self.gate.kick_watchdog(self.counter)
