@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agent.errors import InterlockError, PlcError, ValidationError
+from agent.parameters import InterlockRows
 from agent.plc import PlcDevice, RegisterKind, RegisterMap, Value
 from agent.plc.sim import AddressFault, Simulator
 from agent.safety import InterlockGuard, InterlockSet, Watchdog, WriteGate, WritePurpose, parse_interlocks
@@ -250,8 +251,6 @@ async def test_with_the_interlocks_unknown_the_watchdog_still_kicks(simulator: S
 async def test_a_set_with_a_bad_row_is_never_used(simulator: Simulator, device: PlcDevice) -> None:
     """`InterlockGuard` keeps every guarded write blocked until a whole set loads, then keeps the last good
     set when an edit breaks a row."""
-    from agent.parameters import InterlockRows
-
     gate = WriteGate(device)
     guard = InterlockGuard(gate)
     bad = {"name": "typo", "kind": "permit", "targets": ["valve_*.state"], "conditions": [{"key": PRESSURE, "op": "<"}]}
