@@ -197,7 +197,11 @@ def _parse_row(row: Mapping[str, Any], name: str) -> Interlock:
     if not isinstance(raw_conditions, list) or not raw_conditions:
         raise ValueError("conditions must be a non-empty list")
     conditions = tuple(_parse_condition(c) for c in raw_conditions)
-    targets = tuple(str(t) for t in (row.get("targets") or ()))
+    raw_targets = row.get("targets") or []
+    # a text would iterate as one-character patterns ('*' guarding every key); a number would raise
+    if not isinstance(raw_targets, list | tuple) or not all(isinstance(t, str) and t for t in raw_targets):
+        raise ValueError(f"targets must be a list of parameter keys or patterns, got {str(raw_targets)[:80]}")
+    targets = tuple(raw_targets)
     if kind is InterlockKind.PERMIT and not targets:
         raise ValueError("a permit needs at least one target")
     hold_ms: object = row.get("hold_ms") or 0
