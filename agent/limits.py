@@ -8,14 +8,16 @@ Recipes (checked by `agent.recipes.validate`, every breach reported as a `Proble
 
 - `MAX_PLAN_STEPS` = 200,000 executable steps after loop expansion. A real ALD recipe is at most ~40,000
   (10,000 cycles × 4 steps); 5× that. The plan is compact (loops are not expanded in memory), so compiling
-  the largest allowed plan takes ~1 ms and ~1 kB whatever its step count; what the limit bounds is what a run
-  writes: one `run_steps` record per step (200,000 rows at most). Expanded eagerly, as before, 200,000 steps
-  took 2.0 s and 145 MB (tracemalloc peak), 40,000 took 0.35 s and 29 MB.
+  a 200,000-step plan from a 5-step tree takes 0.1 ms and 10 kB (tracemalloc peak); the executor's walk
+  costs ~3 µs a step, spread over the run. What the limit bounds is what a run writes: one `run_steps`
+  record per step. Expanded eagerly, as before, 200,000 steps took 2.0–4.8 s and 145 MB, 40,000 took
+  0.35–0.73 s and 29 MB (quiet vs loaded box).
 - `MAX_RECIPE_STEPS` = 1,000 steps as stored (rows of `recipe_steps`, or nodes of a document), one page of
-  PostgREST's `max_rows`. The tree itself is loaded, validated, compiled and snapshotted: ~60 µs of CPU and
-  ~100 Python objects a step, in a thread, but a burst of allocation all the same (at 4,000 rows it set off
-  full garbage collections of 70–330 ms that cost the sampler a tick now and then). The seeded recipes have
-  10 and 15 rows; a long deposition is a loop (5 rows for 10,000 cycles), so 1,000 is ~100× a real recipe.
+  PostgREST's `max_rows`. The tree itself is loaded, validated, compiled and snapshotted: at the limit
+  `from_rows` 5–10 ms and validate + compile 25–45 ms of CPU (in a thread), peak 1.8 MB. It is still a burst
+  of allocation: at 4,000 rows it set off full garbage collections of 70–330 ms that cost the 5 Hz sampler a
+  tick in 2 of 5 runs; at 1,000, none in 6. The seeded recipes have 10 and 15 rows; a long deposition is a
+  loop (5 rows for 10,000 cycles), so 1,000 is ~100× a real recipe.
 - `MAX_SNAPSHOT_BYTES` = 512 kB: a run's row carries the recipe as JSON (`process_runs.recipe_snapshot`) in
   one request, and the local stack refuses a body over 1 MiB (a refused row is quarantined: the run would
   never appear on the dashboard). Half of that leaves room for the row and any gateway in front of a
