@@ -144,6 +144,12 @@ class PlanSteps(Sequence[PlanStep]):
     def __repr__(self) -> str:
         return f"PlanSteps({self._size} steps)"
 
+    def __eq__(self, other: object) -> bool:  # the same tree is the same steps (as the tuple it replaced)
+        return isinstance(other, PlanSteps) and self._nodes == other._nodes
+
+    def __hash__(self) -> int:
+        return hash(self._nodes)
+
     def _at(self, index: int) -> PlanStep:
         nodes, starts, offset = self._nodes, self._starts, index
         loops: tuple[LoopIteration, ...] = ()

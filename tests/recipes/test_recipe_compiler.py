@@ -113,6 +113,12 @@ def test_given_the_machine_map_compiling_also_validates_against_it() -> None:
     assert compile_recipe(recipe(valve(9, 20))).total_steps == 1  # without a map: structure only
 
 
+def test_plans_of_the_same_recipe_are_equal() -> None:
+    r = Recipe.from_rows(LAMINATE_RECIPE_ROW, LAMINATE_ROWS)
+    assert compile_recipe(r) == compile_recipe(r) and hash(compile_recipe(r)) == hash(compile_recipe(r))
+    assert compile_recipe(r).steps != compile_recipe(recipe(wait(1))).steps
+
+
 def test_compiling_does_not_mutate_the_recipe() -> None:
     r = Recipe.from_rows(LAMINATE_RECIPE_ROW, LAMINATE_ROWS)
     before = r.to_snapshot()
