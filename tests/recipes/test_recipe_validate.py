@@ -6,6 +6,8 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from recipe_support import (
     AL2O3_RECIPE_ROW,
     AL2O3_ROWS,
@@ -428,3 +430,39 @@ def test_step_and_recipe_names_are_at_most_200_characters(chars: int, refused: b
     assert len(problems) == (2 if refused else 0)
     if refused:
         assert problems[0] == expected[0] and problems[1].startswith("1 'nnn") and problems[1].endswith(expected[1])
+
+
+# --- property: whatever a config holds, validation answers with bounded problems and never raises ----------
+
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**320),
+    st.integers(0, 3).map(lambda k: 10 ** (4999 + k)),  # built, not written: repr refuses 5,000 digits
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=50),
+    st.just("x" * 10_000),
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=20), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = st.sampled_from(["valve", "duration_ms", "count", "parameter", "value", "wait", "flow_sccm", "gas", "x"])
+CONFIGS = st.dictionaries(FIELDS, JSON_VALUES, max_size=4) | JSON_VALUES
+KINDS = st.sampled_from(["valve", "purge", "parameter", "wait", "loop", "nope"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(KINDS, CONFIGS, st.text(max_size=300)), min_size=1, max_size=4))
+def test_any_config_gives_bounded_problems_never_an_exception(steps: list[tuple[str, object, str]]) -> None:
+    bad = recipe(*[step(kind, config, name, [wait(1)] if kind == "loop" else None) for kind, config, name in steps])
+    problems = validate(bad, DEFAULT)
+    assert all(len(str(p)) <= 1_200 for p in problems), max(len(str(p)) for p in problems)
+    if problems:
+        with pytest.raises(InvalidRecipe) as caught:
+            ensure_valid(bad, DEFAULT)
+        assert len(str(caught.value)) <= MAX_ERROR_CHARS
+    else:
+        compile_recipe(bad, register_map=DEFAULT)  # what validates compiles
