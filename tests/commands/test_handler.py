@@ -19,7 +19,7 @@ import agent.commands.handler as handler_module
 from agent.cloud import CloudClient
 from agent.commands import CommandHandler, load_recipe
 from agent.limits import MAX_ERROR_CHARS, MAX_RECIPE_STEPS
-from agent.plc import PlcDevice
+from agent.plc import PlcDevice, RegisterMap
 from agent.plc.sim import Simulator
 from agent.recipes import Recipe, compile_recipe, validate
 from agent.runner import RunController
@@ -81,7 +81,7 @@ async def cloud(clean_db: BackgroundStack) -> AsyncIterator[CloudClient]:
     ids=["at-the-limit-one-full-page", "beyond-it-seen-on-the-second-page-and-reading-stops"],
 )
 async def test_load_recipe_reads_every_page_beyond_postgrest_max_rows(
-    db: asyncpg.Connection, cloud: CloudClient, default_map: Any, rows: int, stored: int, problems: list[str]
+    db: asyncpg.Connection, cloud: CloudClient, default_map: RegisterMap, rows: int, stored: int, problems: list[str]
 ) -> None:
     """PostgREST answers at most 1,000 rows a request: one select silently cut a 2,500-step recipe to its first
     1,000 (and ran that). Now the second page shows there are more, and reading stops there."""
