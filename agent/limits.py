@@ -8,12 +8,20 @@ Recipes (checked by `agent.recipes.validate`, every breach reported as a `Proble
 
 - `MAX_PLAN_STEPS` = 200,000 executable steps after loop expansion. A real ALD recipe is at most ~40,000
   (10,000 cycles × 4 steps); 5× that. The plan is compact (loops are not expanded in memory), so compiling
-  the largest allowed plan takes ~1 ms and ~1 kB whatever its step count; what the limit bounds is what a run
-  writes: one `run_steps` record per step (200,000 rows at most). Expanded eagerly, as before, 200,000 steps
-  took 2.0 s and 145 MB (tracemalloc peak), 40,000 took 0.35 s and 29 MB.
-- `MAX_RECIPE_STEPS` = 10,000 steps as stored (rows of `recipe_steps`, or nodes of a document): the tree
-  itself is loaded, validated and snapshotted, ~25 µs and ~3 kB a step, so the limit keeps that at ~0.3 s
-  (off the event loop) and ~30 MB. The seeded recipes have 10 and 15 rows.
+  a 200,000-step plan from a 5-step tree takes 0.1 ms and 10 kB (tracemalloc peak); the executor's walk
+  costs ~3 µs a step, spread over the run. What the limit bounds is what a run writes: one `run_steps`
+  record per step. Expanded eagerly, as before, 200,000 steps took 2.0–4.8 s and 145 MB, 40,000 took
+  0.35–0.73 s and 29 MB (quiet vs loaded box).
+- `MAX_RECIPE_STEPS` = 1,000 steps as stored (rows of `recipe_steps`, or nodes of a document), one page of
+  PostgREST's `max_rows`. The tree itself is loaded, validated, compiled and snapshotted: at the limit
+  `from_rows` 5–10 ms and validate + compile 25–45 ms of CPU (in a thread), peak 1.8 MB. It is still a burst
+  of allocation: at 4,000 rows it set off full garbage collections of 70–330 ms that cost the 5 Hz sampler a
+  tick in 2 of 5 runs; at 1,000, none in 6. The seeded recipes have 10 and 15 rows; a long deposition is a
+  loop (5 rows for 10,000 cycles), so 1,000 is ~100× a real recipe.
+- `MAX_SNAPSHOT_BYTES` = 512 kB: a run's row carries the recipe as JSON (`process_runs.recipe_snapshot`) in
+  one request, and the local stack refuses a body over 1 MiB (a refused row is quarantined: the run would
+  never appear on the dashboard). Half of that leaves room for the row and any gateway in front of a
+  hosted project. It also bounds what long step names can add.
 - `MAX_LOOP_COUNT` = 100,000 iterations: 10× the longest real deposition (10,000 cycles).
 - `MAX_VALVE_PULSE_MS` = 10 s: ALD precursor pulses are 10 ms–2 s; a valve held open longer is not a pulse
   (it floods the chamber with precursor) and belongs in a process the interlocks can watch.
@@ -22,6 +30,8 @@ Recipes (checked by `agent.recipes.validate`, every breach reported as a `Proble
 - `MAX_RECIPE_MS` = 72 h of planned time (valve, purge and wait durations; a parameter wait's timeout is an
   upper bound, not a plan): three days, beyond the longest deposition a tool runs unattended.
 - `MAX_DEPTH` = 8 levels of nesting: the seeded nanolaminate needs 3.
+- `MAX_NAME_CHARS` = 200 for a step's name, as the database allows for a recipe's: a name is a label on the
+  dashboard, and 1,000 of them must fit in the run's snapshot.
 
 Commands and numbers:
 
@@ -49,12 +59,14 @@ __all__ = [
     "MAX_KEY_CHARS",
     "MAX_LISTED_PROBLEMS",
     "MAX_LOOP_COUNT",
+    "MAX_NAME_CHARS",
     "MAX_PLAN_STEPS",
     "MAX_PURGE_MS",
     "MAX_QUOTE_CHARS",
     "MAX_REASON_CHARS",
     "MAX_RECIPE_MS",
     "MAX_RECIPE_STEPS",
+    "MAX_SNAPSHOT_BYTES",
     "MAX_VALVE_NUMBER",
     "MAX_VALVE_PULSE_MS",
     "MAX_WAIT_MS",
@@ -65,9 +77,11 @@ __all__ = [
 _HOUR_MS = 3_600_000
 
 MAX_PLAN_STEPS = 200_000
-MAX_RECIPE_STEPS = 10_000
+MAX_RECIPE_STEPS = 1_000
+MAX_SNAPSHOT_BYTES = 512 * 1024
 MAX_LOOP_COUNT = 100_000
 MAX_DEPTH = 8
+MAX_NAME_CHARS = 200
 MAX_VALVE_PULSE_MS = 10_000
 MAX_PURGE_MS = _HOUR_MS
 MAX_WAIT_MS = _HOUR_MS

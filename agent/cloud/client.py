@@ -157,7 +157,10 @@ class CloudClient:
         eq: Mapping[str, Any] | None = None,
         order: str | None = None,
         limit: int | None = None,
+        offset: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Rows of `table`. PostgREST returns at most its `max_rows` (1,000 on Supabase) whatever `limit`
+        says: page with `offset` over a unique `order` to read more."""
         request = self.client.table(table).select(columns)
         for column, value in (eq or {}).items():
             request = request.eq(column, value)
@@ -165,6 +168,8 @@ class CloudClient:
             request = request.order(order)
         if limit is not None:
             request = request.limit(limit)
+        if offset:
+            request = request.offset(offset)
         return list((await self._call(f"select {table}", request)).data)
 
     async def rpc(self, name: str, params: Mapping[str, Any]) -> Any:

@@ -27,23 +27,40 @@ from loguru import logger
 from agent.cloud import CloudClient
 from agent.commands.model import Command, CommandType, SetParameterPayload, StartRecipePayload, parse_command
 from agent.errors import CloudError, CommandError, PlcError, RecipeError, ValidationError
-from agent.recipes import Recipe, compile_recipe, validate
+from agent.limits import MAX_RECIPE_STEPS
+from agent.recipes import InvalidRecipe, Recipe, compile_recipe
 from agent.safety import RunController, WriteGate, WritePurpose, recipe_conflicts
 
 __all__ = ["CommandHandler", "load_recipe"]
 
+#: Rows asked for per page of `recipe_steps` (Supabase's default `max_rows`; a server allowing fewer is
+#: paged just the same, by what it returned).
+RECIPE_PAGE_ROWS = 1_000
 #: A stop ends the run within ~100 ms (the executor closes the valve at once); the bound only matters when the
 #: PLC stops answering mid-stop, each safe-state write then waiting for its own timeout.
 STOP_CONFIRM_S = 10.0
 
 
 async def load_recipe(cloud: CloudClient, recipe_id: str) -> Recipe:
-    """The recipe and its steps from Supabase. Raises `CommandError` if it does not exist."""
+    """The recipe and all its steps from Supabase. Raises `CommandError` if it does not exist.
+
+    PostgREST answers at most `max_rows` rows a request (1,000 on Supabase): one select would silently drop
+    the rest of a larger recipe, so steps are read in pages (by `id`, unique, so no row is read twice or
+    skipped) until an empty page — or until there are more than `MAX_RECIPE_STEPS`, which is refused anyway.
+    """
     recipes = await cloud.select("recipes", eq={"id": recipe_id})
     if not recipes:
         raise CommandError(f"unknown recipe {recipe_id}")
-    steps = await cloud.select("recipe_steps", eq={"recipe_id": recipe_id}, order="sequence")
-    return Recipe.from_rows(recipes[0], steps)
+    steps: list[dict[str, Any]] = []
+    while len(steps) <= MAX_RECIPE_STEPS:
+        page = await cloud.select(
+            "recipe_steps", eq={"recipe_id": recipe_id}, order="id", limit=RECIPE_PAGE_ROWS, offset=len(steps)
+        )
+        if not page:
+            break
+        steps += page
+    # Up to MAX_RECIPE_STEPS rows: ~50 ms of CPU at the limit (bench/RESULTS.md, "Recipe limits"): off the loop.
+    return await asyncio.to_thread(Recipe.from_rows, recipes[0], steps)
 
 
 class CommandHandler:
@@ -122,10 +139,13 @@ class CommandHandler:
         if self.runs.active is not None:
             raise CommandError(f"a run is already active ({self.runs.active.id})")
         recipe = await load_recipe(self.cloud, str(payload.recipe_id))
-        problems = validate(recipe, self.gate.map) + recipe_conflicts(recipe, self.gate.interlocks, self.gate.map)
-        if problems:
-            raise RecipeError("invalid recipe:\n" + "\n".join(str(p) for p in problems))
-        plan = compile_recipe(recipe)
+        conflicts = recipe_conflicts(recipe, self.gate.interlocks, self.gate.map)  # the tree only: cheap
+        if conflicts:
+            raise InvalidRecipe(conflicts, recipe=recipe.name)
+        # Validated against this machine's map and compiled in one pass, in a thread: at the limits
+        # (agent.limits) that is ~40 ms of CPU (bench/RESULTS.md, "Recipe limits") the sampler and the PLC
+        # watchdog need meanwhile. Raises InvalidRecipe: every problem, limits included, the message bounded.
+        plan = await asyncio.to_thread(compile_recipe, recipe, register_map=self.gate.map)
         self.runs.finish_command(command.id, "running")
         self.runs.start(recipe, plan, command_id=command.id)
 

@@ -20,26 +20,27 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
+from agent.plc import RegisterMap
 from agent.recipes.model import (
     LoopConfig,
     ParameterConfig,
     PurgeConfig,
     Recipe,
     RecipeStep,
+    StepConfig,
     StepType,
     ValveConfig,
     WaitConfig,
-    parse_config,
 )
 from agent.recipes.validate import (
     DEFAULT_MAX_DEPTH,
     PLANNED_WRITE_MS,
     InvalidRecipe,
-    check_structure,
+    check_and_parse,
     step_planned_ms,
 )
 
@@ -143,6 +144,12 @@ class PlanSteps(Sequence[PlanStep]):
     def __repr__(self) -> str:
         return f"PlanSteps({self._size} steps)"
 
+    def __eq__(self, other: object) -> bool:  # the same tree is the same steps (as the tuple it replaced)
+        return isinstance(other, PlanSteps) and self._nodes == other._nodes
+
+    def __hash__(self) -> int:
+        return hash(self._nodes)
+
     def _at(self, index: int) -> PlanStep:
         nodes, starts, offset = self._nodes, self._starts, index
         loops: tuple[LoopIteration, ...] = ()
@@ -181,25 +188,28 @@ class Plan:
         return self.steps.total_ms
 
 
-def compile_recipe(recipe: Recipe, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Plan:
-    """Compile `recipe` into a `Plan`. Raises `InvalidRecipe` (a `RecipeError`) listing every structural
-    problem, limits included (`agent.limits`); checks against a register map are `validate`'s job and should
-    run first. Never mutates `recipe`; costs time and memory in the size of its tree, not of its plan.
+def compile_recipe(
+    recipe: Recipe, *, register_map: RegisterMap | None = None, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Plan:
+    """Compile `recipe` into a `Plan`. Raises `InvalidRecipe` (a `RecipeError`) listing every problem: the
+    structural ones, limits included (`agent.limits`), and — given the machine's `register_map` — every one
+    `validate` finds, in the same pass. Never mutates `recipe`; costs time and memory in the size of its
+    tree, not of its plan.
     """
-    problems = check_structure(recipe, max_depth=max_depth)
+    problems, parsed = check_and_parse(recipe, register_map, max_depth=max_depth)
     if problems:
         raise InvalidRecipe(problems, recipe=recipe.name)
-    return Plan(recipe.id, recipe.name, recipe.version, PlanSteps(_compile(recipe.steps, "")))
+    return Plan(recipe.id, recipe.name, recipe.version, PlanSteps(_compile(recipe.steps, "", parsed)))
 
 
-def _compile(steps: Sequence[RecipeStep], parent: str) -> tuple[_Node, ...]:
+def _compile(steps: Sequence[RecipeStep], parent: str, parsed: Mapping[int, StepConfig]) -> tuple[_Node, ...]:
     nodes = []
     for position, step in enumerate(steps, start=1):
         path = f"{parent}/{position}" if parent else str(position)
         kind = StepType(step.type)
-        config, _ = parse_config(kind, step.config)  # check_structure proved it parses
+        config = parsed[id(step)]  # checking proved it parses
         if isinstance(config, LoopConfig):
-            children = _compile(step.steps, path)
+            children = _compile(step.steps, path, parsed)
             body_size = sum(child.size for child in children)
             body_ms = sum(child.total_ms for child in children)
             nodes.append(
@@ -216,7 +226,6 @@ def _compile(steps: Sequence[RecipeStep], parent: str) -> tuple[_Node, ...]:
                 )
             )
         else:
-            assert config is not None
             nodes.append(_Node(path, kind, step.name, config, 1, (), (), 1, step_planned_ms(config)))
     return tuple(nodes)
 

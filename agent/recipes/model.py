@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import RecipeError
-from agent.limits import MAX_QUOTE_CHARS, MAX_RECIPE_STEPS
+from agent.limits import MAX_INTEGER, MAX_QUOTE_CHARS, MAX_RECIPE_STEPS
 from agent.quoting import clip, quote
 from agent.recipes.config import (
     LoopConfig,
@@ -171,10 +171,10 @@ class Recipe(BaseModel):
         name = obj.get("name")
         if not isinstance(name, str) or not name:
             problems.append(Problem("", "", "name is missing"))
-            name = str(name or "")
+            name = _text(name or "")
         version = integral_number(obj.get("version", 1))
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            problems.append(Problem("", "", f"version must be an integer >= 1, got {quote(version)}"))
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_INTEGER:
+            problems.append(Problem("", "", f"version must be an integer from 1 to 2**64-1, got {quote(version)}"))
             version = 1
         stored = _count_document_steps(obj.get("steps"))
         steps = _document_steps(obj.get("steps"), "", 1, problems) if stored <= MAX_RECIPE_STEPS else ()
@@ -250,8 +250,13 @@ def _count_document_steps(raw: object) -> int:
     return count
 
 
+def _text(value: object) -> str:
+    """Text as given; anything else as `quote` shows it (`str` fails on an integer past 4,300 digits)."""
+    return value if isinstance(value, str) else quote(value)
+
+
 def _text_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _text(value)
 
 
 def _document_steps(raw: object, parent: str, depth: int, problems: list[Problem]) -> tuple[RecipeStep, ...]:
@@ -269,13 +274,13 @@ def _document_steps(raw: object, parent: str, depth: int, problems: list[Problem
         if not isinstance(item, Mapping):
             problems.append(Problem(path, "", f"a step must be a JSON object, got {type(item).__name__}"))
             continue
-        name = str(item.get("name") or "")
+        name = _text(item.get("name") or "")
         unknown = sorted(map(str, set(item) - _STEP_KEYS))
         if unknown:
             problems.append(Problem(path, name, f"unknown fields {_quote_all(unknown)}"))
         out.append(
             RecipeStep(
-                type=str(item.get("type") or ""),
+                type=_text(item.get("type") or ""),
                 name=name,
                 config=copy.deepcopy(item.get("config", {})),
                 steps=_document_steps(item.get("steps"), path, depth + 1, problems),

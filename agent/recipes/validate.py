@@ -22,6 +22,7 @@ without it when the map has one (`chamber_heater.temperature_sp` → `chamber_he
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,9 +33,11 @@ from agent.limits import (
     MAX_DEPTH,
     MAX_ERROR_CHARS,
     MAX_LISTED_PROBLEMS,
+    MAX_NAME_CHARS,
     MAX_PLAN_STEPS,
     MAX_RECIPE_MS,
     MAX_RECIPE_STEPS,
+    MAX_SNAPSHOT_BYTES,
     MAX_VALVE_NUMBER,
 )
 from agent.numbers import is_number
@@ -59,6 +62,7 @@ __all__ = [
     "MFC_FLOW_KEY",
     "PLANNED_WRITE_MS",
     "InvalidRecipe",
+    "check_and_parse",
     "check_structure",
     "count_steps",
     "ensure_valid",
@@ -118,23 +122,44 @@ def pv_key(key: str, register_map: RegisterMap) -> str:
 
 def check_structure(recipe: Recipe, *, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Problem]:
     """Problems that need no register map: loading problems first, then by step in path order."""
-    return _check(recipe, None, max_depth)
+    return check_and_parse(recipe, None, max_depth=max_depth)[0]
 
 
 def validate(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = DEFAULT_MAX_DEPTH) -> list[Problem]:
-    """Every problem of `recipe` on the machine described by `register_map` (empty list = runnable)."""
-    return _check(recipe, register_map, max_depth)
+    """Every problem of `recipe` on the machine described by `register_map` (empty list = runnable and
+    recordable: its snapshot fits in the run's row, `MAX_SNAPSHOT_BYTES`)."""
+    return check_and_parse(recipe, register_map, max_depth=max_depth)[0]
 
 
-def _check(recipe: Recipe, register_map: RegisterMap | None, max_depth: int) -> list[Problem]:
+def check_and_parse(
+    recipe: Recipe, register_map: RegisterMap | None, *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> tuple[list[Problem], dict[int, StepConfig]]:
+    """`check_structure` (no map) or `validate` (a map), and the typed config of every step that parsed, by
+    `id(step)`: the compiler reuses them instead of parsing each config a second time."""
+    parsed: dict[int, StepConfig] = {}
+    problems = _check(recipe, register_map, max_depth, parsed)
+    if not problems:  # last, on a recipe otherwise runnable: its steps and names are bounded by now
+        size = len(json.dumps(recipe.to_snapshot()))  # as the run's row sends it: ASCII, non-ASCII escaped
+        if size > MAX_SNAPSHOT_BYTES:
+            message = f"its snapshot in the run's record is {size:,} bytes, more than {MAX_SNAPSHOT_BYTES:,}"
+            problems.append(Problem("", "", message))
+    return problems, parsed
+
+
+def _check(
+    recipe: Recipe, register_map: RegisterMap | None, max_depth: int, parsed: dict[int, StepConfig]
+) -> list[Problem]:
     problems = list(recipe.load_problems)
     stored = recipe.stored_steps
     if stored is not None and stored > MAX_RECIPE_STEPS:
-        problems.append(Problem("", "", f"has {stored:,} steps as stored, more than {MAX_RECIPE_STEPS:,}"))
+        # `stored` may be a lower bound: `load_recipe` stops reading pages once past the limit
+        problems.append(Problem("", "", f"has more than {MAX_RECIPE_STEPS:,} steps as stored ({stored:,} read)"))
         return problems  # not loaded (`Recipe.from_rows`): nothing else to check
+    if len(recipe.name) > MAX_NAME_CHARS:
+        problems.append(Problem("", "", f"name is {len(recipe.name):,} characters, more than {MAX_NAME_CHARS}"))
     if not recipe.steps:
         problems.append(Problem("", "", "recipe has no steps"))
-    size, total_ms = _check_steps(recipe.steps, "", 1, register_map, max_depth, problems)
+    size, total_ms = _check_steps(recipe.steps, "", 1, register_map, max_depth, problems, parsed)
     if size > MAX_PLAN_STEPS:
         problems.append(Problem("", "", f"expands to {size:,} steps, more than {MAX_PLAN_STEPS:,}"))
     if total_ms > MAX_RECIPE_MS:
@@ -150,6 +175,7 @@ def _check_steps(
     register_map: RegisterMap | None,
     max_depth: int,
     problems: list[Problem],
+    parsed: dict[int, StepConfig],
 ) -> tuple[int, float]:
     """Append the problems of `steps` and their children (depth-first, in order) and return their size: plan
     steps and planned ms, by the compiler's rule (a loop multiplies its body; an invalid loop counts 0, any
@@ -160,16 +186,20 @@ def _check_steps(
         messages: list[str] = []
         if depth == max_depth + 1:
             messages.append(f"nested {depth} levels deep; the limit is {max_depth}")
+        if len(step.name) > MAX_NAME_CHARS:
+            messages.append(f"name is {len(step.name):,} characters, more than {MAX_NAME_CHARS}")
         config: StepConfig | None = None
         if step.type in _TYPES:
             kind = StepType(step.type)
             config, parse_messages = parse_config(kind, step.config)
             messages.extend(parse_messages)
+            if config is not None:
+                parsed[id(step)] = config
             messages.extend(_check_step(kind, step, register_map))
         else:
             messages.append(f"unknown step type {quote(step.type)} ({', '.join(StepType)})")
         problems.extend(Problem(path, step.name, m) for m in messages)
-        inner_size, inner_ms = _check_steps(step.steps, path, depth + 1, register_map, max_depth, problems)
+        inner_size, inner_ms = _check_steps(step.steps, path, depth + 1, register_map, max_depth, problems, parsed)
         if isinstance(config, LoopConfig):
             size += config.count * inner_size
             total_ms += config.count * inner_ms
@@ -219,12 +249,12 @@ def ensure_valid(recipe: Recipe, register_map: RegisterMap, *, max_depth: int = 
 def count_steps(steps: Sequence[RecipeStep]) -> int:
     """Executable steps after loop expansion (loops themselves are not steps); invalid loops count 0.
     Arithmetic over the tree: linear in its size, whatever the loop counts."""
-    return _check_steps(steps, "", 1, None, MAX_DEPTH, [])[0]
+    return _check_steps(steps, "", 1, None, MAX_DEPTH, [], {})[0]
 
 
 def planned_ms(steps: Sequence[RecipeStep]) -> float:
     """Planned time after loop expansion (the rule of `step_planned_ms`), by the same arithmetic."""
-    return _check_steps(steps, "", 1, None, MAX_DEPTH, [])[1]
+    return _check_steps(steps, "", 1, None, MAX_DEPTH, [], {})[1]
 
 
 # --- per-step machine checks ----------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.commands import CommandType, parse_command
 from agent.errors import CommandError
@@ -147,3 +149,34 @@ def test_a_100000_character_input_gives_a_bounded_reason(row: dict, starts: str)
         parse_command(row)
     assert str(caught.value).startswith(starts)
     assert len(str(caught.value)) <= MAX_ERROR_CHARS
+
+
+# --- property: any row parses or is refused with a bounded reason, never another exception -----------------
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(0, 3).map(lambda k: 10 ** (4999 + k)),  # built, not written: repr refuses 5,000 digits
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.just("x" * 100_000),
+)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=2)
+)
+KEYS = st.sampled_from(["key", "value", "recipe_id", "reason", "x" * 100_000]) | st.text(max_size=10)
+TYPES = st.sampled_from(list(CommandType)) | st.text(max_size=20) | SCALARS
+
+
+@settings(max_examples=300, deadline=None)
+@given(TYPES, st.dictionaries(KEYS, VALUES, max_size=3) | VALUES)
+def test_any_row_parses_or_is_refused_with_a_bounded_reason(kind: object, payload: object) -> None:
+    try:
+        command = parse_command({"id": 1, "type": kind, "payload": payload})
+    except CommandError as exc:
+        assert len(str(exc)) <= MAX_ERROR_CHARS
+    else:
+        if command.type is CommandType.SET_PARAMETER:  # what passes is a number a register could hold
+            value = command.payload.value
+            assert isinstance(value, bool) or (-(2**63) <= value <= 2**64 - 1 and value == value)

@@ -83,3 +83,27 @@ async def insert_command(
     return await db.fetchval(
         f"insert into machine_commands ({', '.join(columns)}) values ({marks}) returning id", *values
     )
+
+
+async def insert_wide_recipe(
+    db: asyncpg.Connection, name: str, *, rows: int, loop: int | None = None, ms: float = 1000, step_name: str = "wait"
+) -> str:
+    """A recipe of `rows` stored steps in one round trip: `ms` waits named "<step_name> <n>", all at the top
+    level, or — with `loop` — a loop of `loop` iterations over `rows − 1` of them."""
+    recipe_id = str(uuid.uuid4())
+    await db.execute("insert into recipes (id, name, version) values ($1, $2, 1)", recipe_id, name)
+    parent: str | None = None
+    values: list[tuple[str, str, str | None, int, str, str, str]] = []
+    if loop is not None:
+        parent = str(uuid.uuid4())
+        values.append((parent, recipe_id, None, 0, "loop", "cycle", json.dumps({"count": loop})))
+    values += [
+        (str(uuid.uuid4()), recipe_id, parent, n, "wait", f"{step_name} {n}", json.dumps({"duration_ms": ms}))
+        for n in range(rows - len(values))
+    ]
+    await db.executemany(
+        "insert into recipe_steps (id, recipe_id, parent_step_id, sequence, type, name, config) "
+        "values ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        values,
+    )
+    return recipe_id

@@ -24,6 +24,7 @@ from recipe_support import (
 
 from agent.errors import RecipeError
 from agent.limits import MAX_PLAN_STEPS
+from agent.plc import load_default_map
 from agent.recipes import LoopIteration, Plan, Recipe, StepType, compile_recipe
 
 AL2O3_MS = 10000 + 100 * (20 + 3000 + 30 + 4000) + 15000 + 1000
@@ -103,6 +104,19 @@ def test_planned_ms_per_type(step: dict, planned_ms: float) -> None:
 def test_an_invalid_recipe_does_not_compile() -> None:
     with pytest.raises(RecipeError, match=r"(?s)2 problems.*1 'L': count is missing.*2 'V1': duration_ms"):
         compile_recipe(recipe({"type": "loop", "name": "L", "config": {}, "steps": [wait(1)]}, valve(1, 0)))
+
+
+def test_given_the_machine_map_compiling_also_validates_against_it() -> None:
+    """One pass for the start path (off the event loop): structure, limits and the machine, all at once."""
+    with pytest.raises(RecipeError, match=r"(?s)2 problems.*1 'V9': valve 9 is not in the register map.*2 'V1'"):
+        compile_recipe(recipe(valve(9, 20), valve(1, 0)), register_map=load_default_map())
+    assert compile_recipe(recipe(valve(9, 20))).total_steps == 1  # without a map: structure only
+
+
+def test_plans_of_the_same_recipe_are_equal() -> None:
+    r = Recipe.from_rows(LAMINATE_RECIPE_ROW, LAMINATE_ROWS)
+    assert compile_recipe(r) == compile_recipe(r) and hash(compile_recipe(r)) == hash(compile_recipe(r))
+    assert compile_recipe(r).steps != compile_recipe(recipe(wait(1))).steps
 
 
 def test_compiling_does_not_mutate_the_recipe() -> None:

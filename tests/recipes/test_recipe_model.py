@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import json
 import random
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from recipe_support import (
     AL2O3_RECIPE_ROW,
     AL2O3_ROWS,
@@ -19,7 +22,8 @@ from recipe_support import (
 )
 
 from agent.errors import RecipeError
-from agent.recipes import DOCUMENT_FORMAT, Recipe
+from agent.plc import load_default_map
+from agent.recipes import DOCUMENT_FORMAT, Recipe, validate
 from agent.recipes.model import MAX_LOAD_DEPTH
 
 
@@ -129,7 +133,7 @@ def test_broken_row_graphs_are_reported_not_followed(rows: list[dict], expected:
 
 
 def test_a_very_deep_chain_terminates() -> None:
-    rows = [_row("0", None)] + [_row(str(n), str(n - 1)) for n in range(1, 5000)]
+    rows = [_row("0", None)] + [_row(str(n), str(n - 1)) for n in range(1, 1000)]  # 1,000 levels
     r = Recipe.from_rows({"id": "r", "name": "deep"}, rows)
     assert any(f"nested deeper than {MAX_LOAD_DEPTH} levels" in p.message for p in r.load_problems)
 
@@ -144,7 +148,7 @@ DOCUMENTS = [
     pytest.param({"name": "x", "steps": [], "colour": 1}, "unknown fields 'colour'", id="unknown-top-field"),
     pytest.param({"name": "x", "format": "other/2"}, "format 'other/2' is not 'ald-recipe/1'", id="wrong-format"),
     pytest.param({"steps": []}, "name is missing", id="no-name"),
-    pytest.param({"name": "x", "version": 0}, "version must be an integer >= 1, got 0", id="bad-version"),
+    pytest.param({"name": "x", "version": 0}, "version must be an integer from 1 to 2**64-1, got 0", id="bad-version"),
     pytest.param({"name": "x", "steps": {"type": "wait"}}, "steps must be a list, got dict", id="steps-not-list"),
     pytest.param({"name": "x", "steps": ["wait"]}, "1: a step must be a JSON object, got str", id="step-not-object"),
     pytest.param({"name": "x", "steps": [{"type": "wait", "config": {}, "cfg": {}}]},
@@ -162,3 +166,32 @@ def test_document_problems_are_collected(doc: dict, expected: str) -> None:
 def test_a_non_document_raises_recipe_error(obj: object) -> None:
     with pytest.raises(RecipeError, match="recipe document"):
         Recipe.from_document(obj)  # type: ignore[arg-type]
+
+
+# --- property: any JSON document loads (or is refused as a whole) and validates without another exception ----
+
+ANY_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(0, 3).map(lambda k: 10 ** (4999 + k)),  # built, not written: repr refuses 5,000 digits
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+)
+ANY_JSON = st.recursive(
+    ANY_SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+)
+ANY_STEP = st.dictionaries(st.sampled_from(["type", "name", "config", "steps", "id", "x"]), ANY_JSON, max_size=5)
+ANY_DOCUMENT = st.dictionaries(
+    st.sampled_from(["format", "id", "name", "version", "description", "steps", "x"]),
+    ANY_JSON | st.lists(ANY_STEP, max_size=3),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY_DOCUMENT)
+def test_any_document_loads_and_validates_without_another_exception(doc: dict[str, Any]) -> None:
+    loaded = Recipe.from_document(doc)
+    problems = validate(loaded, load_default_map())
+    assert all(len(str(p)) <= 1_200 for p in problems)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from recipe_support import (
     AL2O3_RECIPE_ROW,
     AL2O3_ROWS,
@@ -29,6 +31,7 @@ from agent.limits import (
     MAX_KEY_CHARS,
     MAX_LISTED_PROBLEMS,
     MAX_LOOP_COUNT,
+    MAX_NAME_CHARS,
     MAX_PLAN_STEPS,
     MAX_PURGE_MS,
     MAX_RECIPE_MS,
@@ -313,7 +316,7 @@ def test_steps_as_stored_are_counted_and_not_built_above_the_limit(source: str) 
     at_limit = load(MAX_RECIPE_STEPS)
     assert at_limit.stored_steps == MAX_RECIPE_STEPS and check_structure(at_limit) == []
     over = load(MAX_RECIPE_STEPS + 1)
-    assert [str(p) for p in check_structure(over)] == ["recipe: has 10,001 steps as stored, more than 10,000"]
+    assert [str(p) for p in check_structure(over)] == ["recipe: has more than 1,000 steps as stored (1,001 read)"]
     assert over.stored_steps == MAX_RECIPE_STEPS + 1
     if source == "rows":
         assert over.steps == ()  # counted, not built
@@ -361,7 +364,7 @@ LONG = "x" * 100_000
 @pytest.mark.parametrize(
     ("bad", "quoted"),
     [
-        (recipe(wait(-1, LONG), name=LONG), "1 'xxxxxxxx"),
+        (recipe(wait(-1, LONG), name=LONG), "recipe: name is 100,000 characters, more than 200"),
         (recipe(step("wait", {LONG: 1, "duration_ms": 1}, "w")), "1 'w': unknown field 'xxxxxxxx"),
         (recipe(step(LONG, {}, "s")), "1 's': unknown step type 'xxxxxxxx"),
         (recipe(step("wait", {"duration_ms": LONG}, "w")), "1 'w': duration_ms must be a valid number (got 'xxxxxxxx"),
@@ -370,9 +373,9 @@ LONG = "x" * 100_000
     ids=["recipe-and-step-name", "config-field-name", "step-type", "duration-text", "value-text"],
 )
 def test_a_100000_character_input_is_quoted_clipped(bad: Recipe, quoted: str) -> None:
-    (problem,) = validate(bad, DEFAULT)
-    assert str(problem).startswith(quoted) and "more characters)" in str(problem)
-    assert len(str(problem)) < 1_000
+    problems = [str(p) for p in validate(bad, DEFAULT)]
+    assert problems[0].startswith(quoted) and any("more characters)" in p for p in problems)
+    assert all(len(p) < 500 for p in problems), problems
     with pytest.raises(InvalidRecipe) as caught:
         ensure_valid(bad, DEFAULT)
     assert len(str(caught.value)) <= MAX_ERROR_CHARS
@@ -397,6 +400,69 @@ def test_the_error_of_a_recipe_with_thousands_of_problems_lists_the_first_and_co
 
 def test_the_error_of_many_long_problems_is_clipped_to_the_row_limit() -> None:
     with pytest.raises(InvalidRecipe) as caught:
-        ensure_valid(recipe(*[valve(9, 0, LONG) for _ in range(1_000)]), DEFAULT)
+        ensure_valid(recipe(*[valve(9, 0, LONG) for _ in range(100)]), DEFAULT)
     text = str(caught.value)
     assert len(text) <= MAX_ERROR_CHARS and text.endswith(" more characters)")
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [(500, None), (MAX_RECIPE_STEPS, "recipe: its snapshot in the run's record is 5")],
+    ids=["fits", "too-big-for-the-run-record"],
+)
+def test_a_recipe_must_fit_in_its_run_record(steps: int, expected: str | None) -> None:
+    """The run's row carries the recipe snapshot in one request; a row too big for it would be quarantined and
+    the run never shown. Many steps with the longest names and keys (and their row ids) are refused up front."""
+    longest = param("k" * MAX_KEY_CHARS, 1, "n" * MAX_NAME_CHARS, tolerance=1, timeout_ms=1)
+    rows = [longest | {"id": f"00000000-0000-4000-8000-{n:012d}"} for n in range(steps)]
+    problems = [str(p) for p in check_structure(recipe(*rows))]
+    if expected is None:
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.startswith(expected) and problem.endswith(" bytes, more than 524,288")
+
+
+@pytest.mark.parametrize(("chars", "refused"), [(200, False), (201, True)], ids=["at-the-limit", "one-above"])
+def test_step_and_recipe_names_are_at_most_200_characters(chars: int, refused: bool) -> None:
+    problems = [str(p) for p in check_structure(recipe(wait(1, "n" * chars), name="r" * chars))]
+    expected = [f"recipe: name is {chars} characters, more than 200", f"name is {chars} characters, more than 200"]
+    assert len(problems) == (2 if refused else 0)
+    if refused:
+        assert problems[0] == expected[0] and problems[1].startswith("1 'nnn") and problems[1].endswith(expected[1])
+
+
+# --- property: whatever a config holds, validation answers with bounded problems and never raises ----------
+
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**320),
+    st.integers(0, 3).map(lambda k: 10 ** (4999 + k)),  # built, not written: repr refuses 5,000 digits
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=50),
+    st.just("x" * 10_000),
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=20), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = st.sampled_from(["valve", "duration_ms", "count", "parameter", "value", "wait", "flow_sccm", "gas", "x"])
+CONFIGS = st.dictionaries(FIELDS, JSON_VALUES, max_size=4) | JSON_VALUES
+KINDS = st.sampled_from(["valve", "purge", "parameter", "wait", "loop", "nope"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(KINDS, CONFIGS, st.text(max_size=300)), min_size=1, max_size=4))
+def test_any_config_gives_bounded_problems_never_an_exception(steps: list[tuple[str, object, str]]) -> None:
+    bad = recipe(*[step(kind, config, name, [wait(1)] if kind == "loop" else None) for kind, config, name in steps])
+    problems = validate(bad, DEFAULT)
+    assert all(len(str(p)) <= 1_200 for p in problems), max(len(str(p)) for p in problems)
+    if problems:
+        with pytest.raises(InvalidRecipe) as caught:
+            ensure_valid(bad, DEFAULT)
+        assert len(str(caught.value)) <= MAX_ERROR_CHARS
+    else:
+        compile_recipe(bad, register_map=DEFAULT)  # what validates compiles
