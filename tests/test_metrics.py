@@ -78,6 +78,8 @@ PINNED_FAMILIES = {
     "ald_interlock_trips_total": "counter",
     "ald_safe_state_pending": "gauge",
     "ald_safety_problems": "gauge",
+    "ald_cloud_auth_failed": "gauge",
+    "ald_cloud_auth_failures_total": "counter",
     "ald_plc_errors_total": "counter",
     "ald_database_errors_total": "counter",
     "ald_realtime_errors_total": "counter",
@@ -145,6 +147,8 @@ def test_values_come_from_the_snapshot() -> None:
         "ald_interlock_trips_total": 0,
         "ald_safe_state_pending": 0,
         "ald_safety_problems": 0,
+        "ald_cloud_auth_failed": 0,
+        "ald_cloud_auth_failures_total": 0,
         "ald_plc_errors_total": 5,
         "ald_database_errors_total": 0,
         "ald_realtime_errors_total": 0,
@@ -246,3 +250,9 @@ def test_every_metric_the_alert_rules_use_is_exported() -> None:
     referenced = {_HISTOGRAM_SERIES.sub("", name) for name in _REFERENCED.findall(rules)}
     assert referenced, "the rules reference no agent metric: the pattern is stale"
     assert referenced <= set(PINNED_FAMILIES), referenced - set(PINNED_FAMILIES)
+
+
+def test_a_refused_key_raises_the_gauge_and_the_counter_counts_refused_calls() -> None:
+    refused = replace(SNAP, cloud_auth_error="upsert parameter_history: JWT expired (PGRST303)", cloud_auth_failures=7)
+    values = _values(AgentMetrics(snapshot=lambda: refused))
+    assert (values["ald_cloud_auth_failed"], values["ald_cloud_auth_failures_total"]) == (1, 7)

@@ -20,6 +20,19 @@ RULES: list[tuple[str, dict[str, Any], HealthStatus, tuple[str, ...]]] = [
     ("standby-sampler-dead", {"role": "standby", "sampling": False}, D, ("sampler stopped",)),
     ("plc-down", {"plc_connected": False}, D, ("plc disconnected",)),
     ("database-down", {"database_connected": False}, D, ("database unreachable",)),
+    (
+        "key-refused-says-why-not-unreachable",
+        {"database_connected": False, "cloud_auth_error": "upsert parameter_history: JWT expired (PGRST303)"},
+        D,
+        ("Supabase refused the key: upsert parameter_history: JWT expired (PGRST303)",),
+    ),
+    (
+        "key-refused-on-realtime-only",
+        {"cloud_auth_error": "realtime commands: InvalidJWTToken: Token has expired 3 seconds ago"},
+        D,
+        ("Supabase refused the key: realtime commands: InvalidJWTToken: Token has expired 3 seconds ago",),
+    ),
+    ("key-refusals-are-history-not-health", {"cloud_auth_failures": 12}, H, ()),
     ("realtime-down-active", {"realtime_connected": False}, D, ("realtime disconnected",)),
     ("realtime-down-standby", {"role": "standby", "realtime_connected": False}, H, ()),
     ("standby-all-good", {"role": "standby"}, H, ()),
@@ -92,7 +105,7 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
         "uptime_s": 125.5,
         "services": {
             "plc": {"status": "down", "response_ms": 4.5, "last_error": "timeout"},
-            "database": {"status": "up", "key_scope": "project"},
+            "database": {"status": "up", "key_scope": "project", "key_refused": None},
             "realtime": {"status": "up"},
             "parameter_logger": {
                 "status": "up",
