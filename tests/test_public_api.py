@@ -62,11 +62,13 @@ SURFACES = {
     "agent.cloud": [
         "CloudClient",
         "CloudState",
+        "KeyClaims",
         "KeyStatus",
         "Watch",
         "cloud_for",
         "is_auth_code",
         "is_transient_code",
+        "read_claims",
         "realtime_refusal",
         "translate",
     ],
