@@ -58,6 +58,8 @@ class AgentSnapshot:
     #: the key is accepted; records wait in the spool meanwhile. `cloud_auth_failures` counts refused calls.
     cloud_auth_error: str | None = None
     cloud_auth_failures: int = 0
+    #: When SUPABASE_KEY expires by its own `exp` claim (None: no expiry, or not a JWT), to rotate it in time.
+    cloud_key_expires_at: datetime | None = None
 
 
 def process_rss_mb() -> float:

@@ -24,7 +24,7 @@ from postgrest.types import ReturnMethod
 from realtime.types import RealtimePostgresChangesListenEvent
 
 from agent.cloud.errors import realtime_refusal, translate
-from agent.cloud.key import KeyStatus
+from agent.cloud.key import KeyClaims, KeyStatus, read_claims
 from agent.errors import CloudAuthError, CloudError
 from agent.tasks import cancel_and_wait
 from supabase import AClientOptions, AsyncClient, acreate_client
@@ -67,6 +67,8 @@ class CloudClient:
         self.reachable = False  # the last REST call reached PostgREST (any HTTP answer counts)
         #: Whether Supabase accepts `key`, from every REST and Realtime answer (/health, metrics).
         self.key = KeyStatus()
+        #: What `key` says about itself (role, machine, expiry), read once: for the expiry in /health and metrics.
+        self.key_claims: KeyClaims = read_claims(key)
         self._client: AsyncClient | None = None
         self._watches: list[Watch] = []
         self._supervisor: asyncio.Task[None] | None = None

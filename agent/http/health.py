@@ -135,6 +135,7 @@ def full_health(
                 "status": _up(s.database_connected),
                 "key_scope": s.key_scope,
                 "key_refused": s.cloud_auth_error,
+                "key_expires_at": s.cloud_key_expires_at.isoformat() if s.cloud_key_expires_at else None,
             },
             "realtime": {"status": _up(s.realtime_connected)},
             "parameter_logger": {

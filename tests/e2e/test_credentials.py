@@ -6,7 +6,9 @@ Each test reads what landed in PostgreSQL and what /health and /metrics answer o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -94,5 +96,8 @@ async def test_a_refused_key_holds_every_record_until_a_restart_on_a_valid_key_s
     assert not [r for r in health["reasons"] if "refused the key" in r]
     assert health["services"]["database"]["key_refused"] is None
     assert (metric(metrics, "ald_cloud_auth_failed"), metric(metrics, "ald_spool_quarantined")) == (0, 0)
+    expires = metric(metrics, "ald_cloud_key_expiry_timestamp_seconds")  # the new key: 365 days by default
+    assert expires - time.time() > 364 * 86400
+    assert datetime.fromisoformat(health["services"]["database"]["key_expires_at"]).timestamp() == expires
     await stop(fixed)
     assert await history_count(db) == frames + q.sampler.stats.ticks  # every frame of both runs, once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -91,7 +92,10 @@ def test_basic_health(healthy: AgentSnapshot, serving: bool, expected: tuple[int
 
 def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
     run = {"id": "r-1", "recipe": "Al2O3 100 cycles", "completed_steps": 12, "total_steps": 400}
-    code, body = full_health(replace(healthy, current_run=run, plc_connected=False, plc_last_error="timeout"))
+    expiry = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    code, body = full_health(
+        replace(healthy, current_run=run, plc_connected=False, plc_last_error="timeout", cloud_key_expires_at=expiry)
+    )
     assert code == 200
     assert body == {
         "status": "degraded",
@@ -105,7 +109,12 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
         "uptime_s": 125.5,
         "services": {
             "plc": {"status": "down", "response_ms": 4.5, "last_error": "timeout"},
-            "database": {"status": "up", "key_scope": "project", "key_refused": None},
+            "database": {
+                "status": "up",
+                "key_scope": "project",
+                "key_refused": None,
+                "key_expires_at": "2027-01-02T03:04:05+00:00",
+            },
             "realtime": {"status": "up"},
             "parameter_logger": {
                 "status": "up",
