@@ -4,10 +4,12 @@ against a live HAProxy, the jq look at the deploy state file, and the key rotati
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -73,6 +75,13 @@ ROTATION = [
 FIRST_KEY_LIFETIME_S = 45
 
 
+def held_frames(spool: Path) -> set[float]:
+    """Acquisition times of the telemetry frames waiting in an agent's spool (read beside the running agent)."""
+    with contextlib.closing(sqlite3.connect(spool)) as conn:
+        rows = conn.execute("select payload from outbox where kind = 'history'").fetchall()
+    return {datetime.fromisoformat(json.loads(payload)["ts"]).timestamp() for (payload,) in rows}
+
+
 def history_stamps(db_url: str) -> list[float]:
     async def fetch() -> list[float]:
         conn = await asyncpg.connect(db_url)
@@ -127,7 +136,7 @@ def test_key_rotation(local: LocalStage, clean_db: BackgroundStack, tmp_path: Pa
                          timeout=FIRST_KEY_LIFETIME_S + 30, what="blue reporting its key refused")  # fmt: skip
     assert refused == ["Supabase refused the key: " + local.health("blue")["services"]["database"]["key_refused"]]
     assert "JWT expired (PGRST303)" in refused[0]
-    wait_until(lambda: local.health("blue")["metrics"]["spool_depth"] >= 10, timeout=30, what="frames held")
+    wait_until(lambda: local.health("blue")["metrics"]["spool_depth"] >= 3, timeout=30, what="records held")
     assert local.health("blue")["metrics"]["quarantined"] == 0
     shown = run(ROTATION[0])
     assert shown.returncode == 0 and '"degraded"' in shown.stdout and "Supabase refused the key" in shown.stdout
@@ -141,6 +150,7 @@ def test_key_rotation(local: LocalStage, clean_db: BackgroundStack, tmp_path: Pa
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert json.loads(checked.stdout)["accepted"] is True
     assert run(ROTATION[4]).returncode == 0 and not (tmp_path / "new.key").exists()
+    held = held_frames(local.run_dir / "blue/spool.sqlite")  # blue still runs, refused: these wait in its spool
     assert json.loads(run(ROTATION[1]).stdout)["expired"] is False  # the file now holds the new key
 
     for target in ("green", "blue"):  # twice: each deploy restarts the standby color on the new key
@@ -155,6 +165,4 @@ def test_key_rotation(local: LocalStage, clean_db: BackgroundStack, tmp_path: Pa
 
     wait_until(drained, timeout=30, what="both spools empty on the new key")
     assert [local.health(c)["metrics"]["quarantined"] for c in ("blue", "green")] == [0, 0]
-    stamps = history_stamps(local.db_url)
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert len(stamps) > 100 and max(gaps) < 2.0, max(gaps)  # every frame sampled while refused landed
+    assert held and held <= set(history_stamps(local.db_url))  # every frame held while refused landed
