@@ -423,6 +423,9 @@ class Agent:
             interlock_blocks=p.gate.stats.interlock_blocks if p else 0,
             interlock_trips=p.trips.trips if p else 0,
             safe_state_pending=bool(p and p.gate.safe_state_pending),
+            cloud_auth_error=p.cloud.key.refused if p else None,
+            cloud_auth_failures=p.cloud.key.refusals if p else 0,
+            cloud_key_expires_at=p.cloud.key_claims.expires_at if p else None,
         )
 
 

@@ -17,7 +17,9 @@ httpx, postgrest, pydantic) are translated at the one seam that talks to them, w
     │   └── InterlockError          the safety gate refused a write: a permit failed, or not the machine's owner
     ├── CloudError                  Supabase side; `code` = PostgREST/SQLSTATE code when there is one
     │   ├── CloudTransientError     unreachable, timeout, 5xx, lock/serialization → retry with backoff
-    │   └── CloudPermanentError     4xx: the request itself is wrong → quarantine, never retry as is
+    │   ├── CloudPermanentError     4xx: the request itself is wrong → quarantine, never retry as is
+    │   └── CloudAuthError          Supabase refused the key (401/403, PGRST3xx, realtime token refused): no
+    │                               request can succeed until the key is fixed → hold everything, back off
     ├── RecipeError                 invalid recipe (issue #5)
     ├── CommandError                invalid command (issue #5)
     └── TransitionError             illegal state-machine move (issue #5)
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentError",
+    "CloudAuthError",
     "CloudError",
     "CloudPermanentError",
     "CloudTransientError",
@@ -126,6 +129,14 @@ class CloudTransientError(CloudError):
 
 class CloudPermanentError(CloudError):
     """The request is wrong (constraint, permission, unknown table…): retrying it unchanged cannot succeed."""
+
+
+class CloudAuthError(CloudError):
+    """Supabase refused the key itself: expired, revoked, signed with another secret, or no key at all.
+
+    Not a property of the request, so never a reason to quarantine a record: every call with this key fails
+    alike until an operator configures a valid one (or the project's secret is restored). A refusal of one
+    row by row-level security (SQLSTATE 42501) is a `CloudPermanentError`, not this (agent/cloud/errors.py)."""
 
 
 class RecipeError(AgentError):

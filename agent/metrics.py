@@ -80,6 +80,9 @@ INTERLOCK_BLOCKS = "ald_interlock_blocks_total"
 INTERLOCK_TRIPS = "ald_interlock_trips_total"
 SAFE_STATE_PENDING = "ald_safe_state_pending"
 SAFETY_PROBLEMS = "ald_safety_problems"
+CLOUD_AUTH_FAILED = "ald_cloud_auth_failed"
+CLOUD_AUTH_FAILURES = "ald_cloud_auth_failures_total"
+CLOUD_KEY_EXPIRY = "ald_cloud_key_expiry_timestamp_seconds"
 COMMAND_LATENCY = "ald_command_latency_seconds"
 STEP_TIMING_ERROR = "ald_step_timing_error_seconds"
 
@@ -132,6 +135,12 @@ SNAPSHOT_METRICS: dict[str, tuple[str, str, _Reading]] = {
                          lambda s: float(s.safe_state_pending)),
     SAFETY_PROBLEMS: ("gauge", "Safety problems in force (refused map or interlocks, unconfirmed safe state).",
                       lambda s: float(len(s.safety_problems))),
+    CLOUD_AUTH_FAILED: ("gauge", "1 while Supabase refuses SUPABASE_KEY (records are held in the spool).",
+                        lambda s: float(s.cloud_auth_error is not None)),
+    CLOUD_AUTH_FAILURES: ("counter", "Supabase calls refused for the key (expired, revoked, wrong secret).",
+                          lambda s: float(s.cloud_auth_failures)),
+    CLOUD_KEY_EXPIRY: ("gauge", "When SUPABASE_KEY expires (its exp claim), Unix seconds; absent without one.",
+                       lambda s: None if s.cloud_key_expires_at is None else s.cloud_key_expires_at.timestamp()),
 }  # fmt: skip
 
 

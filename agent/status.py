@@ -54,6 +54,12 @@ class AgentSnapshot:
     interlock_blocks: int = 0
     interlock_trips: int = 0
     safe_state_pending: bool = False
+    #: Supabase's refusal of SUPABASE_KEY in force (expired, revoked, signed with another secret), None while
+    #: the key is accepted; records wait in the spool meanwhile. `cloud_auth_failures` counts refused calls.
+    cloud_auth_error: str | None = None
+    cloud_auth_failures: int = 0
+    #: When SUPABASE_KEY expires by its own `exp` claim (None: no expiry, or not a JWT), to rotate it in time.
+    cloud_key_expires_at: datetime | None = None
 
 
 def process_rss_mb() -> float:

@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from supalocal.stack import BackgroundStack
 
 TIMEOUT = 30
 
@@ -41,7 +44,7 @@ def sim_port() -> Iterator[str]:
 
 def test_help_lists_every_command() -> None:
     out = agent("--help").stdout
-    for command in ("run", "embedded", "simulate", "plc read", "plc write", "plc plan", "config"):
+    for command in ("run", "embedded", "simulate", "plc read", "plc write", "plc plan", "config", "key [--check]"):
         assert command in out
     assert "KEY VALUE" in agent("plc", "write", "--help").stdout
 
@@ -211,3 +214,71 @@ def test_run_without_cloud_settings_names_each_missing_one() -> None:
         "error: SUPABASE_KEY: required to run the agent",
         "error: MACHINE_ID: required to run the agent",
     ]
+
+
+# --- `key`: what SUPABASE_KEY says about itself, and whether Supabase accepts it (a key rotation's steps) -------
+
+MACHINE = "00000000-0000-4000-8000-000000000001"
+
+
+def test_key_shows_role_machine_and_expiry_never_the_key() -> None:
+    from supalocal.auth import make_machine_key
+
+    key = make_machine_key(MACHINE, secret="s" * 40, lifetime_s=10 * 86400)
+    result = agent("key", env={"SUPABASE_KEY": key})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["kind"], shown["role"], shown["machine_id"], shown["expired"]) == ("jwt", "ald_agent", MACHINE, False)
+    assert 9.9 <= shown["expires_in_days"] <= 10.0 and shown["expires_at"].endswith("+00:00")
+    assert key not in result.stdout + result.stderr and key.split(".")[2] not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz", {"kind": "opaque", "role": None, "expires_at": None}),
+        ("not-a-key", {"kind": "unreadable", "role": None, "expired": None}),
+    ],
+    ids=["opaque", "unreadable"],
+)
+def test_key_without_claims_says_what_it_is(key: str, shown: dict[str, object]) -> None:
+    result = agent("key", env={"SUPABASE_KEY": key})
+    assert result.returncode == 0 and shown.items() <= json.loads(result.stdout).items()
+
+
+def test_key_without_a_key_or_with_a_missing_env_file_exits_2(tmp_path: Path) -> None:
+    assert agent("key").stderr.splitlines() == ["error: SUPABASE_KEY: not set"]
+    missing = agent("key", "--env-file", str(tmp_path / "nope.env"))
+    assert missing.returncode == 2 and missing.stderr == f"error: --env-file: no such file: {tmp_path / 'nope.env'}\n"
+
+
+def test_key_check_asks_supabase_and_the_environment_wins_over_the_file(
+    clean_db: BackgroundStack, tmp_path: Path
+) -> None:
+    from supalocal.auth import make_machine_key
+
+    expired = make_machine_key(MACHINE, secret=clean_db.jwt_secret, lifetime_s=-60)
+    fresh = make_machine_key(MACHINE, secret=clean_db.jwt_secret, lifetime_s=365 * 86400)
+    env_file = tmp_path / "production.env"
+    env_file.write_text(
+        f"# the agent's file\nSUPABASE_URL={clean_db.url}\nSUPABASE_KEY={expired}\nMACHINE_ID={MACHINE}\n"
+    )
+
+    refused = agent("key", "--check", "--env-file", str(env_file))
+    assert refused.returncode == 1, refused.stderr
+    shown = json.loads(refused.stdout)
+    assert (shown["expired"], shown["accepted"], shown["problem"]) == (
+        True,
+        False,
+        "select machines: JWT expired (PGRST303)",
+    )
+
+    accepted = agent("key", "--check", "--env-file", str(env_file), env={"SUPABASE_KEY": fresh})
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    shown = json.loads(accepted.stdout)
+    assert (shown["expired"], shown["accepted"], shown["problem"]) == (False, True, None)
+    assert shown["expires_in_days"] >= 364.9
+
+    elsewhere = {"SUPABASE_KEY": fresh, "MACHINE_ID": "00000000-0000-4000-8000-0000000000ff"}
+    other = agent("key", "--check", "--env-file", str(env_file), env=elsewhere)
+    assert other.returncode == 2 and "the key acts for machine" in other.stderr  # a key copied onto another box

@@ -78,6 +78,9 @@ PINNED_FAMILIES = {
     "ald_interlock_trips_total": "counter",
     "ald_safe_state_pending": "gauge",
     "ald_safety_problems": "gauge",
+    "ald_cloud_auth_failed": "gauge",
+    "ald_cloud_auth_failures_total": "counter",
+    "ald_cloud_key_expiry_timestamp_seconds": "gauge",
     "ald_plc_errors_total": "counter",
     "ald_database_errors_total": "counter",
     "ald_realtime_errors_total": "counter",
@@ -106,7 +109,9 @@ def _labels(metrics: AgentMetrics, name: str) -> dict[str, str]:
 
 
 def test_names_are_pinned() -> None:
-    measured = replace(SNAP, logging_interval_s=1.0, plc_response_ms=3.0)
+    measured = replace(
+        SNAP, logging_interval_s=1.0, plc_response_ms=3.0, cloud_key_expires_at=datetime(2027, 1, 1, tzinfo=UTC)
+    )
     assert _families(AgentMetrics(snapshot=lambda: measured)) == PINNED_FAMILIES
     assert agent.metrics.AGENT_INFO_LABELS == ("version", "color", "role", "instance_id", "machine_id")
     assert agent.metrics.BUILD_INFO_LABELS == ("version", "color")
@@ -145,10 +150,12 @@ def test_values_come_from_the_snapshot() -> None:
         "ald_interlock_trips_total": 0,
         "ald_safe_state_pending": 0,
         "ald_safety_problems": 0,
+        "ald_cloud_auth_failed": 0,
+        "ald_cloud_auth_failures_total": 0,
         "ald_plc_errors_total": 5,
         "ald_database_errors_total": 0,
         "ald_realtime_errors_total": 0,
-    }  # logging interval and PLC read time never measured: absent, not a fake 0
+    }  # logging interval and PLC read time never measured, a key without expiry: absent, not a fake 0
 
 
 def test_info_labels() -> None:
@@ -246,3 +253,15 @@ def test_every_metric_the_alert_rules_use_is_exported() -> None:
     referenced = {_HISTOGRAM_SERIES.sub("", name) for name in _REFERENCED.findall(rules)}
     assert referenced, "the rules reference no agent metric: the pattern is stale"
     assert referenced <= set(PINNED_FAMILIES), referenced - set(PINNED_FAMILIES)
+
+
+def test_a_refused_key_raises_the_gauge_and_the_counter_counts_refused_calls() -> None:
+    refused = replace(SNAP, cloud_auth_error="upsert parameter_history: JWT expired (PGRST303)", cloud_auth_failures=7)
+    values = _values(AgentMetrics(snapshot=lambda: refused))
+    assert (values["ald_cloud_auth_failed"], values["ald_cloud_auth_failures_total"]) == (1, 7)
+
+
+def test_the_key_expiry_is_exported_as_a_timestamp() -> None:
+    expiring = replace(SNAP, cloud_key_expires_at=datetime(2027, 12, 1, 15, 0, tzinfo=UTC))
+    values = _values(AgentMetrics(snapshot=lambda: expiring))
+    assert values["ald_cloud_key_expiry_timestamp_seconds"] == datetime(2027, 12, 1, 15, 0, tzinfo=UTC).timestamp()

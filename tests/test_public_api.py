@@ -41,6 +41,7 @@ SURFACES = {
     ],
     "agent.errors": [
         "AgentError",
+        "CloudAuthError",
         "CloudError",
         "CloudPermanentError",
         "CloudTransientError",
@@ -57,6 +58,19 @@ SURFACES = {
         "UnknownParameter",
         "ValidationError",
         "WriteVerifyError",
+    ],
+    "agent.cloud": [
+        "CloudClient",
+        "CloudState",
+        "KeyClaims",
+        "KeyStatus",
+        "Watch",
+        "cloud_for",
+        "is_auth_code",
+        "is_transient_code",
+        "read_claims",
+        "realtime_refusal",
+        "translate",
     ],
     "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings"],
     "agent.safety": [

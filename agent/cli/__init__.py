@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from agent import __version__
-from agent.cli import commands, plc, recipe
+from agent.cli import commands, key, plc, recipe
 from agent.cli.output import EXIT_FAILED, EXIT_USAGE, errors
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, CommandError, ConfigError, RecipeError, ValidationError
@@ -37,6 +37,7 @@ all commands:
   command start-recipe ID|stop|pause|resume|set KEY VALUE
                                            insert a command like the dashboard and follow it to its end
   config                                   validate and show the configuration
+  key [--check] [--env-file FILE]          SUPABASE_KEY's role, machine and expiry; --check: does Supabase accept it
 
 exit codes: 0 ok, 1 operation failed, 2 bad input or configuration
 """
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_parsers(sub)
     commands.add_parsers(sub)
     sub.add_parser("config", help="validate and show the effective configuration (secrets hidden)")
+    key.add_parsers(sub)
     return parser
 
 
@@ -87,6 +89,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["PLC_HOST"] = args.host
     if args.command == "plc" and getattr(args, "port", None) is not None:
         overrides["PLC_PORT"] = args.port
+    if args.command == "key" and args.env_file is not None:
+        if not args.env_file.is_file():
+            raise ConfigError(f"--env-file: no such file: {args.env_file}")
+        overrides["_env_file"] = args.env_file  # pydantic-settings: the environment overrides the file
     return load_settings(**overrides)
 
 
@@ -110,6 +116,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.run(args, settings)
         case "config":
             print(json.dumps(_describe(settings), indent=2))
+        case "key":
+            return await key.run(args, settings)
     return 0
 
 

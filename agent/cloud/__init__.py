@@ -1,10 +1,23 @@
 """Supabase access: the only package that knows PostgREST and Realtime."""
 
-from agent.cloud.client import CloudClient, CloudState, Watch
-from agent.cloud.errors import is_transient_code, translate
+from agent.cloud.client import CloudClient, CloudState, KeyStatus, Watch
+from agent.cloud.errors import is_auth_code, is_transient_code, realtime_refusal, translate
+from agent.cloud.key import KeyClaims, read_claims
 from agent.config import Settings
 
-__all__ = ["CloudClient", "CloudState", "Watch", "cloud_for", "is_transient_code", "translate"]
+__all__ = [
+    "CloudClient",
+    "CloudState",
+    "KeyClaims",
+    "KeyStatus",
+    "Watch",
+    "cloud_for",
+    "is_auth_code",
+    "is_transient_code",
+    "read_claims",
+    "realtime_refusal",
+    "translate",
+]
 
 
 def cloud_for(settings: Settings) -> CloudClient:

@@ -23,12 +23,13 @@ from loguru import logger
 from postgrest.types import ReturnMethod
 from realtime.types import RealtimePostgresChangesListenEvent
 
-from agent.cloud.errors import translate
-from agent.errors import CloudError
+from agent.cloud.errors import realtime_refusal, translate
+from agent.cloud.key import KeyClaims, KeyStatus, read_claims
+from agent.errors import CloudAuthError, CloudError
 from agent.tasks import cancel_and_wait
 from supabase import AClientOptions, AsyncClient, acreate_client
 
-__all__ = ["CloudClient", "CloudState", "Watch"]
+__all__ = ["CloudClient", "CloudState", "KeyStatus", "Watch"]
 
 REQUEST_TIMEOUT_S = 10.0
 Row = Mapping[str, Any]
@@ -64,6 +65,10 @@ class CloudClient:
         self.url, self._key, self._api_key, self.timeout_s = url, key, api_key, timeout_s
         self.state = CloudState.NEW
         self.reachable = False  # the last REST call reached PostgREST (any HTTP answer counts)
+        #: Whether Supabase accepts `key`, from every REST and Realtime answer (/health, metrics).
+        self.key = KeyStatus()
+        #: What `key` says about itself (role, machine, expiry), read once: for the expiry in /health and metrics.
+        self.key_claims: KeyClaims = read_claims(key)
         self._client: AsyncClient | None = None
         self._watches: list[Watch] = []
         self._supervisor: asyncio.Task[None] | None = None
@@ -126,8 +131,11 @@ class CloudClient:
         except Exception as exc:  # the seam: every foreign error becomes a classified CloudError
             error = translate(exc, what=what)
             self.reachable = error.code is not None
+            if isinstance(error, CloudAuthError):
+                self.key.refuse("rest", error)
             raise error from exc
         self.reachable = True
+        self.key.accept("rest")
         return response
 
     async def upsert(self, table: str, rows: Sequence[Row], *, on_conflict: str) -> None:
@@ -196,6 +204,7 @@ class CloudClient:
         def on_system(payload: Any) -> None:  # realtime's SuccessSystemPayload model
             if getattr(payload, "extension", None) == "postgres_changes" and getattr(payload, "status", "") == "ok":
                 logger.info("realtime: listening to {} ({})", watch.table, watch.filter or "all rows")
+                self.key.accept("realtime")
                 watch.ready.set()
                 if watch.on_ready is not None:
                     _spawn(watch.on_ready())
@@ -203,6 +212,9 @@ class CloudClient:
         def on_state(state: Any, error: Exception | None) -> None:
             if str(getattr(state, "value", state)) != "SUBSCRIBED":
                 watch.ready.clear()
+            refusal = realtime_refusal(error, what=f"realtime {watch.table}")
+            if refusal is not None:
+                self.key.refuse("realtime", refusal)
 
         channel.on_system(on_system)
         watch.channel = channel
@@ -210,6 +222,7 @@ class CloudClient:
         try:
             await channel.subscribe(on_state)
         except Exception as exc:  # the socket may be down: the supervisor keeps trying
+            self._note_realtime_failure(exc, what=f"realtime {watch.table}")
             logger.warning("realtime: subscribe to {} failed: {}", watch.table, exc)
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise_realtime(), name="realtime-supervisor")
@@ -229,8 +242,15 @@ class CloudClient:
                 await realtime.connect()  # rejoins the errored channels
                 delay = 0.5
             except Exception as exc:
+                self._note_realtime_failure(exc, what="realtime connect")
                 logger.debug("realtime reconnect failed: {}", exc)
                 delay = min(delay * 2, 10.0) * random.uniform(0.8, 1.2)
+
+    def _note_realtime_failure(self, exc: Exception, *, what: str) -> None:
+        """A refused handshake (HTTP 401/403) is the key; anything else is the network, for the supervisor."""
+        error = translate(exc, what=what)
+        if isinstance(error, CloudAuthError):
+            self.key.refuse("realtime", error)
 
 
 _background: set[asyncio.Task[Any]] = set()

@@ -5,7 +5,9 @@
 
     unhealthy  (HTTP 503)  not serving (starting or shutting down)
                            the active instance's sampler is dead: it holds the lease but logs nothing
-    degraded   (HTTP 200)  PLC disconnected · database unreachable · realtime down on the active instance
+    degraded   (HTTP 200)  PLC disconnected · Supabase refused the key (said instead of "database unreachable": the
+                           records wait in the spool until a valid key is configured) · database unreachable
+                           · realtime down on the active instance
                            (the standby takes no commands) · a standby's sampler dead · spool quarantine not empty
                            · spool backlog > `spool_backlog` records (one snapshot cannot see a trend; the
                            ALDSpoolGrowing alert adds the slope of ald_spool_depth)
@@ -78,7 +80,9 @@ def assess(
     warnings: list[str] = []
     if not snapshot.plc_connected:
         warnings.append("plc disconnected")
-    if not snapshot.database_connected:
+    if snapshot.cloud_auth_error:
+        warnings.append(f"Supabase refused the key: {snapshot.cloud_auth_error}")
+    elif not snapshot.database_connected:
         warnings.append("database unreachable")
     if active and not snapshot.realtime_connected:
         warnings.append("realtime disconnected")
@@ -127,7 +131,12 @@ def full_health(
         "uptime_s": round(s.uptime_s, 3),
         "services": {
             "plc": {"status": _up(s.plc_connected), "response_ms": s.plc_response_ms, "last_error": s.plc_last_error},
-            "database": {"status": _up(s.database_connected), "key_scope": s.key_scope},
+            "database": {
+                "status": _up(s.database_connected),
+                "key_scope": s.key_scope,
+                "key_refused": s.cloud_auth_error,
+                "key_expires_at": s.cloud_key_expires_at.isoformat() if s.cloud_key_expires_at else None,
+            },
             "realtime": {"status": _up(s.realtime_connected)},
             "parameter_logger": {
                 "status": _up(s.sampling),

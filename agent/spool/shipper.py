@@ -7,6 +7,11 @@ failure (Supabase down, timeout, 5xx) ends the pass
 permanent failure (4xx) of a batch is bisected until the refused records are alone; those move to the
 quarantine with their error, the rest ships. Records are removed from the spool only after Supabase
 accepted them, so a crash in between means a replay, which the idempotent routes absorb.
+
+A refused key (`CloudAuthError`: expired, revoked, wrong secret) is no record's fault: the shipper holds every
+record, never bisects or quarantines, and probes with one record at a slower pace (up to `AUTH_BACKOFF_MAX_S`),
+so shipping resumes by itself within that time once the key is accepted again (a restored secret), and at once
+after a restart with a new key. The client's `KeyStatus` reports the refusal to /health and the metrics.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from agent.cloud import CloudClient
-from agent.errors import CloudPermanentError, CloudTransientError
+from agent.errors import CloudAuthError, CloudPermanentError, CloudTransientError
 from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse, column_groups, waits_for
 from agent.spool.store import Record, Spool
 
@@ -28,6 +33,8 @@ __all__ = ["Shipper", "ShipperStats"]
 
 #: Retry at least every 5 s during an outage: one small request, and shipping resumes quickly after it.
 BACKOFF_INITIAL_S, BACKOFF_MAX_S = 0.5, 5.0
+#: While the key is refused: no point hammering Supabase every 5 s, but a restored key is noticed within 30 s.
+AUTH_BACKOFF_MAX_S = 30.0
 #: Payload bytes per request. A 500-parameter frame is ~15 kB of JSON; 500 of them in one request meant a
 #: 7.6 MB body, ~37 MB of Python objects during a replay and 413s from request-size limits (bench/RESULTS.md);
 #: 256 kB keeps the agent under 100 MB through a replay and still ships several hundred frames per second.
@@ -42,6 +49,7 @@ class ShipperStats:
     requests: int = 0
     errors: int = 0
     transient_errors: int = 0
+    auth_errors: int = 0  # attempts refused for the key (every record held)
     last_error: str | None = None
     last_ship_latency_s: float = 0.0  # append → accepted, for the newest record of the last batch
 
@@ -51,6 +59,7 @@ class Shipper:
         self.spool, self.cloud = spool, cloud
         self.stats = ShipperStats()
         self._in_outage = False
+        self._refused = False
 
     async def run(self) -> None:
         """Ship until cancelled."""
@@ -63,6 +72,11 @@ class Shipper:
                 self._note_outage(exc)
                 await asyncio.sleep(random.uniform(delay / 2, delay))
                 delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            except CloudAuthError as exc:
+                self._note_refused(exc)
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, AUTH_BACKOFF_MAX_S)
                 continue
             delay = BACKOFF_INITIAL_S
             if shipped == 0:
@@ -82,6 +96,9 @@ class Shipper:
                     except CloudTransientError as exc:
                         self._note_outage(exc)
                         await asyncio.sleep(0.2)
+                    except CloudAuthError as exc:  # no retry can succeed before a new key: keep it all
+                        self._note_refused(exc)
+                        break
         except TimeoutError:
             pass
         return self.spool.stats.depth == 0
@@ -89,14 +106,14 @@ class Shipper:
     async def ship_once(self) -> int:
         """One pass over every kind; returns how many records were shipped or quarantined.
 
-        While Supabase is unreachable, each retry sends a single record: a probe that costs nothing to build,
-        instead of decoding and encoding a full batch every few seconds for hours. Full batches resume with the
-        first success.
+        While Supabase is unreachable or refuses the key, each retry sends a single record: a probe that costs
+        nothing to build, instead of decoding and encoding a full batch every few seconds for hours. Full batches
+        resume with the first success.
         """
         done = 0
         for kind in SHIP_ORDER:
             route = ROUTES[kind]
-            limit = 1 if self._in_outage else route.batch
+            limit = 1 if self._in_outage or self._refused else route.batch
 
             records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES, behind=waits_for(kind))
 
@@ -120,6 +137,9 @@ class Shipper:
         if self._in_outage:
             logger.info("spool: Supabase reachable again, shipping ({} waiting)", self.spool.stats.depth)
             self._in_outage = False
+        if self._refused:
+            logger.info("spool: Supabase accepts the key again, shipping ({} waiting)", self.spool.stats.depth)
+            self._refused = False
         self.stats.connected = True
         return len(records)
 
@@ -141,3 +161,12 @@ class Shipper:
         if not self._in_outage:  # one line per outage, not one per retry
             logger.warning("spool: Supabase unreachable, buffering locally: {}", exc)
             self._in_outage = True
+
+    def _note_refused(self, exc: CloudAuthError) -> None:
+        self.stats.connected = False
+        self.stats.auth_errors += 1
+        self.stats.errors += 1
+        self.stats.last_error = str(exc)
+        if not self._refused:  # one line per refusal episode, not one per probe
+            logger.error("spool: Supabase refused the key, holding {} records: {}", self.spool.stats.depth, exc)
+            self._refused = True

@@ -1,12 +1,11 @@
 """The cloud error classification decides whether a spool record is kept and retried or set aside.
 
-`translate` turns every foreign error from supabase-py/postgrest/httpx into a `CloudTransientError` (RETRY: the
-shipper keeps the record and tries again with backoff) or a `CloudPermanentError` (QUARANTINE: the record is
-moved to the spool's quarantine with the error and its code). The errors here are the real library types, built
-the way the libraries build them (a bare HTTP status comes from postgrest's own `generate_default_error_message`).
-
-An expired or revoked key (401/403) is quarantined today; it is meant to become "hold and retry, degrade health"
-(issue 12 item 6). Those rows live in their own table, `AUTH_CASES`, so the change flips one table.
+`translate` turns every foreign error from supabase-py/postgrest/httpx/websockets into a `CloudTransientError`
+(RETRY: the shipper keeps the record and tries again with backoff), a `CloudPermanentError` (QUARANTINE: the record
+is moved to the spool's quarantine with the error and its code) or a `CloudAuthError` (HOLD: Supabase refused the
+key, so every record stays in the spool, the shipper backs off and /health says why). The errors here are the real
+library types, built the way the libraries build them (a bare HTTP status comes from postgrest's own
+`generate_default_error_message`, a refused websocket handshake from websockets' own response type).
 """
 
 from __future__ import annotations
@@ -18,12 +17,16 @@ import httpx
 import pytest
 from postgrest.exceptions import APIError, APIErrorFromJSON, generate_default_error_message
 from pydantic import ValidationError
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 
-from agent.cloud import is_transient_code, translate
-from agent.errors import CloudError, CloudPermanentError, CloudTransientError
+from agent.cloud import is_auth_code, is_transient_code, realtime_refusal, translate
+from agent.errors import CloudAuthError, CloudError, CloudPermanentError, CloudTransientError
 
 RETRY = CloudTransientError
 QUARANTINE = CloudPermanentError
+HOLD = CloudAuthError
 URL = "http://127.0.0.1:54321/rest/v1/readings"
 REQUEST = httpx.Request("POST", URL)
 
@@ -116,14 +119,24 @@ API_CASES = [
     pytest.param(api_error(""), RETRY, id="empty-code"),
 ]
 
-# An expired, invalid or revoked key, or a role refused: quarantined today (issue 12 item 6 will hold and retry).
+# The key itself refused (expired, invalid, revoked, no key): HOLD, never quarantine. 42501 stays QUARANTINE: row-level
+# security refusing a machine key another machine's row is a property of that record (agent/cloud/errors.py).
 AUTH_CASES = [
-    pytest.param(bare_status(401), QUARANTINE, id="http-401-unauthorized"),
-    pytest.param(bare_status(403), QUARANTINE, id="http-403-forbidden"),
-    pytest.param(api_error("PGRST301", "Invalid API key"), QUARANTINE, id="pgrst301-invalid-key"),
-    pytest.param(api_error("PGRST302", "Anonymous access is disabled"), QUARANTINE, id="pgrst302-no-key"),
-    pytest.param(api_error("PGRST303", "JWT expired"), QUARANTINE, id="pgrst303-expired-key"),
+    pytest.param(bare_status(401), HOLD, id="http-401-unauthorized"),
+    pytest.param(bare_status(403), HOLD, id="http-403-forbidden"),
+    pytest.param(api_error("PGRST300", "Server lacks JWT secret"), HOLD, id="pgrst300-server-cannot-verify-keys"),
+    pytest.param(api_error("PGRST301", "Invalid API key"), HOLD, id="pgrst301-invalid-key"),
+    pytest.param(api_error("PGRST301", "JWSInvalidSignature"), HOLD, id="pgrst301-signed-with-another-secret"),
+    pytest.param(api_error("PGRST302", "Anonymous access is disabled"), HOLD, id="pgrst302-no-key"),
+    pytest.param(api_error("PGRST303", "JWT expired"), HOLD, id="pgrst303-expired-key"),
+    pytest.param(api_error("22023", 'role "ald_agent" does not exist'), HOLD, id="sqlstate-22023-key-role-missing"),
+    pytest.param(api_error("22023", "invalid value for parameter"), QUARANTINE, id="sqlstate-22023-other-is-data"),
     pytest.param(api_error("42501", "permission denied for table readings"), QUARANTINE, id="sqlstate-42501-denied"),
+    pytest.param(
+        api_error("42501", 'new row violates row-level security policy for table "commands"'),
+        QUARANTINE,
+        id="sqlstate-42501-rls-another-machines-row",
+    ),
 ]
 
 
@@ -132,13 +145,66 @@ def test_a_postgrest_answer_is_retried_or_quarantined_by_its_code(error: APIErro
     translated = translate(error, what="upsert readings")
     assert (type(translated), translated.code) == (outcome, error.code)
     assert is_transient_code(error.code) is (outcome is RETRY)
+    assert not is_auth_code(error.code, error.message or "")
 
 
 @pytest.mark.parametrize(("error", "outcome"), AUTH_CASES)
-def test_an_expired_or_revoked_key_is_quarantined_today(error: APIError, outcome: type[CloudError]) -> None:
+def test_an_expired_or_revoked_key_is_held_not_quarantined(error: APIError, outcome: type[CloudError]) -> None:
     translated = translate(error, what="upsert readings")
     assert (type(translated), translated.code) == (outcome, error.code)
-    assert is_transient_code(error.code) is (outcome is RETRY)
+    assert is_auth_code(error.code, error.message or "") is (outcome is HOLD)
+    assert not is_transient_code(error.code)
+
+
+# --- Realtime: a refused handshake, a refused channel join -------------------------------------------------
+
+
+def handshake(status: int) -> InvalidStatus:
+    """What websockets raises when the server answers the upgrade with an HTTP error."""
+    return InvalidStatus(Response(status, "refused", Headers(), b'{"message":"Invalid API key"}'))
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        pytest.param(401, HOLD, id="handshake-401"),
+        pytest.param(403, HOLD, id="handshake-403"),
+        pytest.param(502, RETRY, id="handshake-502-gateway"),
+        pytest.param(404, RETRY, id="handshake-404-wrong-path-is-not-the-key"),
+    ],
+)
+def test_a_refused_realtime_handshake_is_the_key_only_for_401_and_403(status: int, outcome: type[CloudError]) -> None:
+    translated = translate(handshake(status), what="realtime connect")
+    assert (type(translated), translated.code) == (outcome, str(status))
+    assert str(translated) == f"realtime connect: server rejected the WebSocket connection ({status})"
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        pytest.param(
+            Exception(json.dumps({"reason": "InvalidJWTToken: Token has expired 12 seconds ago"})),
+            "realtime commands: InvalidJWTToken: Token has expired 12 seconds ago",
+            id="join-refused-expired",
+        ),
+        pytest.param(
+            Exception(json.dumps({"status": "error", "message": "InvalidJWTToken: JWSInvalidSignature"})),
+            "realtime commands: InvalidJWTToken: JWSInvalidSignature",
+            id="channel-error-bad-signature",
+        ),
+        pytest.param("InvalidJWTToken: not json", "realtime commands: InvalidJWTToken: not json", id="plain-text"),
+        pytest.param(Exception(json.dumps({"reason": "unmatched topic"})), None, id="other-join-error"),
+        pytest.param(
+            Exception("mismatch between server and client bindings for postgres changes"), None, id="binding-mismatch"
+        ),
+        pytest.param(None, None, id="no-error"),
+    ],
+)
+def test_a_realtime_channel_error_is_the_key_only_when_the_token_was_refused(
+    error: BaseException | str | None, said: str | None
+) -> None:
+    refusal = realtime_refusal(error, what="realtime commands")
+    assert (None if refusal is None else str(refusal)) == said
 
 
 def test_postgrest_reads_a_bare_status_as_its_number() -> None:

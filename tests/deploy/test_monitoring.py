@@ -48,7 +48,8 @@ def test_every_alert_has_a_unit_test_that_fires_it() -> None:
     rules = yaml.safe_load((MONITORING / "alert_rules.yml").read_text())
     alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
     assert {"ALDSystemDown", "ALDPlcConnectionLost", "ALDLoggingIntervalHigh", "ALDMemoryHigh", "ALDSpoolGrowing",
-            "ALDSpoolQuarantineNotEmpty", "ALDCommandLatencyHigh", "ALDStandbyMissing"} <= alerts  # fmt: skip
+            "ALDSpoolQuarantineNotEmpty", "ALDCommandLatencyHigh", "ALDStandbyMissing",
+            "ALDCloudCredentialsRejected", "ALDCloudKeyExpiringSoon"} <= alerts  # fmt: skip
     fired: set[str] = set()
     for path in (MONITORING / "tests").glob("*.yml"):
         for case in yaml.safe_load(path.read_text())["tests"]:

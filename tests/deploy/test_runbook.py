@@ -1,13 +1,25 @@
 """The docs/RUNBOOK.md commands not already run by another test: the runtime-API one-liners through socat
-against a live HAProxy, and the jq look at the deploy state file."""
+against a live HAProxy, the jq look at the deploy state file, and the key rotation end to end (local runtime)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sqlite3
 import subprocess
+import sys
+from datetime import datetime
 from pathlib import Path
 
+import asyncpg
+import pytest
 from deploy_support import ROOT, haproxy, require_tool, standin_agent, wait_until
+from local_stage import LocalStage
+
+from supalocal.auth import make_machine_key
+from supalocal.stack import BackgroundStack
+from supalocal.testing import SEED_MACHINE_ID
 
 RUNBOOK = (ROOT / "docs/RUNBOOK.md").read_text()
 
@@ -46,3 +58,111 @@ def test_state_file_query(tmp_path: Path) -> None:
     (tmp_path / "production.json").write_text(json.dumps(state))
     out = shell(command.replace("/var/lib/ald-agent/deploy/", f"{tmp_path}/"), tmp_path).stdout
     assert out.split("\n", 2)[:2] == ['"green"', '"1.4.2"'] and '"result": "success"' in out
+
+
+# --- "Rotate the agent's key": the whole procedure on the local runtime, with real agents ---------------------
+
+ROTATION = [
+    "curl -s http://127.0.0.1:8000/health | jq '.status, .reasons'",
+    "python -m agent key --env-file config/production.env",
+    'python -m supalocal machine-key --machine "$MACHINE_ID" --jwt-secret "$PROJECT_JWT_SECRET" --days 365 >new.key',
+    'SUPABASE_KEY="$(cat new.key)" python -m agent key --check --env-file config/production.env',
+    'sed -i "s|^SUPABASE_KEY=.*|SUPABASE_KEY=$(cat new.key)|" config/production.env && rm new.key',
+    "scripts/deploy.sh --environment production --strategy blue-green --tag "
+    '"$(jq -r .active_version /var/lib/ald-agent/deploy/production.json)" --force',
+]
+#: The first key lives this long: enough for the first deploy, short enough for a test to see it expire.
+FIRST_KEY_LIFETIME_S = 45
+
+
+def held_frames(spool: Path) -> set[float]:
+    """Acquisition times of the telemetry frames waiting in an agent's spool (read beside the running agent)."""
+    with contextlib.closing(sqlite3.connect(spool)) as conn:
+        rows = conn.execute("select payload from outbox where kind = 'history'").fetchall()
+    return {datetime.fromisoformat(json.loads(payload)["ts"]).timestamp() for (payload,) in rows}
+
+
+def history_stamps(db_url: str) -> list[float]:
+    async def fetch() -> list[float]:
+        conn = await asyncpg.connect(db_url)
+        try:
+            rows = await conn.fetch(
+                "select ts from parameter_history where machine_id = $1 order by ts", SEED_MACHINE_ID
+            )
+        finally:
+            await conn.close()
+        return [r["ts"].timestamp() for r in rows]
+
+    return asyncio.run(fetch())
+
+
+@pytest.mark.timeout(300)
+def test_key_rotation(local: LocalStage, clean_db: BackgroundStack, tmp_path: Path) -> None:
+    """The key in use expires under a running agent: its frames wait in the spool, /health says why; the runbook's
+    commands make, check and install a new key and restart both colors on it; every held frame then lands."""
+    for command in ROTATION:
+        assert command in RUNBOOK, command
+    env_file = Path(local.env["ENV_FILE"])
+    state = local.dir / "state/local.json"
+
+    def set_key(key: str) -> None:
+        lines = [
+            f"SUPABASE_KEY={key}" if ln.startswith("SUPABASE_KEY=") else ln for ln in env_file.read_text().split("\n")
+        ]
+        env_file.write_text("\n".join(lines))
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        for production, here in (
+            ("config/production.env", str(env_file)),
+            ("/var/lib/ald-agent/deploy/production.json", str(state)),
+            ("--environment production", "--environment local"),
+            ("http://127.0.0.1:8000", local.lb_url),
+            ("scripts/deploy.sh", str(ROOT / "scripts/deploy.sh")),
+        ):
+            command = command.replace(production, here)
+        env = local.env | {"PATH": f"{Path(sys.executable).parent}:{local.env['PATH']}", "MACHINE_ID": SEED_MACHINE_ID,
+                           "PROJECT_JWT_SECRET": clean_db.jwt_secret}  # fmt: skip
+        return subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    set_key(make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret, lifetime_s=FIRST_KEY_LIFETIME_S))
+    local.release("1.4.2")
+    first = local.deploy("1.4.2")
+    assert first.returncode == 0, first.output
+    assert local.health("blue")["role"] == "active"
+
+    # the key expires: blue keeps sampling into its spool, quarantines nothing and says why
+    refused = wait_until(lambda: [r for r in local.health("blue").get("reasons", []) if "refused the key" in r],
+                         timeout=FIRST_KEY_LIFETIME_S + 30, what="blue reporting its key refused")  # fmt: skip
+    assert refused == ["Supabase refused the key: " + local.health("blue")["services"]["database"]["key_refused"]]
+    assert "JWT expired (PGRST303)" in refused[0]
+    wait_until(lambda: local.health("blue")["metrics"]["spool_depth"] >= 3, timeout=30, what="records held")
+    assert local.health("blue")["metrics"]["quarantined"] == 0
+    shown = run(ROTATION[0])
+    assert shown.returncode == 0 and '"degraded"' in shown.stdout and "Supabase refused the key" in shown.stdout
+
+    looked = run(ROTATION[1])
+    assert looked.returncode == 0, looked.stderr
+    assert (json.loads(looked.stdout)["expired"], json.loads(looked.stdout)["machine_id"]) == (True, SEED_MACHINE_ID)
+    made = run(ROTATION[2])
+    assert made.returncode == 0 and (tmp_path / "new.key").read_text().count(".") == 2, made.stderr
+    checked = run(ROTATION[3])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout)["accepted"] is True
+    assert run(ROTATION[4]).returncode == 0 and not (tmp_path / "new.key").exists()
+    held = held_frames(local.run_dir / "blue/spool.sqlite")  # blue still runs, refused: these wait in its spool
+    assert json.loads(run(ROTATION[1]).stdout)["expired"] is False  # the file now holds the new key
+
+    for target in ("green", "blue"):  # twice: each deploy restarts the standby color on the new key
+        deployed = run(ROTATION[5])
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert local.health(target)["role"] == "active", deployed.stdout
+
+    def drained() -> bool:
+        views = [local.health(color) for color in ("blue", "green")]
+        return all(v["metrics"]["spool_depth"] == 0 and v["services"]["database"]["key_refused"] is None
+                   for v in views)  # fmt: skip
+
+    wait_until(drained, timeout=30, what="both spools empty on the new key")
+    assert [local.health(c)["metrics"]["quarantined"] for c in ("blue", "green")] == [0, 0]
+    assert held and held <= set(history_stamps(local.db_url))  # every frame held while refused landed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,19 @@ RULES: list[tuple[str, dict[str, Any], HealthStatus, tuple[str, ...]]] = [
     ("standby-sampler-dead", {"role": "standby", "sampling": False}, D, ("sampler stopped",)),
     ("plc-down", {"plc_connected": False}, D, ("plc disconnected",)),
     ("database-down", {"database_connected": False}, D, ("database unreachable",)),
+    (
+        "key-refused-says-why-not-unreachable",
+        {"database_connected": False, "cloud_auth_error": "upsert parameter_history: JWT expired (PGRST303)"},
+        D,
+        ("Supabase refused the key: upsert parameter_history: JWT expired (PGRST303)",),
+    ),
+    (
+        "key-refused-on-realtime-only",
+        {"cloud_auth_error": "realtime commands: InvalidJWTToken: Token has expired 3 seconds ago"},
+        D,
+        ("Supabase refused the key: realtime commands: InvalidJWTToken: Token has expired 3 seconds ago",),
+    ),
+    ("key-refusals-are-history-not-health", {"cloud_auth_failures": 12}, H, ()),
     ("realtime-down-active", {"realtime_connected": False}, D, ("realtime disconnected",)),
     ("realtime-down-standby", {"role": "standby", "realtime_connected": False}, H, ()),
     ("standby-all-good", {"role": "standby"}, H, ()),
@@ -78,7 +92,10 @@ def test_basic_health(healthy: AgentSnapshot, serving: bool, expected: tuple[int
 
 def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
     run = {"id": "r-1", "recipe": "Al2O3 100 cycles", "completed_steps": 12, "total_steps": 400}
-    code, body = full_health(replace(healthy, current_run=run, plc_connected=False, plc_last_error="timeout"))
+    expiry = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    code, body = full_health(
+        replace(healthy, current_run=run, plc_connected=False, plc_last_error="timeout", cloud_key_expires_at=expiry)
+    )
     assert code == 200
     assert body == {
         "status": "degraded",
@@ -92,7 +109,12 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
         "uptime_s": 125.5,
         "services": {
             "plc": {"status": "down", "response_ms": 4.5, "last_error": "timeout"},
-            "database": {"status": "up", "key_scope": "project"},
+            "database": {
+                "status": "up",
+                "key_scope": "project",
+                "key_refused": None,
+                "key_expires_at": "2027-01-02T03:04:05+00:00",
+            },
             "realtime": {"status": "up"},
             "parameter_logger": {
                 "status": "up",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import asyncpg
 import pytest
 
 from agent.cloud import CloudClient
+from agent.errors import CloudAuthError
 from agent.spool import Shipper, Spool
+from supalocal.auth import DEFAULT_SECRET_KEY, SERVICE_ROLE, make_api_key, make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 from tests.support.poll import eventually
@@ -212,3 +215,63 @@ async def test_a_replay_of_several_runs_lands_every_step_after_its_run(
         assert await spool.quarantined() == []
     assert await db.fetchval("select count(*) from run_steps") == 300
     assert await db.fetchval("select completed_steps from process_runs where id = $1::uuid", second) == 150
+
+
+# --- a refused key holds every record: nothing is the record's fault -------------------------------------------
+
+OTHER_SECRET = "the-jwt-secret-of-another-project-000000"
+#: Keys Supabase refuses, each as an operator meets it: (id, key for the stack's secret, the code it gets).
+REFUSED_KEYS: list[tuple[str, Callable[[str], str], str]] = [
+    ("signed-with-another-secret", lambda _: make_api_key(SERVICE_ROLE, secret=OTHER_SECRET), "PGRST301"),
+    ("machine-key-expired", lambda s: make_machine_key(SEED_MACHINE_ID, secret=s, lifetime_s=-60), "PGRST303"),
+    ("opaque-key-revoked", lambda _: DEFAULT_SECRET_KEY[:-4] + "XXXX", "PGRST301"),
+    ("not-a-jwt", lambda _: "garbage", "PGRST301"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("make_key", "code"), [k[1:] for k in REFUSED_KEYS], ids=[k[0] for k in REFUSED_KEYS])
+async def test_a_refused_key_holds_every_record_and_a_valid_key_ships_them(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path, make_key: Callable[[str], str], code: str
+) -> None:
+    path = tmp_path / "s.sqlite"
+    async with Spool(path) as spool, CloudClient(clean_db.url, make_key(clean_db.jwt_secret)) as cloud:
+        await spool.append_many([("history", frame(i)) for i in range(5)])
+        shipper = Shipper(spool, cloud)
+        with pytest.raises(CloudAuthError) as refused:
+            await shipper.ship_once()
+        assert refused.value.code == code
+        assert (spool.stats.depth, spool.stats.quarantined, await spool.quarantined()) == (5, 0, [])
+        assert cloud.key.refused == str(refused.value) and cloud.key.refusals == 1
+        assert not await shipper.flush(5)  # shutdown on a refused key: gives up at once, keeps everything
+        assert (spool.stats.depth, spool.stats.quarantined) == (5, 0)
+    # the operator configures a valid key and restarts: the same spool drains, in order
+    async with Spool(path) as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        assert await Shipper(spool, cloud).ship_once() == 5
+        assert (spool.stats.depth, spool.stats.quarantined, cloud.key.refused) == (0, 0, None)
+    assert await history(db) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+async def test_a_running_shipper_backs_off_on_a_refused_key_and_resumes_when_it_becomes_valid(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A key the server refuses until it accepts it, without a restart (as when a project's secret is restored):
+    here a machine key that is not valid before `nbf`, 3 s from now."""
+    valid_from = int(time.time()) + 3
+    key = make_api_key(
+        "ald_agent", secret=clean_db.jwt_secret, claims={"machine_id": SEED_MACHINE_ID, "nbf": valid_from}
+    )
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, key) as cloud:
+        shipper = Shipper(spool, cloud)
+        runner = asyncio.create_task(shipper.run())
+        await spool.append_many([("history", frame(i)) for i in range(20)])
+        await eventually(lambda: cloud.key.refused is not None)
+        assert "JWS" in (cloud.key.refused or "") or "PGRST301" in (cloud.key.refused or "")
+        await asyncio.sleep(max(0.0, valid_from - time.time() - 0.5))
+        attempts = shipper.stats.auth_errors
+        assert 2 <= attempts <= 6  # backed off (0.5 s doubling), not a busy loop
+        assert (spool.stats.depth, spool.stats.quarantined) == (20, 0)
+        await eventually(lambda: spool.stats.depth == 0, within=15)
+        assert (cloud.key.refused, spool.stats.quarantined, shipper.stats.connected) == (None, 0, True)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert await history(db) == [float(i) for i in range(20)]
