@@ -19,7 +19,7 @@ from agent.errors import InterlockError, PlcError, ValidationError
 from agent.parameters import InterlockRows
 from agent.plc import PlcDevice, RegisterKind, RegisterMap, Value
 from agent.plc.sim import AddressFault, Simulator
-from agent.safety import InterlockGuard, InterlockSet, Watchdog, WriteGate, WritePurpose, parse_interlocks
+from agent.safety import InterlockGuard, InterlockSet, MachineFence, Watchdog, WriteGate, WritePurpose, parse_interlocks
 
 Connect = Callable[..., Awaitable[PlcDevice]]
 P = WritePurpose
@@ -374,7 +374,8 @@ async def test_a_failed_close_stops_the_watchdog_kicks_until_the_safe_state_is_c
     simulator: Simulator, device: PlcDevice
 ) -> None:
     gate = WriteGate(device)
-    watchdog = Watchdog(gate, device.connection, timeout_s=1.0, owns=lambda: True)
+    fence = MachineFence(gate, device, identity="test-blue")
+    watchdog = Watchdog(gate, device.connection, fence, timeout_s=1.0, wants=lambda: True)
     port = gate.for_run()
     await watchdog.tick()
     assert (at_plc(simulator, "plc.watchdog"), watchdog.kicks) == (1, 1)  # kicks while all is well

@@ -22,7 +22,7 @@ from agent.errors import ValidationError
 from agent.plc import DataType, Parameter, PlcDevice, RegisterKind, Value, load_default_map
 from agent.plc.sim import Simulator
 from agent.recipes import is_pulse_valve
-from agent.safety import WATCHDOG_KEY, WriteGate, WritePurpose, parse_interlocks
+from agent.safety import OWNER_KEY, WATCHDOG_KEY, WriteGate, WritePurpose, parse_interlocks
 from tests.safety.safety_support import SEED_ROWS
 
 MAP = load_default_map()
@@ -31,10 +31,11 @@ PULSE_VALVES = [k for k in KEYS if is_pulse_valve(k)]
 WRITABLE_HOLDING = [p for p in MAP if p.writable and p.register is RegisterKind.HOLDING]
 WRITABLE = [p.key for p in MAP if p.writable]
 WATCHDOG_MARK = 54321
+OWNER_MARK = 424242  # likewise for the ownership register
 
 keys = st.one_of(
     st.sampled_from(KEYS),
-    st.sampled_from([*PULSE_VALVES, WATCHDOG_KEY, "valve_7.state", "plc.watchdog ", "VALVE_1.STATE"]),
+    st.sampled_from([*PULSE_VALVES, WATCHDOG_KEY, OWNER_KEY, "valve_7.state", "plc.watchdog ", "VALVE_1.STATE"]),
     st.text(max_size=40),
 )
 values = st.one_of(
@@ -49,7 +50,7 @@ values = st.one_of(
     st.none(),
 )
 #: What neither a command nor a recipe's parameter step may move, whatever the value: the pulse valves, the watchdog.
-forbidden = st.sampled_from([WATCHDOG_KEY, *PULSE_VALVES])
+forbidden = st.sampled_from([WATCHDOG_KEY, OWNER_KEY, *PULSE_VALVES])
 purposes = st.sampled_from([WritePurpose.OPERATOR, WritePurpose.RECIPE])
 
 
@@ -110,6 +111,7 @@ class Outputs:
 def outputs(simulator: Simulator) -> Outputs:
     # a watchdog value no write is likely to repeat, so that any write to the register shows
     simulator.image.set(simulator.register_map[WATCHDOG_KEY], WATCHDOG_MARK)
+    simulator.image.set(simulator.register_map[OWNER_KEY], OWNER_MARK)
     return Outputs(list(simulator.image.bits[RegisterKind.COIL]), list(simulator.image.words[RegisterKind.HOLDING]))
 
 
@@ -134,6 +136,7 @@ async def test_no_input_writes_outside_the_rules(
 
     assert [k for k in PULSE_VALVES if at_plc(simulator, k)] == [], "a pulse valve was opened"
     assert at_plc(simulator, WATCHDOG_KEY) == WATCHDOG_MARK, "the watchdog register moved"
+    assert at_plc(simulator, OWNER_KEY) == OWNER_MARK, "the ownership register moved"
     outside = [
         (p.key, at_plc(simulator, p.key))
         for p in WRITABLE_HOLDING
