@@ -3,6 +3,13 @@
 One request = one transaction on a pooled superuser connection that first runs PostgREST's
 ``set_config`` preamble (search_path, role from the JWT, ``request.jwt.claims``, method, path,
 headers), then the single planned statement, whose JSON PostgreSQL builds itself.
+
+Role switching is limited as on Supabase, where PostgREST logs in as ``authenticator`` and PostgreSQL
+lets it ``SET ROLE`` only to roles granted to it (anon, authenticated, service_role, and what the
+project grants, e.g. ``ald_agent``). Our connection is a superuser, which PostgreSQL would let become
+anyone, so the grant is checked in the same transaction (live, as PostgreSQL does) and a refused role
+gets PostgreSQL's own answer: ``42501 permission denied to set role "…"`` (403, or 401 as anon); a role
+that does not exist gets ``22023 role "…" does not exist`` (401) from ``set_config`` itself.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from supalocal.api.catalog import SchemaCache, load_schema_cache
-from supalocal.api.errors import JSON_CONTENT_TYPE, ApiError, SchemaCacheMiss, from_postgres
+from supalocal.api.errors import JSON_CONTENT_TYPE, ApiError, SchemaCacheMiss, from_postgres, status_for_sqlstate
 from supalocal.api.plan import Plan, plan_rpc, plan_table
 from supalocal.api.query import parse_prefer
 from supalocal.auth import verify_token
@@ -26,6 +33,9 @@ EXPOSED_SCHEMAS = ("public", "graphql_public")
 EXTRA_SEARCH_PATH = ("public", "extensions")
 SINGULAR_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 RETRYABLE_STATUSES = frozenset({503, 520})  # the client retries GETs on these; never send them
+AUTHENTICATOR = "authenticator"
+# null: no such role (set_config then raises 22023 itself); else whether the authenticator may become it
+_ROLE_CHECK = f"select pg_has_role('{AUTHENTICATOR}', r.oid, 'MEMBER') from pg_roles r where r.rolname = $1"
 _PREAMBLE = """
 select set_config('search_path', $1, true), set_config('role', $2, true),
        set_config('request.jwt.claims', $3, true), set_config('request.jwt.claim.role', $2, true),
@@ -124,6 +134,7 @@ class RestApi:
         search_path = ", ".join(f'"{s}"' for s in (schema, *EXTRA_SEARCH_PATH) if s)
         headers = json.dumps({k.lower(): v for k, v in request.headers.items()})
         async with self._pool.acquire() as conn, conn.transaction(readonly=plan.read_only):
+            await _check_role(conn, claims["role"])
             await conn.execute(
                 _PREAMBLE,
                 search_path,
@@ -176,6 +187,13 @@ class RestApi:
     @staticmethod
     def _json(status: int, body: str, headers: dict[str, str]) -> web.Response:
         return web.Response(status=status, body=body.encode(), headers={**headers, "Content-Type": JSON_CONTENT_TYPE})
+
+
+async def _check_role(conn: asyncpg.Connection, role: str) -> None:
+    """Refuse a role the authenticator was not granted, as ``SET ROLE`` run by the authenticator would."""
+    if await conn.fetchval(_ROLE_CHECK, role) is False:
+        message = f'permission denied to set role "{role}"'
+        raise ApiError(status_for_sqlstate("42501", message=message, role=role), "42501", message)
 
 
 @web.middleware
