@@ -113,7 +113,7 @@ def plan_table(
     count = prefs.count is not None
     representation = prefs.return_ == "representation"
     if method in ("GET", "HEAD"):
-        stmt = sql.build_select(table, query, count=count, singular=singular)
+        stmt = sql.build_select(cache, table, query, count=count, singular=singular)
         return Plan("read", stmt, True, singular, count, True)
     if method == "POST":
         payload = parse_body(body)
@@ -123,6 +123,7 @@ def plan_table(
         groups = _insert_groups(table, query, rows, prefs)
         body_text = body.decode()
         stmt = sql.build_insert(
+            cache,
             table,
             query,
             body=body_text,
@@ -137,7 +138,7 @@ def plan_table(
             verb = "UPDATE" if method == "PATCH" else "DELETE"
             raise ApiError(400, "21000", f"{verb} requires a WHERE clause")
         if method == "DELETE":
-            stmt = sql.build_delete(table, query, count=count, singular=singular)
+            stmt = sql.build_delete(cache, table, query, count=count, singular=singular)
             return Plan("delete", stmt, False, singular, count, representation)
         payload = parse_body(body)
         if not isinstance(payload, dict):
@@ -146,7 +147,9 @@ def plan_table(
         _check_columns(table, columns)
         if not columns:
             return Plan("update", None, False, singular, count, representation)
-        stmt = sql.build_update(table, query, body=body.decode(), columns=columns, count=count, singular=singular)
+        stmt = sql.build_update(
+            cache, table, query, body=body.decode(), columns=columns, count=count, singular=singular
+        )
         return Plan("update", stmt, False, singular, count, representation)
     raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
 
@@ -208,7 +211,7 @@ def plan_rpc(
         args_json = body.decode() if not read_only and body.strip() else json.dumps(payload)
         used = tuple(a.name for a in fn.args if a.name in payload)
     stmt = sql.build_rpc(
-        fn, query, args_json=args_json, arg_names=used, count=prefs.count is not None, singular=singular
+        cache, fn, query, args_json=args_json, arg_names=used, count=prefs.count is not None, singular=singular
     )
     shape: RpcShape
     if fn.returns_void:
