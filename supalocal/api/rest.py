@@ -23,8 +23,10 @@ from aiohttp import web
 
 from supalocal.api.catalog import SchemaCache, load_schema_cache
 from supalocal.api.errors import JSON_CONTENT_TYPE, ApiError, SchemaCacheMiss, from_postgres, status_for_sqlstate
+from supalocal.api.media import CSV_CONTENT_TYPE, negotiate
 from supalocal.api.plan import Plan, plan_rpc, plan_table
 from supalocal.api.query import parse_prefer
+from supalocal.api.ranges import content_range
 from supalocal.auth import verify_token
 
 __all__ = ["EXPOSED_SCHEMAS", "RestApi"]
@@ -112,7 +114,8 @@ class RestApi:
         body = await request.read()
         params = list(request.query.items())
         prefs = parse_prefer(request.headers.getall("Prefer", []))
-        singular = SINGULAR_MEDIA_TYPE in request.headers.get("Accept", "")
+        media = negotiate(request.headers.get("Accept"))
+        singular = media == "object"
         name = request.match_info["name"]
         plan = plan_rpc if request.path.startswith("/rest/v1/rpc/") else plan_table
         return plan(
@@ -124,6 +127,8 @@ class RestApi:
             prefs=prefs,
             body=body,
             singular=singular,
+            csv=media == "csv",
+            range_header=request.headers.get("Range") if request.method in ("GET", "HEAD") else None,
         )
 
     async def _run(
@@ -168,12 +173,15 @@ class RestApi:
         n, total = row["n"], row["total"]
         body = row["first"] if plan.singular else row["body"]
         if plan.kind in ("read", "rpc"):
-            offset = int(request.query.get("offset", "0") or 0)
-            first_last = f"{offset}-{offset + n - 1}" if n else "*"
-            headers["Content-Range"] = f"{first_last}/{total if total is not None else '*'}"
+            status, headers["Content-Range"] = content_range(offset=plan.offset, rows=n, total=total)
+            content_type = CSV_CONTENT_TYPE if plan.csv else JSON_CONTENT_TYPE
             if request.method == "HEAD":
-                return web.Response(status=200, headers={**headers, "Content-Type": JSON_CONTENT_TYPE})
-            return self._json(200, body, headers)
+                return web.Response(status=status, headers={**headers, "Content-Type": content_type})
+            if plan.csv:
+                return web.Response(
+                    status=status, body=row["csv"].encode(), headers={**headers, "Content-Type": content_type}
+                )
+            return self._json(status, body, headers)
         headers["Content-Range"] = f"*/{total if total is not None else '*'}"
         if plan.kind == "insert":
             status = 200 if row["inserted"] == 0 and n > 0 else 201

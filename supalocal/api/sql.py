@@ -70,6 +70,13 @@ def _page(query: Query, params: Params, *, max_rows: int | None) -> str:
     return render_page(query.limit, query.offset, params, max_rows=max_rows)
 
 
+# PostgREST's CSV: the first row's keys, then each row's composite text without its parentheses
+_CSV = (
+    ", (SELECT coalesce(string_agg(_k, ','), '') FROM json_object_keys(json_agg(_t) -> 0) AS _k) || E'\\n' || "
+    "coalesce(string_agg(substring(_t::text, 2, length(_t::text) - 2), E'\\n'), '') AS csv"
+)
+
+
 def _envelope(inner: str, *, total_sql: str, singular: bool, extra: str = "") -> str:
     first = ", (json_agg(_t) -> 0)::text AS first" if singular else ", NULL::text AS first"
     return (
@@ -82,7 +89,9 @@ def _table_relation(table: Table) -> Relation:
     return Relation(f"{table.schema}.{table.name}", table.columns)
 
 
-def build_select(cache: SchemaCache, table: Table, query: Query, *, count: bool, singular: bool) -> Statement:
+def build_select(
+    cache: SchemaCache, table: Table, query: Query, *, count: bool, singular: bool, csv: bool = False
+) -> Statement:
     rel = _table_relation(table)
     params = Params()
     renderer = SelectRenderer(cache, query, params, MAX_ROWS)
@@ -95,7 +104,8 @@ def build_select(cache: SchemaCache, table: Table, query: Query, *, count: bool,
         f"SELECT {columns} FROM {source}{where}"
         f"{render_order(query.order, rel, params)}{_page(query, params, max_rows=MAX_ROWS)}"
     )
-    return Statement(_envelope(inner, total_sql=total, singular=singular), tuple(params.values))
+    envelope = _envelope(inner, total_sql=total, singular=singular, extra=_CSV if csv else "")
+    return Statement(envelope, tuple(params.values))
 
 
 def _returning_envelope(
@@ -219,8 +229,11 @@ def build_rpc(
     arg_names: Sequence[str],
     count: bool,
     singular: bool,
+    text_args: Sequence[tuple[str, str]] = (),
 ) -> Statement:
-    """Call ``function`` with named arguments bound from a JSON object (or the whole body).
+    """Call ``function`` with named arguments bound from a JSON object (or the whole body), or, for
+    ``GET /rpc/fn?a=…`` (``text_args``), from query-string text that PostgreSQL parses as each argument's
+    type (as PostgREST's unknown-typed literals: ``?payload={"a":1}`` is a jsonb object, not a string).
 
     Answers ``body``: a JSON array for set-returning functions (filters, order, limit applied), the bare
     JSON value for scalars, an object for composites, and ``''`` for void.
@@ -229,6 +242,11 @@ def build_rpc(
     body_ref = params.add(args_json) if function.single_json_body or arg_names else ""
     if function.single_json_body:
         call = f"{qualified(function)}({body_ref}::{function.args[0].type_sql})"
+        source = ""
+    elif text_args:
+        by_name = {a.name: a for a in function.args}
+        named = ", ".join(f"{quote_ident(n)} := ({params.add(v)}::text)::{by_name[n].type_sql}" for n, v in text_args)
+        call = f"{qualified(function)}({named})"
         source = ""
     else:
         by_name = {a.name: a for a in function.args}
