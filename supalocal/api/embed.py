@@ -133,7 +133,7 @@ def resolve_relationship(cache: SchemaCache, source: Table, embed: Embed) -> Rel
             300,
             "PGRST201",
             f"Could not embed because more than one relationship was found for '{source.name}' and '{embed.relation}'",
-            details=[r.describe(source) for r in candidates],  # type: ignore[arg-type]
+            details=[r.describe(source) for r in candidates],
             hint=f"Try changing '{embed.relation}' to one of the following: {names}. Find the desired "
             "relationship in the 'details' key.",
         )

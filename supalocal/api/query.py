@@ -202,7 +202,7 @@ def _parse_logic_item(item: str, raw: str) -> Filter | LogicTree:
     for conj in ("and", "or"):
         if body.startswith(conj + "(") and body.endswith(")"):
             children = tuple(_parse_logic_item(c, raw) for c in split_top_level(body[len(conj) + 1 : -1]))
-            return LogicTree(conj, children, negated)  # type: ignore[arg-type]
+            return LogicTree(conj, children, negated)
     if item.startswith('"'):
         end = item.find('"', 1)
         column, rest = item[: end + 1], item[end + 2 :]
