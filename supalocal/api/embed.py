@@ -7,8 +7,9 @@ Relationships come from the foreign keys in the schema cache, as PostgREST detec
 - one-to-one: a one-to-many whose key columns are unique in the target (→ an object or null);
 - by a key column: ``select=machine:machine_id(*)`` follows that column's foreign key (many-to-one).
 
-A hint (``recipe_steps!recipe_steps_recipe_id_fkey(*)`` or ``!recipe_id``) picks one of several
-candidates; several left without one are ``300 PGRST201``, none ``400 PGRST200``, with PostgREST's bodies.
+A hint (``recipe_steps!recipe_steps_recipe_id_fkey(*)`` or, for a single-column key, ``!recipe_id``) picks
+one of several candidates; several left are ``300 PGRST201``, none ``400 PGRST200``, with PostgREST's bodies.
+A self-referencing key matches both directions and stays ambiguous whatever the hint.
 Many-to-many through a junction table and relationships of views are not detected (``PGRST200``).
 
 Each embedding renders as a correlated subquery in the parent's select list; ``!inner`` adds an
@@ -121,10 +122,9 @@ def resolve_relationship(cache: SchemaCache, source: Table, embed: Embed) -> Rel
         raise _not_found(source, embed.relation)
     candidates = _candidates(cache, source, embed.relation)
     if embed.hint is not None:
-        candidates = [r for r in candidates if embed.hint == r.fk.name or embed.hint in r.fk.columns]
-        if len({r.fk for r in candidates}) == 1 and len(candidates) > 1:
-            # a self-reference named by its key: the table name asks for the rows pointing here
-            candidates = [r for r in candidates if not r.to_one or r.cardinality == "one-to-one"]
+        # PostgREST's hints: the constraint name, or the key column of a single-column foreign key. A
+        # self-reference matches in both directions and stays ambiguous (PGRST201), as there.
+        candidates = [r for r in candidates if embed.hint == r.fk.name or r.fk.columns == (embed.hint,)]
     if not candidates:
         raise _not_found(source, embed.relation)
     if len(candidates) > 1:

@@ -171,3 +171,17 @@ def test_embedding_in_a_returned_representation(clean_db: Any) -> None:
     )
     assert response.status_code == 201, response.text
     assert response.json() == [{"name": "extra", "recipes": {"name": "Al2O3 TMA/H2O 100 cycles"}}]
+
+
+def test_a_self_reference_is_ambiguous_even_with_its_key_name(clean_db: Any) -> None:
+    """recipe_steps.parent_step_id → recipe_steps: parent (many-to-one) and children (one-to-many) both match."""
+    for select in ("id,recipe_steps(id)", "id,recipe_steps!recipe_steps_parent_fkey(id)"):
+        response = _raw(clean_db, f"recipe_steps?select={select}")
+        assert response.status_code == 300 and response.json()["code"] == "PGRST201", select
+
+
+def test_a_column_hint_names_a_single_column_key_only(clean_db: Any) -> None:
+    hinted = _raw(clean_db, "recipes?select=id,recipe_steps!recipe_id(id)&limit=1")
+    assert hinted.status_code == 200 and len(hinted.json()[0]["recipe_steps"]) in (10, 15)
+    wrong = _raw(clean_db, "recipes?select=id,recipe_steps!no_such_fkey(id)")
+    assert wrong.status_code == 400 and wrong.json()["code"] == "PGRST200"
