@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from supabase import AClientOptions, AsyncClient, acreate_client
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
 
@@ -36,9 +37,7 @@ async def async_client(stack: Any) -> AsyncIterator[AsyncClient]:
 
 
 async def _eventually(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(EVENT_TIMEOUT_S):
-        while not check():
-            await asyncio.sleep(0.02)
+    await eventually(check, within=EVENT_TIMEOUT_S, every=0.02)
 
 
 async def test_broadcast_reaches_the_others_and_the_sender_only_with_self(clean_db: Any) -> None:
@@ -102,8 +101,8 @@ async def _raw(stack: Any) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
 raw_socket = contextlib.asynccontextmanager(_raw)
 
 
-async def _recv(sock: aiohttp.ClientWebSocketResponse, *, timeout: float = EVENT_TIMEOUT_S) -> dict[str, Any]:
-    msg = await sock.receive(timeout=timeout)
+async def _recv(sock: aiohttp.ClientWebSocketResponse, *, within: float = EVENT_TIMEOUT_S) -> dict[str, Any]:
+    msg = await sock.receive(timeout=within)
     return dict(json.loads(msg.data))
 
 
@@ -132,7 +131,7 @@ async def test_broadcast_ack_replies_to_the_sender_and_leave_untracks(clean_db: 
         await two.send_json({"topic": topic, "event": "broadcast", "payload": note, "ref": "3", "join_ref": "1"})
         assert (await _recv(one))["event"] == "broadcast"
         with pytest.raises(asyncio.TimeoutError):
-            await _recv(two, timeout=QUIET_S)  # no ack asked: no reply, and no self
+            await _recv(two, within=QUIET_S)  # no ack asked: no reply, and no self
 
         track = {"type": "presence", "event": "track", "payload": {"user": "one"}}
         await one.send_json({"topic": topic, "event": "presence", "payload": track, "ref": "8", "join_ref": "1"})
@@ -143,7 +142,8 @@ async def test_broadcast_ack_replies_to_the_sender_and_leave_untracks(clean_db: 
         assert meta["user"] == "one" and meta["phx_ref"]
         await one.close()  # a dropped socket leaves
         left = await _recv(two)
-        assert left["event"] == "presence_diff" and left["payload"] == {"joins": {}, "leaves": {"one": {"metas": [meta]}}}
+        assert left["event"] == "presence_diff"
+        assert left["payload"] == {"joins": {}, "leaves": {"one": {"metas": [meta]}}}
 
 
 async def test_private_channels_are_refused(clean_db: Any) -> None:
