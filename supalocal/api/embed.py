@@ -19,6 +19,7 @@ empty select (``recipe_steps!inner()``) filters without adding a key to the outp
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,22 +50,31 @@ class Relationship:
         return self.cardinality != "one-to-many"
 
     def describe(self, source: Table) -> dict[str, str]:
-        fk = self.fk
+        """One entry of PGRST201's ``details``: ``<fk> using <origin>(cols) and <target>(cols)``."""
+        origin_cols = ", ".join(s for s, _ in self.pairs)
+        target_cols = ", ".join(t for _, t in self.pairs)
         return {
             "cardinality": self.cardinality,
             "embedding": f"{source.name} with {self.target.name}",
-            "relationship": f"{fk.name} using {fk.table}({', '.join(fk.columns)}) and "
-            f"{fk.ref_table}({', '.join(fk.ref_columns)})",
+            "relationship": f"{self.fk.name} using {source.name}({origin_cols}) and {self.target.name}({target_cols})",
         }
 
 
-def _not_found(source: Table, name: str) -> ApiError:
+def _not_found(source: Table, name: str, cache: SchemaCache | None = None) -> ApiError:
+    related = set()
+    for fk in cache.foreign_keys if cache is not None else ():
+        if (fk.schema, fk.table) == (source.schema, source.name):
+            related.add(fk.ref_table)
+        if (fk.ref_schema, fk.ref_table) == (source.schema, source.name):
+            related.add(fk.table)
+    close = difflib.get_close_matches(name, sorted(related), n=1)
     return ApiError(
         400,
         "PGRST200",
         f"Could not find a relationship between '{source.name}' and '{name}' in the schema cache",
         details=f"Searched for a foreign key relationship between '{source.name}' and '{name}' in the schema "
         f"'{source.schema}', but no matches were found.",
+        hint=f"Perhaps you meant '{close[0]}' instead of '{name}'." if close else None,
     )
 
 
@@ -126,7 +136,7 @@ def resolve_relationship(cache: SchemaCache, source: Table, embed: Embed) -> Rel
         # self-reference matches in both directions and stays ambiguous (PGRST201), as there.
         candidates = [r for r in candidates if embed.hint == r.fk.name or r.fk.columns == (embed.hint,)]
     if not candidates:
-        raise _not_found(source, embed.relation)
+        raise _not_found(source, embed.relation, cache)
     if len(candidates) > 1:
         names = ", ".join(f"'{embed.relation}!{r.fk.name}'" for r in candidates)
         raise ApiError(

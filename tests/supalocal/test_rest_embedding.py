@@ -110,7 +110,22 @@ def test_two_relationships_are_ambiguous_until_a_hint_picks_one(db: Client) -> N
     assert err.value.message == (
         "Could not embed because more than one relationship was found for 'machines' and 'process_runs'"
     )
-    assert {d["cardinality"] for d in err.value.details} == {"many-to-one", "one-to-many"}  # type: ignore[union-attr]
+    assert sorted(err.value.details, key=lambda d: d["cardinality"]) == [  # type: ignore[arg-type]
+        {
+            "cardinality": "many-to-one",
+            "embedding": "machines with process_runs",
+            "relationship": "machines_current_run_id_fkey using machines(current_run_id) and process_runs(id)",
+        },
+        {
+            "cardinality": "one-to-many",
+            "embedding": "machines with process_runs",
+            "relationship": "process_runs_machine_id_fkey using machines(id) and process_runs(machine_id)",
+        },
+    ]
+    assert err.value.hint == (
+        "Try changing 'process_runs' to one of the following: 'process_runs!machines_current_run_id_fkey', "
+        "'process_runs!process_runs_machine_id_fkey'. Find the desired relationship in the 'details' key."
+    )
     hinted = db.table("machines").select("id, process_runs!process_runs_machine_id_fkey(id)").execute()
     assert hinted.data == [{"id": SEED_MACHINE_ID, "process_runs": []}]
     by_column = db.table("machines").select("id, run:current_run_id(id)").execute()
@@ -126,6 +141,8 @@ def test_refusals_are_postgrests(clean_db: Any) -> None:
         "hint": None,
         "message": "Could not find a relationship between 'recipes' and 'nope' in the schema cache",
     }
+    typo = _raw(clean_db, "recipes?select=*,recipe_step(*)")
+    assert typo.json()["hint"] == "Perhaps you meant 'recipe_steps' instead of 'recipe_step'."
     ambiguous = _raw(clean_db, "machines?select=*,process_runs(*)")
     assert ambiguous.status_code == 300 and ambiguous.json()["code"] == "PGRST201"
     not_embedded = _raw(clean_db, "recipes?select=id&recipe_steps.type=eq.valve")
