@@ -213,12 +213,16 @@ class RealtimeHub:
     def _push_diff(self, topic: str, payload: dict[str, Any]) -> None:
         payload_json = json.dumps(payload)
         for sock, member in self._members(topic):
-            sock.send(topic=topic, event="presence_diff", payload_json=payload_json, ref=None, join_ref=member.join_ref)
+            if member.presence_enabled:  # Realtime drops presence_diff for channels without presence
+                sock.send(
+                    topic=topic, event="presence_diff", payload_json=payload_json, ref=None, join_ref=member.join_ref
+                )
 
     def _presence(self, sock: Socket, channel: Channel, frame: Frame) -> None:
         event = frame.payload.get("event")
         previous = channel.presence_meta
         if event == "track":
+            channel.presence_enabled = True  # a track turns presence on for its channel, as Realtime does
             meta = frame.payload.get("payload")
             channel.presence_meta = tracked(meta if isinstance(meta, dict) else {}, previous=previous)
             sock.reply(frame, _OK_EMPTY)

@@ -3,8 +3,9 @@
 Each channel member tracks at most one meta under its presence key (``config.presence.key``, else a
 UUID, as Realtime picks one). The state of a topic is ``{key: {"metas": [meta, …]}}`` over its members;
 each meta carries a ``phx_ref`` (and ``phx_ref_prev`` when it replaces an earlier one). A track, an
-untrack, a leave or a dropped socket is pushed to every member as ``presence_diff``
-``{"joins": {…}, "leaves": {…}}``; a member joining with presence enabled first gets ``presence_state``.
+untrack, a leave or a dropped socket is pushed as ``presence_diff`` ``{"joins": {…}, "leaves": {…}}`` to every
+member with presence enabled (``config.presence.enabled``, or since its own first track); a member joining with
+presence enabled first gets ``presence_state``.
 """
 
 from __future__ import annotations

@@ -133,6 +133,17 @@ async def test_broadcast_ack_replies_to_the_sender_and_leave_untracks(clean_db: 
         with pytest.raises(asyncio.TimeoutError):
             await _recv(two, within=QUIET_S)  # no ack asked: no reply, and no self
 
+        # a channel without presence gets no diffs until it tracks itself
+        await one.send_json(_join("realtime:tool-4", {"presence": {"key": "quiet"}}, ref="20"))
+        await two.send_json(_join("realtime:tool-4", {"presence": {"key": "loud", "enabled": True}}, ref="21"))
+        assert (await _recv(one))["payload"]["status"] == "ok"
+        assert [(await _recv(two))["event"] for _ in range(2)] == ["phx_reply", "presence_state"]
+        loud = {"type": "presence", "event": "track", "payload": {}}
+        await two.send_json({"topic": "realtime:tool-4", "event": "presence", "payload": loud, "ref": "22"})
+        assert [(await _recv(two))["event"] for _ in range(2)] == ["phx_reply", "presence_diff"]
+        with pytest.raises(asyncio.TimeoutError):
+            await _recv(one, within=QUIET_S)
+
         track = {"type": "presence", "event": "track", "payload": {"user": "one"}}
         await one.send_json({"topic": topic, "event": "presence", "payload": track, "ref": "8", "join_ref": "1"})
         assert (await _recv(one))["event"] == "phx_reply"
