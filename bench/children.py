@@ -72,7 +72,8 @@ def _stop(proc: subprocess.Popen[Any], grace_s: float) -> None:
 
 
 class StackProcess:
-    """`python -m supalocal run` in `home`; `env` holds what it printed (SUPABASE_URL, …, DATABASE_URL)."""
+    """`python -m supalocal run --ephemeral` in `home` (a throwaway database, as every run starts from the seed);
+    `env` holds what it printed (SUPABASE_URL, …, DATABASE_URL)."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -84,7 +85,10 @@ class StackProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "supalocal", "run", "--name", f"bench-{os.getpid()}", "--home", str(self.home)],
+                [
+                    *(sys.executable, "-m", "supalocal", "run", "--ephemeral"),
+                    *("--name", f"bench-{os.getpid()}", "--home", str(self.home)),
+                ],
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

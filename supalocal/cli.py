@@ -5,6 +5,12 @@
 ``<home>`` is ``--home``, else ``$SUPALOCAL_HOME``, else ``./var/supalocal``. Instances with different
 ``--name`` run side by side on their own free ports.
 
+Data persists: PostgreSQL's data directory is ``<home>/<name>/pgdata`` and a later ``start``/``run``
+comes back on the same data (also after a ``kill -9``), applying only migrations it has not recorded
+and seeding only a never-seeded database. ``--ephemeral`` instead runs on a throwaway cluster removed
+at stop (what tests use). ``reset`` wipes on purpose: in place on a running instance, else it deletes
+the data directory so the next start begins from scratch.
+
 Every command that finds the stack running prints it env-file style on stdout::
 
     SUPABASE_URL=http://127.0.0.1:41234
@@ -13,7 +19,7 @@ Every command that finds the stack running prints it env-file style on stdout::
     SUPABASE_JWT_SECRET=…
     DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:40321/postgres
 
-Exit codes: 0 ok, 1 failure, 2 bad usage, 3 not running (``status``, ``reset``).
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 not running (``status``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +54,8 @@ JWT_SECRET_ENV = "SUPALOCAL_JWT_SECRET"
 DEFAULT_HOME = Path("var") / "supalocal"
 STATE_FILE = "state.json"
 LOG_FILE = "stack.log"
+DATA_DIR = "pgdata"
+PG_LOG_FILE = "postgres.log"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 POLL_S = 0.05
@@ -64,6 +73,10 @@ def _instance_dir(args: argparse.Namespace) -> Path:
     home = Path(args.home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
     name: str = args.name
     return home / name
+
+
+def _data_dir(instance: Path) -> Path:
+    return instance / DATA_DIR
 
 
 def _pid_alive(pid: int) -> bool:
@@ -125,11 +138,22 @@ async def _run_stack(args: argparse.Namespace, instance: Path) -> None:
         db_port=args.db_port,
         jwt_secret=args.jwt_secret or DEFAULT_JWT_SECRET,
         project_dir=args.project_dir,
+        data_dir=None if args.ephemeral else _data_dir(instance),
     ) as stack:
+        opened = stack.opened
+        if opened is not None:
+            where = "ephemeral" if args.ephemeral else str(_data_dir(instance))
+            print(
+                f"==> supalocal {args.name} data: {where}; "
+                f"{'new database' if opened.bootstrapped else 'existing database'}, "
+                f"{len(opened.migrations)} migration(s) applied{', seeded' if opened.seeded else ''}",
+                file=sys.stderr,
+            )
         state = {
             "pid": os.getpid(),
             "name": args.name,
             "project_dir": str(stack.project_dir),
+            "ephemeral": bool(args.ephemeral),
             "started_in_s": round(stack.started_in_s, 3),
             "env": stack.env(),
         }
@@ -164,6 +188,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     instance.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "supalocal", "run", "--name", args.name, "--home", str(instance.parent)]
     command += ["--port", str(args.port), "--db-port", str(args.db_port), "--project-dir", str(args.project_dir)]
+    if args.ephemeral:
+        command.append("--ephemeral")
     env = dict(os.environ)
     if args.jwt_secret:  # through the environment, not argv: `ps` shows argv to everyone
         env[JWT_SECRET_ENV] = args.jwt_secret
@@ -188,7 +214,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    """Stop the daemon (it stops PostgreSQL and removes its data dir); idempotent."""
+    """Stop the daemon (it stops PostgreSQL; only an ephemeral one's data goes with it); idempotent."""
     instance = _instance_dir(args)
     state = _read_state(instance)
     if state is None:
@@ -230,11 +256,19 @@ async def _reset(state: dict[str, Any]) -> None:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    """Re-apply migrations and seed from scratch on the running instance."""
-    state = _read_state(_instance_dir(args))
+    """Wipe the data on purpose: re-apply migrations and seed on the running instance, or, when it is not
+    running, delete its data directory so the next start begins from scratch."""
+    instance = _instance_dir(args)
+    state = _read_state(instance)
     if state is None:
-        print(f"error: supalocal {args.name} is not running", file=sys.stderr)
-        return EXIT_NOT_RUNNING
+        data_dir = _data_dir(instance)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        (instance / PG_LOG_FILE).unlink(missing_ok=True)
+        if data_dir.exists():
+            print(f"error: could not remove {data_dir}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"==> supalocal {args.name} is not running; its data ({data_dir}) is wiped", file=sys.stderr)
+        return EXIT_OK
     asyncio.run(_reset(state))
     print(f"==> supalocal {args.name} reset (migrations and seed re-applied)", file=sys.stderr)
     _print_env(state)
@@ -275,9 +309,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     helps = {
         "start": "start in the background and print the env",
-        "stop": "stop and remove everything (no postgres left behind)",
+        "stop": "stop (no postgres left behind; the data stays unless --ephemeral)",
         "status": "print the env if running (exit 0), else exit 3",
-        "reset": "re-apply migrations and seed from scratch",
+        "reset": "wipe the data: re-apply migrations and seed (running), or delete the data dir (stopped)",
         "run": "run in the foreground until Ctrl-C",
         "machine-key": "print an agent key scoped to one machine (role ald_agent)",
     }
@@ -294,6 +328,11 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--db-port", type=int, default=0, help="PostgreSQL port (0 = a free one)")
             cmd.add_argument(
                 "--project-dir", type=Path, default=migrate.DEFAULT_PROJECT_DIR, help="Supabase CLI project"
+            )
+            cmd.add_argument(
+                "--ephemeral",
+                action="store_true",
+                help=f"a throwaway database removed at stop, instead of <home>/<name>/{DATA_DIR}",
             )
             cmd.add_argument(
                 "--jwt-secret",

@@ -6,6 +6,12 @@ The order is the CLI's: bootstrap (what the supabase/postgres image provides) �
 ``config.toml``. Files are executed verbatim (asyncpg runs multi-statement SQL with the simple query
 protocol), so they stay valid for the real CLI: no psql meta-commands are supported or needed.
 
+On a database that already has a history (a persistent stack restarting) :func:`migrate_and_seed` applies
+only what is new: the bootstrap runs on a fresh database only (re-running it would re-grant the image's
+default privileges the migrations revoked), migrations not yet recorded are applied, and the seed goes
+only into a database that has never been seeded (``supabase_migrations.seed_files`` is empty) — as
+``supabase start`` does on an existing volume.
+
 Two ways back to a known state:
 - :func:`reset_database` — from scratch: drop ``public``, re-bootstrap, migrate, seed (seconds).
 - :func:`clean_database` — keep the schema, truncate the data tables and re-seed (tens of ms); what the
@@ -30,6 +36,7 @@ __all__ = [
     "BOOTSTRAP_PATH",
     "DEFAULT_PROJECT_DIR",
     "Migration",
+    "Opened",
     "Project",
     "SqlFile",
     "apply_bootstrap",
@@ -74,6 +81,15 @@ class SqlFile:
 
     name: str
     sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What :func:`migrate_and_seed` did: for the start-up line and for tests."""
+
+    bootstrapped: bool
+    migrations: tuple[str, ...]
+    seeded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +201,32 @@ async def apply_seed(conn: asyncpg.Connection, project: Project) -> None:
             )
 
 
-async def migrate_and_seed(conn: asyncpg.Connection, project: Project) -> None:
-    """Bootstrap, migrate and seed a fresh database (what the stack does at start)."""
-    await apply_bootstrap(conn, project)
-    await apply_migrations(conn, project)
-    await apply_seed(conn, project)
+async def _has_history(conn: asyncpg.Connection) -> bool:
+    if await conn.fetchval("select to_regclass('supabase_migrations.schema_migrations')") is None:
+        return False
+    return bool(await conn.fetchval("select exists (select 1 from supabase_migrations.schema_migrations)"))
+
+
+async def _was_seeded(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("select exists (select 1 from supabase_migrations.seed_files)"))
+
+
+async def migrate_and_seed(conn: asyncpg.Connection, project: Project) -> Opened:
+    """Bring a database up to the project: bootstrap (fresh only), new migrations, seed (never-seeded only).
+
+    A fresh database gets all three (what the stack does at its first start and after a reset); a
+    database with a history only gets the migrations it lacks.
+    """
+    fresh = not await _has_history(conn)
+    if fresh:
+        await apply_bootstrap(conn, project)
+    applied = await apply_migrations(conn, project)
+    seeded = False
+    if not await _was_seeded(conn):
+        await apply_seed(conn, project)
+        seeded = True
     await _reload_api_schema(conn)
+    return Opened(bootstrapped=fresh, migrations=tuple(applied), seeded=seeded)
 
 
 async def reset_database(conn: asyncpg.Connection, project: Project) -> None:

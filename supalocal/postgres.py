@@ -1,8 +1,11 @@
-"""A throwaway PostgreSQL cluster on a free loopback port, owned by one Python process.
+"""A PostgreSQL cluster on a free loopback port, owned by one Python process: throwaway or persistent.
 
 Why this shape:
 - Every instance lives in its own temp directory (data dir, socket dir, log) so several stacks run
-  side by side and teardown is one ``rmtree``.
+  side by side and teardown is one ``rmtree``. With ``data_dir=`` the cluster is persistent instead:
+  it is created there on first start (atomically: built in a sibling staging dir, then renamed), reused
+  on every later start (PostgreSQL runs crash recovery itself after a ``kill -9``) and never deleted;
+  only the socket dir stays temporary.
 - ``initdb`` refuses to run as root, so when we are root the cluster is created and run as the
   ``postgres`` OS user, in a 0700 directory under ``/tmp`` that this user owns (it must be able to
   traverse the path).
@@ -57,6 +60,8 @@ from supalocal.pgfiles import (
     find_pg_bindir,
     free_port,
     sweep_stale_dirs,
+    untraversable_ancestor,
+    wait_postmaster_gone,
 )
 
 __all__ = [
@@ -144,6 +149,9 @@ class PostgresServer:
         parent_dir: where the temp dir is created (``/tmp`` when running as root).
         die_with_parent: have the kernel stop the server if the creating thread's process dies.
         use_template: copy a cached pristine cluster instead of running ``initdb`` every time.
+        data_dir: keep the cluster in this directory across starts (created if absent, never deleted);
+            ``None`` (default): a throwaway cluster in the temp dir. :attr:`created` tells which start
+            made it.
     """
 
     def __init__(
@@ -156,7 +164,11 @@ class PostgresServer:
         parent_dir: str | os.PathLike[str] | None = None,
         die_with_parent: bool = True,
         use_template: bool = True,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        self._data_dir = Path(data_dir).absolute() if data_dir is not None else None
+        #: whether this start created the cluster (always true for a throwaway one)
+        self.created = False
         self._use_template = use_template
         self._requested_port = port
         self._durable = durable
@@ -193,8 +205,12 @@ class PostgresServer:
         return self._root
 
     @property
+    def persistent(self) -> bool:
+        return self._data_dir is not None
+
+    @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self._data_dir if self._data_dir is not None else self.root / "data"
 
     @property
     def socket_dir(self) -> Path:
@@ -202,6 +218,8 @@ class PostgresServer:
 
     @property
     def log_path(self) -> Path:
+        if self._data_dir is not None:
+            return self._data_dir.parent / "postgres.log"  # kept with the data, for after-the-fact reading
         return self.root / "postgres.log"
 
     @property
@@ -248,7 +266,11 @@ class PostgresServer:
             bindir = find_pg_bindir()
             sweep_stale_dirs(Path(self._parent() or tempfile.gettempdir()))
             self._root = self._make_root()
-            await self._create_cluster(bindir)
+            if self._data_dir is None:
+                await self._create_cluster(bindir, self.data_dir)
+                self.created = True
+            else:
+                await self._open_data_dir(bindir, self._data_dir)
             await self._start_postmaster(bindir)
         except BaseException:
             await self.stop()
@@ -300,9 +322,44 @@ class PostgresServer:
         key = hashlib.sha256(identity.encode()).hexdigest()[:16]
         return Path(self._parent() or tempfile.gettempdir()) / f"{TEMPLATE_PREFIX}{key}"
 
-    async def _create_cluster(self, bindir: Path) -> None:
+    async def _open_data_dir(self, bindir: Path, data_dir: Path) -> None:
+        """Reuse the persistent cluster in ``data_dir``, or create it there (atomically) if absent."""
+        if await asyncio.to_thread(self._inspect_data_dir, data_dir):
+            await asyncio.to_thread(wait_postmaster_gone, data_dir, timeout_s=STOP_TIMEOUT_S)
+            return
+        staging = data_dir.with_name(f".{data_dir.name}.new-{os.getpid()}")
+        await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
+        try:
+            await self._create_cluster(bindir, staging)
+            os.rename(staging, data_dir)  # onto nothing, or onto an empty dir: both atomic on Linux
+        finally:
+            await asyncio.to_thread(shutil.rmtree, staging, ignore_errors=True)
+        self.created = True
+
+    def _inspect_data_dir(self, data_dir: Path) -> bool:
+        """True if ``data_dir`` holds a cluster; else make sure one may be created there (blocking)."""
+        if self._as_user is not None:
+            blocked = untraversable_ancestor(data_dir.parent, self._as_user)
+            if blocked is not None:
+                raise PostgresError(
+                    f"the {self._as_user} OS user cannot reach {data_dir}: {blocked} is not traversable "
+                    "(choose another --home, or chmod o+x it)"
+                )
+        if (data_dir / "PG_VERSION").exists():
+            return True
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise PostgresError(f"{data_dir} exists but is not a PostgreSQL data directory (no PG_VERSION)")
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return False
+
+    def _make_owned_dir(self, path: Path) -> None:
+        path.mkdir(mode=0o700)
+        self._chown(path)
+
+    async def _create_cluster(self, bindir: Path, target: Path) -> None:
+        await asyncio.to_thread(self._make_owned_dir, target)
         if not self._use_template:
-            await self._initdb(bindir, self.data_dir)
+            await self._initdb(bindir, target)
             return
         template = self._template_dir(bindir)
         if not (template / TEMPLATE_READY_MARKER).exists():
@@ -316,7 +373,7 @@ class PostgresServer:
                     os.rename(staging, template)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        await self._run_as_owner(["cp", "-a", str(template / "data"), str(self.data_dir)], what="copying the template")
+        await self._run_as_owner(["cp", "-a", f"{template / 'data'}/.", str(target)], what="copying the template")
 
     def _user_kwargs(self) -> _UserKwargs:
         if self._as_user is None:

@@ -2,13 +2,16 @@
 
 Start-up order (each step undone in reverse on exit, also when a later step fails):
 
-1. a disposable PostgreSQL cluster (:class:`~supalocal.postgres.PostgresServer`);
-2. bootstrap → migrations → seed over one admin connection, kept for :meth:`Stack.reset` / ``clean``;
+1. a PostgreSQL cluster (:class:`~supalocal.postgres.PostgresServer`): disposable by default, persistent
+   in ``data_dir`` when one is given (``python -m supalocal`` does, unless ``--ephemeral``);
+2. bootstrap → migrations → seed over one admin connection, kept for :meth:`Stack.reset` / ``clean``
+   (on a persistent cluster that has a history: only the new migrations, see :mod:`supalocal.migrate`);
 3. the API app (``supalocal.api.create_app``: ``/rest/v1`` and ``/realtime/v1/websocket``) on one port.
 
 Shutdown: the HTTP site and app (its cleanup contexts close pools and websockets) → the admin
-connection → PostgreSQL (fast shutdown, temp dir removed). Every teardown error is collected and the
-first is raised after all steps ran, so a failing step never leaves a postgres process behind.
+connection → PostgreSQL (fast shutdown, temp dir removed; a persistent data dir stays). Every teardown
+error is collected and the first is raised after all steps ran, so a failing step never leaves a
+postgres process behind.
 
 :class:`BackgroundStack` runs a :class:`Stack` on its own event loop in a thread: for synchronous
 callers, and for pytest, where each test has its own event loop but the stack lives for the session.
@@ -97,8 +100,10 @@ class Stack:
         db_port: PostgreSQL port; 0 (default) picks a free one.
         jwt_secret: HS256 secret for the API keys (the Supabase CLI's local secret by default).
         project_dir: the Supabase CLI project (``config.toml``, ``migrations/``, ``seed.sql``).
-        durable: keep PostgreSQL's durability settings (off by default: faster, for dev/tests).
+        durable: keep PostgreSQL's durability settings; ``None`` (default): durable exactly when
+            persistent (a throwaway cluster trades them for speed).
         max_connections: PostgreSQL ``max_connections``.
+        data_dir: keep PostgreSQL's data here across starts; ``None`` (default): throwaway.
 
     Attributes (while running): ``url`` (SUPABASE_URL), ``anon_key``, ``service_key``, ``jwt_secret``,
     ``db_url`` (superuser DSN), ``port``, ``db_port``.
@@ -111,13 +116,21 @@ class Stack:
         db_port: int = 0,
         jwt_secret: str = DEFAULT_JWT_SECRET,
         project_dir: Path = migrate.DEFAULT_PROJECT_DIR,
-        durable: bool = False,
+        durable: bool | None = None,
         max_connections: int = 100,
+        data_dir: Path | None = None,
     ) -> None:
         self._requested_port = port
         self._jwt_secret = jwt_secret
         self._project_dir = Path(project_dir)
-        self._pg = PostgresServer(port=db_port, durable=durable, max_connections=max_connections)
+        self._pg = PostgresServer(
+            port=db_port,
+            durable=data_dir is not None if durable is None else durable,
+            max_connections=max_connections,
+            data_dir=data_dir,
+        )
+        #: what the start applied (bootstrap, migrations, seed); None until started
+        self.opened: migrate.Opened | None = None
         self._state = StackState.NEW
         self._project: migrate.Project | None = None
         self._admin: asyncpg.Connection | None = None
@@ -213,7 +226,7 @@ class Stack:
             self._project = migrate.load_project(self._project_dir)
             await self._pg.start()
             self._admin = await self._pg.connect()
-            await migrate.migrate_and_seed(self._admin, self._project)
+            self.opened = await migrate.migrate_and_seed(self._admin, self._project)
             await self._serve()
         except BaseException:
             await self.aclose()

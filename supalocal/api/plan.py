@@ -7,6 +7,7 @@ This is where PostgREST's request semantics live: which columns an insert uses (
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from supalocal.api import sql
 from supalocal.api.catalog import Function, SchemaCache, Table
 from supalocal.api.errors import ApiError, SchemaCacheMiss
 from supalocal.api.query import Preferences, Query, parse_query
+from supalocal.api.ranges import apply_range_header
 
 __all__ = ["Plan", "plan_rpc", "plan_table"]
 
@@ -33,6 +35,14 @@ class Plan:
     count: bool
     representation: bool
     rpc_shape: RpcShape | None = None
+    offset: int = 0  # the first row answered (Content-Range)
+    csv: bool = False
+
+
+def _csv_refused() -> ApiError:
+    return ApiError(
+        406, "PGRST107", "None of these media types are available: text/csv", details="supalocal answers CSV for reads"
+    )
 
 
 def _invalid_body(message: str = "Empty or invalid json") -> ApiError:
@@ -106,15 +116,21 @@ def plan_table(
     prefs: Preferences,
     body: bytes,
     singular: bool,
+    csv: bool = False,
+    range_header: str | None = None,
 ) -> Plan:
-    """Plan ``GET|HEAD|POST|PATCH|DELETE /rest/v1/<name>``."""
+    """Plan ``GET|HEAD|POST|PATCH|DELETE /rest/v1/<name>`` (``range_header``: the ``Range`` of a read)."""
     query = parse_query(params)
     table = find_table(cache, schema, name)
     count = prefs.count is not None
     representation = prefs.return_ == "representation"
     if method in ("GET", "HEAD"):
-        stmt = sql.build_select(table, query, count=count, singular=singular)
-        return Plan("read", stmt, True, singular, count, True)
+        limit, offset = apply_range_header(range_header, limit=query.limit, offset=query.offset)
+        query = dataclasses.replace(query, limit=limit, offset=offset)
+        stmt = sql.build_select(cache, table, query, count=count, singular=singular, csv=csv)
+        return Plan("read", stmt, True, singular, count, True, offset=offset, csv=csv)
+    if csv:
+        raise _csv_refused()
     if method == "POST":
         payload = parse_body(body)
         if payload is None:
@@ -123,6 +139,7 @@ def plan_table(
         groups = _insert_groups(table, query, rows, prefs)
         body_text = body.decode()
         stmt = sql.build_insert(
+            cache,
             table,
             query,
             body=body_text,
@@ -137,7 +154,7 @@ def plan_table(
             verb = "UPDATE" if method == "PATCH" else "DELETE"
             raise ApiError(400, "21000", f"{verb} requires a WHERE clause")
         if method == "DELETE":
-            stmt = sql.build_delete(table, query, count=count, singular=singular)
+            stmt = sql.build_delete(cache, table, query, count=count, singular=singular)
             return Plan("delete", stmt, False, singular, count, representation)
         payload = parse_body(body)
         if not isinstance(payload, dict):
@@ -146,7 +163,9 @@ def plan_table(
         _check_columns(table, columns)
         if not columns:
             return Plan("update", None, False, singular, count, representation)
-        stmt = sql.build_update(table, query, body=body.decode(), columns=columns, count=count, singular=singular)
+        stmt = sql.build_update(
+            cache, table, query, body=body.decode(), columns=columns, count=count, singular=singular
+        )
         return Plan("update", stmt, False, singular, count, representation)
     raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {method}")
 
@@ -185,8 +204,12 @@ def plan_rpc(
     prefs: Preferences,
     body: bytes,
     singular: bool,
+    csv: bool = False,
+    range_header: str | None = None,
 ) -> Plan:
     """Plan ``POST /rest/v1/rpc/<name>`` (named args from the body) or ``GET`` (args from the query)."""
+    if csv:
+        raise _csv_refused()
     candidates = cache.functions.get((schema, name), ())
     arg_names = frozenset(a.name for fn in candidates for a in fn.args if a.name)
     read_only = method in ("GET", "HEAD")
@@ -202,14 +225,25 @@ def plan_rpc(
     fn = _resolve_function(candidates, set(keys), is_object=is_object)
     if fn is None:
         raise _function_not_found(cache, schema, name, keys)
-    used: tuple[str, ...]
+    used: tuple[str, ...] = ()
+    text_args: tuple[tuple[str, str], ...] = ()
     if fn.single_json_body:
-        args_json, used = json.dumps(payload, ensure_ascii=False), ()
+        args_json = json.dumps(payload, ensure_ascii=False)
+    elif read_only:
+        args_json = ""
+        text_args = tuple((a.name, payload[a.name]) for a in fn.args if a.name in payload)
     else:
-        args_json = body.decode() if not read_only and body.strip() else json.dumps(payload)
+        args_json = body.decode() if body.strip() else json.dumps(payload)
         used = tuple(a.name for a in fn.args if a.name in payload)
     stmt = sql.build_rpc(
-        fn, query, args_json=args_json, arg_names=used, count=prefs.count is not None, singular=singular
+        cache,
+        fn,
+        query,
+        args_json=args_json,
+        arg_names=used,
+        count=prefs.count is not None,
+        singular=singular,
+        text_args=text_args,
     )
     shape: RpcShape
     if fn.returns_void:
@@ -218,4 +252,4 @@ def plan_rpc(
         shape = "set"
     else:
         shape = "scalar" if fn.result_columns is None else "composite"
-    return Plan("rpc", stmt, read_only, singular, prefs.count is not None, True, rpc_shape=shape)
+    return Plan("rpc", stmt, read_only, singular, prefs.count is not None, True, rpc_shape=shape, offset=query.offset)

@@ -5,33 +5,45 @@ frozen :class:`Query`; :mod:`supalocal.api.sql` renders that against the schema 
 raises :class:`ApiError` 400 ``PGRST100`` exactly where PostgREST would.
 
 Grammar (PostgREST docs, "Horizontal filtering"): ``col=[not.]op.value``; ``or=(f,f,and(f,f))`` with
-inner filters written ``col.[not.]op.value``; ``in.(a,"b,c")`` with ``"…"`` quoting and ``\\`` escapes.
+inner filters written ``col.[not.]op.value``; ``in.(a,"b,c")`` with ``"…"`` quoting and ``\\`` escapes;
+``op(any|all).{a,b}`` quantifiers; ``fts(lang).query``; ``col->a->>b`` JSON paths (:mod:`select`).
+A key with a dotted prefix scopes to an embedded resource: ``recipe_steps.type=eq.valve``,
+``recipe_steps.order=sequence.desc``, ``recipe_steps.limit=2`` (:class:`Scope`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from supalocal.api.errors import ApiError
+from supalocal.api.select import Embed, JsonStep, SelectItem, parse_field, parse_select
+from supalocal.api.tokens import bad_request, split_top_level, unquote
 
 __all__ = [
     "COMPARISON_OPS",
+    "FTS_OPS",
+    "Embed",
     "Filter",
+    "JsonStep",
     "LogicTree",
     "OrderTerm",
     "Preferences",
     "Query",
+    "Scope",
     "SelectItem",
     "parse_columns",
     "parse_filter",
     "parse_prefer",
     "parse_query",
     "parse_select",
+    "split_top_level",
+    "unquote",
 ]
 
-# op → SQL operator for the binary operators; ``is`` and ``in`` are handled separately.
+# op → SQL operator for the binary operators; ``is``, ``in`` and full-text are handled separately.
 COMPARISON_OPS: dict[str, str] = {
     "eq": "=",
     "neq": "<>",
@@ -47,27 +59,45 @@ COMPARISON_OPS: dict[str, str] = {
     "cs": "@>",
     "cd": "<@",
     "ov": "&&",
+    "sl": "<<",
+    "sr": ">>",
+    "nxr": "&<",
+    "nxl": "&>",
+    "adj": "-|-",
 }
+#: full-text operators → the tsquery constructor PostgREST uses
+FTS_OPS: dict[str, str] = {
+    "fts": "to_tsquery",
+    "plfts": "plainto_tsquery",
+    "phfts": "phraseto_tsquery",
+    "wfts": "websearch_to_tsquery",
+}
+#: operators that take ``(any)``/``(all)`` over a ``{a,b}`` list
+QUANTIFIABLE_OPS = frozenset({"eq", "like", "ilike", "gt", "gte", "lt", "lte", "match", "imatch"})
 SPECIAL_OPS = frozenset({"is", "in"})
 IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
 RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset", "columns", "on_conflict"})
 LOGIC_PARAMS = frozenset({"or", "and", "not.or", "not.and"})
-BAD_REQUEST = 400
 _Choice = TypeVar("_Choice", bound=str)  # one of the literal words a preference may take
+_OP_RE = re.compile(r"^(?P<op>[a-z]+)(?:\((?P<arg>[^)]*)\))?$")
 
 
 def _bad(message: str, details: str | None = None) -> ApiError:
-    return ApiError(BAD_REQUEST, "PGRST100", message, details=details)
+    return bad_request(message, details)
 
 
 @dataclass(frozen=True)
 class Filter:
-    """``column op value``; ``value`` is a tuple for ``in``."""
+    """``column[->path] op value``; ``value`` is a tuple for ``in``. ``quantifier``: ``any``/``all`` with a
+    ``{a,b}`` array literal as value; ``language``: the text-search config of ``fts(lang)``."""
 
     column: str
     op: str
     value: str | tuple[str, ...]
     negated: bool = False
+    path: tuple[JsonStep, ...] = ()
+    quantifier: Literal["any", "all"] | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,24 +110,26 @@ class LogicTree:
 
 
 @dataclass(frozen=True)
-class SelectItem:
-    """One ``select`` entry: ``*`` or ``[alias:]column[::cast]``."""
-
-    column: str
-    alias: str | None = None
-    cast: str | None = None
-
-
-@dataclass(frozen=True)
 class OrderTerm:
     column: str
     descending: bool = False
     nulls: Literal["first", "last"] | None = None
+    path: tuple[JsonStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Filters, order and page of one embedded resource (keys prefixed with its path)."""
+
+    filters: tuple[Filter | LogicTree, ...] = ()
+    order: tuple[OrderTerm, ...] = ()
+    limit: int | None = None
+    offset: int = 0
 
 
 @dataclass(frozen=True)
 class Query:
-    select: tuple[SelectItem, ...] = (SelectItem("*"),)
+    select: tuple[SelectItem | Embed, ...] = (SelectItem("*"),)
     filters: tuple[Filter | LogicTree, ...] = ()
     order: tuple[OrderTerm, ...] = ()
     limit: int | None = None
@@ -105,6 +137,11 @@ class Query:
     columns: tuple[str, ...] | None = None
     on_conflict: tuple[str, ...] | None = None
     rpc_args: tuple[tuple[str, str], ...] = field(default=())
+    #: embedded path (aliases or relation names) → its scope
+    embedded: tuple[tuple[tuple[str, ...], Scope], ...] = ()
+
+    def scope(self, path: tuple[str, ...]) -> Scope:
+        return next((scope for p, scope in self.embedded if p == path), Scope())
 
 
 @dataclass(frozen=True)
@@ -117,52 +154,6 @@ class Preferences:
     missing_default: bool = False
 
 
-def split_top_level(text: str, *, sep: str = ",") -> list[str]:
-    """Split on ``sep`` outside double quotes and parentheses."""
-    parts: list[str] = []
-    depth = 0
-    quoted = False
-    escaped = False
-    current: list[str] = []
-    for ch in text:
-        if escaped:
-            current.append(ch)
-            escaped = False
-            continue
-        if ch == "\\" and quoted:
-            current.append(ch)
-            escaped = True
-            continue
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise _bad(f'"failed to parse" ({text})', "unbalanced parentheses")
-        elif not quoted and depth == 0 and ch == sep:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    if quoted or depth != 0:
-        raise _bad(f'"failed to parse" ({text})', "unbalanced quotes or parentheses")
-    parts.append("".join(current))
-    return parts
-
-
-def unquote(token: str) -> str:
-    """Strip ``"…"`` quoting with ``\\"``/``\\\\`` escapes; bare tokens are returned as is."""
-    if len(token) >= 2 and token[0] == '"' and token[-1] == '"':
-        out: list[str] = []
-        chars = iter(token[1:-1])
-        for ch in chars:
-            out.append(next(chars, "") if ch == "\\" else ch)
-        return "".join(out)
-    return token
-
-
 def _parse_in_list(value: str, raw: str) -> tuple[str, ...]:
     if not (value.startswith("(") and value.endswith(")")):
         raise _bad(f'"failed to parse filter (in.{value})" ({raw})', 'expecting "("')
@@ -173,25 +164,36 @@ def _parse_in_list(value: str, raw: str) -> tuple[str, ...]:
 
 
 def parse_operation(column: str, expr: str, *, raw: str) -> Filter:
-    """``[not.]op.value`` for ``column`` into a :class:`Filter`."""
+    """``[not.]op[(modifier)].value`` for ``column`` (which may carry a JSON path) into a :class:`Filter`."""
+    name, path = parse_field(column)
     negated = False
     if expr.startswith("not."):
         negated, expr = True, expr[4:]
-    op, dot, value = expr.partition(".")
-    if not dot or (op not in COMPARISON_OPS and op not in SPECIAL_OPS):
+    head, dot, value = expr.partition(".")
+    match = _OP_RE.match(head)
+    op = match.group("op") if match else head
+    arg = match.group("arg") if match else None
+    known = op in COMPARISON_OPS or op in SPECIAL_OPS or op in FTS_OPS
+    if not dot or not match or not known:
         raise _bad(f'"failed to parse filter ({expr})" ({raw})', "unknown or missing operator")
+    if arg is not None:
+        if op in FTS_OPS and arg:
+            return Filter(name, op, unquote(value), negated, path, language=arg)
+        if op in QUANTIFIABLE_OPS and arg in ("any", "all"):
+            return Filter(name, op, value, negated, path, quantifier=arg)  # type: ignore[arg-type]
+        raise _bad(f'"failed to parse filter ({expr})" ({raw})', f"unexpected modifier ({arg})")
     if op == "in":
-        return Filter(column, op, _parse_in_list(value, raw), negated)
+        return Filter(name, op, _parse_in_list(value, raw), negated, path)
     if op == "is":
         if value.lower() not in IS_VALUES:
             raise _bad(f'"failed to parse filter (is.{value})" ({raw})', "expecting null, true, false")
-        return Filter(column, op, value.lower(), negated)
-    return Filter(column, op, unquote(value), negated)
+        return Filter(name, op, value.lower(), negated, path)
+    return Filter(name, op, unquote(value), negated, path)
 
 
 def parse_filter(column: str, value: str) -> Filter:
     """A top-level query parameter ``column=[not.]op.value``."""
-    return parse_operation(unquote(column), value, raw=f"{column}={value}")
+    return parse_operation(column, value, raw=f"{column}={value}")
 
 
 def _parse_logic_item(item: str, raw: str) -> Filter | LogicTree:
@@ -204,7 +206,7 @@ def _parse_logic_item(item: str, raw: str) -> Filter | LogicTree:
             return LogicTree(conj, children, negated)
     if item.startswith('"'):
         end = item.find('"', 1)
-        column, rest = item[1:end], item[end + 2 :]
+        column, rest = item[: end + 1], item[end + 2 :]
     else:
         column, _, rest = item.partition(".")
     if not column or not rest:
@@ -223,29 +225,6 @@ def parse_logic(key: str, value: str) -> LogicTree:
     return LogicTree(conj, children, negated)
 
 
-def parse_select(value: str) -> tuple[SelectItem, ...]:
-    """``*`` or ``[alias:]col[::cast]`` entries; resource embedding is not supported."""
-    items: list[SelectItem] = []
-    for raw_item in split_top_level(value):
-        item = raw_item.strip()
-        if not item:
-            raise _bad(f'"failed to parse select parameter ({value})"', "empty select item")
-        if "(" in item and not item.startswith('"'):
-            raise ApiError(
-                BAD_REQUEST,
-                "PGRST200",
-                f"Could not find a relationship for '{item.split('(')[0]}' in the schema cache",
-                details="resource embedding is not supported by supalocal",
-            )
-        alias = None
-        colon = item.find(":")
-        if colon > 0 and not item.startswith('"') and item[colon + 1 : colon + 2] != ":":
-            alias, item = item[:colon], item[colon + 1 :]
-        column, _, cast = item.partition("::")
-        items.append(SelectItem(unquote(column), alias and unquote(alias), cast or None))
-    return tuple(items)
-
-
 def parse_columns(value: str) -> tuple[str, ...]:
     """The ``columns``/``on_conflict`` list: quoted or bare names, comma-separated."""
     names = tuple(unquote(part.strip()) for part in split_top_level(value))
@@ -262,7 +241,11 @@ def parse_order(value: str) -> tuple[OrderTerm, ...]:
             # a quoted column may contain dots; re-join until the closing quote
             i = next((k for k, p in enumerate(parts) if p.endswith('"') and (k or len(p) > 1)), 0)
             parts = [".".join(parts[: i + 1]), *parts[i + 1 :]]
-        column, modifiers = unquote(parts[0]), parts[1:]
+        if "(" in parts[0]:
+            detail = "ordering by an embedded resource is not supported by supalocal"
+            raise _bad(f'"failed to parse order ({value})"', detail)
+        column, path = parse_field(parts[0]) if parts[0] else ("", ())
+        modifiers = parts[1:]
         descending = False
         nulls: Literal["first", "last"] | None = None
         for mod in modifiers:
@@ -274,7 +257,7 @@ def parse_order(value: str) -> tuple[OrderTerm, ...]:
                 raise _bad(f'"failed to parse order ({value})"', f"unexpected {mod!r}")
         if not column:
             raise _bad(f'"failed to parse order ({value})"', "empty column")
-        terms.append(OrderTerm(column, descending, nulls))
+        terms.append(OrderTerm(column, descending, nulls, path))
     return tuple(terms)
 
 
@@ -284,16 +267,45 @@ def _parse_int(name: str, value: str) -> int:
     return int(value)
 
 
+def _scoped_key(key: str) -> tuple[tuple[str, ...], str]:
+    """``recipe_steps.steps.order`` → ``(("recipe_steps", "steps"), "order")``; a plain key has no path."""
+    if key.startswith('"') or "." not in key or key in LOGIC_PARAMS:
+        return (), key
+    parts = key.split(".")
+    if len(parts) >= 3 and parts[-2] == "not" and parts[-1] in ("or", "and"):
+        return tuple(parts[:-2]), f"not.{parts[-1]}"
+    return tuple(parts[:-1]), parts[-1]
+
+
+@dataclass
+class _ScopeBuilder:
+    filters: list[Filter | LogicTree] = field(default_factory=list)
+    order: tuple[OrderTerm, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+def _apply(scope: _ScopeBuilder, key: str, value: str) -> None:
+    if key == "order":
+        scope.order = parse_order(value)
+    elif key == "limit":
+        scope.limit = _parse_int(key, value)
+    elif key == "offset":
+        scope.offset = _parse_int(key, value)
+    elif key in LOGIC_PARAMS:
+        scope.filters.append(parse_logic(key, value))
+    else:
+        scope.filters.append(parse_filter(key, value))
+
+
 def parse_query(params: Iterable[tuple[str, str]], *, rpc_arg_names: frozenset[str] = frozenset()) -> Query:
     """All query parameters (already percent-decoded, repeated keys kept) into a :class:`Query`.
 
     ``rpc_arg_names`` lists parameters that are function arguments (``GET /rpc/fn?a=1``), not filters.
     """
-    select: tuple[SelectItem, ...] = (SelectItem("*"),)
-    filters: list[Filter | LogicTree] = []
-    order: tuple[OrderTerm, ...] = ()
-    limit: int | None = None
-    offset = 0
+    select: tuple[SelectItem | Embed, ...] = (SelectItem("*"),)
+    top = _ScopeBuilder()
+    scopes: dict[tuple[str, ...], _ScopeBuilder] = {}
     columns = on_conflict = None
     rpc_args: list[tuple[str, str]] = []
     for key, value in params:
@@ -301,21 +313,19 @@ def parse_query(params: Iterable[tuple[str, str]], *, rpc_arg_names: frozenset[s
             rpc_args.append((key, value))
         elif key == "select":
             select = parse_select(value) if value else select
-        elif key == "order":
-            order = parse_order(value)
-        elif key == "limit":
-            limit = _parse_int(key, value)
-        elif key == "offset":
-            offset = _parse_int(key, value)
         elif key == "columns":
             columns = parse_columns(value)
         elif key == "on_conflict":
             on_conflict = parse_columns(value)
-        elif key in LOGIC_PARAMS:
-            filters.append(parse_logic(key, value))
         else:
-            filters.append(parse_filter(key, value))
-    return Query(select, tuple(filters), order, limit, offset, columns, on_conflict, tuple(rpc_args))
+            path, name = _scoped_key(key)
+            if path and name in ("select", "columns", "on_conflict"):
+                raise _bad(f'"failed to parse {key} parameter"', f"{name} cannot be scoped to an embedded resource")
+            _apply(scopes.setdefault(path, _ScopeBuilder()) if path else top, name, value)
+    embedded = tuple((p, Scope(tuple(b.filters), b.order, b.limit, b.offset)) for p, b in scopes.items())
+    return Query(
+        select, tuple(top.filters), top.order, top.limit, top.offset, columns, on_conflict, tuple(rpc_args), embedded
+    )
 
 
 def _one_of(value: str | None, choices: tuple[_Choice, ...]) -> _Choice | None:

@@ -1,4 +1,10 @@
-"""``/realtime/v1/websocket``: the Phoenix channel server for ``postgres_changes`` (docs/LOCAL_STACK.md §4).
+"""``/realtime/v1/websocket``: the Phoenix channel server for ``postgres_changes`` (docs/LOCAL_STACK.md §4),
+broadcast and presence.
+
+Broadcast: a ``broadcast`` push reaches every channel joined to the same topic on any socket, the
+sender's own only with ``config.broadcast.self``; with ``config.broadcast.ack`` the sender gets an ``ok``
+reply. Presence: see :mod:`supalocal.api.rtpresence`. Private channels (``config.private``, authorised by
+RLS on ``realtime.messages``) are refused at join: supalocal does not emulate them.
 
 Per socket: one reader (this handler) and one writer task draining an ordered queue, so a change is
 queued for every subscriber in commit order without waiting on any socket. Per channel: the join's
@@ -12,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +32,8 @@ from supalocal.api.catalog import Table
 from supalocal.api.errors import AuthError
 from supalocal.api.phoenix import Frame, FrameError, Serializer, serializer_for
 from supalocal.api.rtfilter import FilterError, RowFilter, parse_row_filter
+from supalocal.api.rtpayload import changes_payload
+from supalocal.api.rtpresence import Meta, diff, state_of, tracked
 from supalocal.api.sql import quote_ident
 from supalocal.auth import is_opaque_key, verify_token
 
@@ -64,6 +73,11 @@ class Channel:
     claims: dict[str, Any]
     bypass_rls: bool = True
     bindings: list[Binding] = field(default_factory=list)
+    broadcast_self: bool = False
+    broadcast_ack: bool = False
+    presence_key: str = ""
+    presence_enabled: bool = False
+    presence_meta: Meta | None = None
 
     @property
     def name(self) -> str:
@@ -156,6 +170,8 @@ class RealtimeHub:
                 await self._on_frame(sock, frame)
         finally:
             self._sockets.discard(sock)
+            for channel in list(sock.channels.values()):
+                self._presence_leave(channel)
             await sock.close()
         return ws
 
@@ -168,13 +184,59 @@ class RealtimeHub:
             sock.reply(frame, '{"status":"error","response":{"reason":"unmatched topic"}}')
         elif frame.event == "phx_leave":
             channel = sock.channels.pop(frame.topic)
+            self._presence_leave(channel)
             sock.reply(frame, _OK_EMPTY)
             sock.send(
                 topic=frame.topic, event="phx_close", payload_json="{}", ref=channel.join_ref, join_ref=channel.join_ref
             )
         elif frame.event == "access_token":
             self._refresh_token(sock, sock.channels[frame.topic], frame.payload.get("access_token"))
-        # broadcast/presence are not implemented: accepted and ignored (noreply, like ack=false)
+        elif frame.event == "broadcast":
+            self._broadcast(sock, sock.channels[frame.topic], frame)
+        elif frame.event == "presence":
+            self._presence(sock, sock.channels[frame.topic], frame)
+
+    def _members(self, topic: str) -> list[tuple[Socket, Channel]]:
+        return [(s, s.channels[topic]) for s in list(self._sockets) if topic in s.channels]
+
+    def _broadcast(self, sender: Socket, channel: Channel, frame: Frame) -> None:
+        payload_json = json.dumps(frame.payload)
+        for sock, member in self._members(channel.topic):
+            if member is channel and not channel.broadcast_self:
+                continue
+            sock.send(
+                topic=member.topic, event="broadcast", payload_json=payload_json, ref=None, join_ref=member.join_ref
+            )
+        if channel.broadcast_ack:
+            sender.reply(frame, _OK_EMPTY)
+
+    def _push_diff(self, topic: str, payload: dict[str, Any]) -> None:
+        payload_json = json.dumps(payload)
+        for sock, member in self._members(topic):
+            if member.presence_enabled:  # Realtime drops presence_diff for channels without presence
+                sock.send(
+                    topic=topic, event="presence_diff", payload_json=payload_json, ref=None, join_ref=member.join_ref
+                )
+
+    def _presence(self, sock: Socket, channel: Channel, frame: Frame) -> None:
+        event = frame.payload.get("event")
+        previous = channel.presence_meta
+        if event == "track":
+            channel.presence_enabled = True  # a track turns presence on for its channel, as Realtime does
+            meta = frame.payload.get("payload")
+            channel.presence_meta = tracked(meta if isinstance(meta, dict) else {}, previous=previous)
+            sock.reply(frame, _OK_EMPTY)
+            self._push_diff(channel.topic, diff(channel.presence_key, joined=channel.presence_meta, left=previous))
+        elif event == "untrack":
+            sock.reply(frame, _OK_EMPTY)
+            self._presence_leave(channel)
+        else:
+            sock.reply(frame, '{"status":"error","response":{"reason":"unknown presence event"}}')
+
+    def _presence_leave(self, channel: Channel) -> None:
+        left, channel.presence_meta = channel.presence_meta, None
+        if left is not None:
+            self._push_diff(channel.topic, diff(channel.presence_key, left=left))
 
     def _claims_for(self, sock: Socket, token: Any) -> dict[str, Any]:
         if isinstance(token, str) and token and not is_opaque_key(token):
@@ -188,6 +250,7 @@ class RealtimeHub:
             reason = _token_reason(str(token), exc).removeprefix("InvalidJWTToken: ")
             sock.system(channel, status="error", message=reason, extension="system")
             sock.channels.pop(channel.topic, None)
+            self._presence_leave(channel)
             sock.send(
                 topic=channel.topic,
                 event="phx_close",
@@ -204,11 +267,37 @@ class RealtimeHub:
             sock.reply(frame, json.dumps({"status": "error", "response": {"reason": _token_reason(str(token), exc)}}))
             return
         config = frame.payload.get("config") or {}
+        if config.get("private"):
+            reason = "private channels (RLS on realtime.messages) are not supported by supalocal"
+            sock.reply(frame, json.dumps({"status": "error", "response": {"reason": reason}}))
+            return
         raw_bindings = config.get("postgres_changes") or []
         echoed = [{**b, "id": binding_id(b)} for b in raw_bindings if isinstance(b, dict)]
-        channel = Channel(frame.topic, frame.join_ref or frame.ref, claims)
+        broadcast = config.get("broadcast") or {}
+        presence = config.get("presence") or {}
+        old = sock.channels.get(frame.topic)
+        if old is not None:
+            self._presence_leave(old)  # a rejoin replaces the member
+        channel = Channel(
+            frame.topic,
+            frame.join_ref or frame.ref,
+            claims,
+            broadcast_self=bool(broadcast.get("self")),
+            broadcast_ack=bool(broadcast.get("ack")),
+            presence_key=str(presence.get("key") or uuid.uuid4()),
+            presence_enabled=bool(presence.get("enabled")),
+        )
         sock.channels[frame.topic] = channel
         sock.reply(frame, json.dumps({"status": "ok", "response": {"postgres_changes": echoed}}))
+        if channel.presence_enabled:
+            state = state_of((m.presence_key, m.presence_meta) for _, m in self._members(frame.topic))
+            sock.send(
+                topic=frame.topic,
+                event="presence_state",
+                payload_json=json.dumps(state),
+                ref=None,
+                join_ref=channel.join_ref,
+            )
         if not echoed:
             return
         try:
@@ -264,30 +353,10 @@ class RealtimeHub:
                 sock.send(
                     topic=channel.topic,
                     event="postgres_changes",
-                    payload_json=self._payload(change, table, ids),
+                    payload_json=changes_payload(change, table, ids),
                     ref=None,
                     join_ref=channel.join_ref,
                 )
-
-    def _payload(self, change: Change, table: Table, ids: list[int]) -> str:
-        columns = json.dumps([{"name": c.name, "type": c.typname} for c in table.columns])
-        parts = [
-            f'"schema":{json.dumps(change.schema)}',
-            f'"table":{json.dumps(change.table)}',
-            f'"commit_timestamp":"{change.commit_timestamp}"',
-            f'"type":"{change.type}"',
-            f'"columns":{columns}',
-            '"errors":null',
-        ]
-        if change.type != "DELETE" and change.record is not None:
-            parts.append(f'"record":{change.record}')
-        if change.type != "INSERT" and change.old_record is not None:
-            old = change.old_record
-            if change.type == "DELETE" and table.rls_enabled and table.replica_identity_full:
-                # Realtime trims a DELETE's old record to the primary key on RLS tables (apply_rls)
-                old = _primary_key_only(change.old_record, table.primary_key)
-            parts.append(f'"old_record":{old}')
-        return f'{{"ids":{json.dumps(ids)},"data":{{{",".join(parts)}}}}}'
 
     async def _visible(self, change: Change, table: Table, channel: Channel) -> bool:
         """Row security for non-bypass subscribers: can their role/claims SELECT the new row?"""
@@ -324,9 +393,3 @@ class RealtimeHub:
 
 class _SubscribeError(Exception):
     """A binding Realtime would refuse; reported as a ``system`` error push, never raised to callers."""
-
-
-def _primary_key_only(old_record_json: str, primary_key: tuple[str, ...]) -> str:
-    """Keep only the primary-key members of a JSON object (keys are simple scalars: ints, uuids, text)."""
-    doc = json.loads(old_record_json)
-    return json.dumps({k: doc[k] for k in primary_key if k in doc})

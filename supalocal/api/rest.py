@@ -3,6 +3,13 @@
 One request = one transaction on a pooled superuser connection that first runs PostgREST's
 ``set_config`` preamble (search_path, role from the JWT, ``request.jwt.claims``, method, path,
 headers), then the single planned statement, whose JSON PostgreSQL builds itself.
+
+Role switching is limited as on Supabase, where PostgREST logs in as ``authenticator`` and PostgreSQL
+lets it ``SET ROLE`` only to roles granted to it (anon, authenticated, service_role, and what the
+project grants, e.g. ``ald_agent``). Our connection is a superuser, which PostgreSQL would let become
+anyone, so the grant is checked in the same transaction (live, as PostgreSQL does) and a refused role
+gets PostgreSQL's own answer: ``42501 permission denied to set role "…"`` (403, or 401 as anon); a role
+that does not exist gets ``22023 role "…" does not exist`` (401) from ``set_config`` itself.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from supalocal.api.catalog import SchemaCache, load_schema_cache
-from supalocal.api.errors import JSON_CONTENT_TYPE, ApiError, SchemaCacheMiss, from_postgres
+from supalocal.api.errors import JSON_CONTENT_TYPE, ApiError, SchemaCacheMiss, from_postgres, status_for_sqlstate
+from supalocal.api.media import CSV_CONTENT_TYPE, negotiate
 from supalocal.api.plan import Plan, plan_rpc, plan_table
 from supalocal.api.query import parse_prefer
+from supalocal.api.ranges import content_range
 from supalocal.auth import verify_token
 
 __all__ = ["EXPOSED_SCHEMAS", "RestApi"]
@@ -27,6 +36,9 @@ EXPOSED_SCHEMAS = ("public", "graphql_public")
 EXTRA_SEARCH_PATH = ("public", "extensions")
 SINGULAR_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 RETRYABLE_STATUSES = frozenset({503, 520})  # the client retries GETs on these; never send them
+AUTHENTICATOR = "authenticator"
+# null: no such role (set_config then raises 22023 itself); else whether the authenticator may become it
+_ROLE_CHECK = f"select pg_has_role('{AUTHENTICATOR}', r.oid, 'MEMBER') from pg_roles r where r.rolname = $1"
 _PREAMBLE = """
 select set_config('search_path', $1, true), set_config('role', $2, true),
        set_config('request.jwt.claims', $3, true), set_config('request.jwt.claim.role', $2, true),
@@ -103,7 +115,8 @@ class RestApi:
         body = await request.read()
         params = list(request.query.items())
         prefs = parse_prefer(request.headers.getall("Prefer", []))
-        singular = SINGULAR_MEDIA_TYPE in request.headers.get("Accept", "")
+        media = negotiate(request.headers.get("Accept"))
+        singular = media == "object"
         name = request.match_info["name"]
         plan = plan_rpc if request.path.startswith("/rest/v1/rpc/") else plan_table
         return plan(
@@ -115,6 +128,8 @@ class RestApi:
             prefs=prefs,
             body=body,
             singular=singular,
+            csv=media == "csv",
+            range_header=request.headers.get("Range") if request.method in ("GET", "HEAD") else None,
         )
 
     async def _run(
@@ -125,6 +140,7 @@ class RestApi:
         search_path = ", ".join(f'"{s}"' for s in (schema, *EXTRA_SEARCH_PATH) if s)
         headers = json.dumps({k.lower(): v for k, v in request.headers.items()})
         async with self._pool.acquire() as conn, conn.transaction(readonly=plan.read_only):
+            await _check_role(conn, claims["role"])
             await conn.execute(
                 _PREAMBLE,
                 search_path,
@@ -158,12 +174,15 @@ class RestApi:
         n, total = row["n"], row["total"]
         body = row["first"] if plan.singular else row["body"]
         if plan.kind in ("read", "rpc"):
-            offset = int(request.query.get("offset", "0") or 0)
-            first_last = f"{offset}-{offset + n - 1}" if n else "*"
-            headers["Content-Range"] = f"{first_last}/{total if total is not None else '*'}"
+            status, headers["Content-Range"] = content_range(offset=plan.offset, rows=n, total=total)
+            content_type = CSV_CONTENT_TYPE if plan.csv else JSON_CONTENT_TYPE
             if request.method == "HEAD":
-                return web.Response(status=200, headers={**headers, "Content-Type": JSON_CONTENT_TYPE})
-            return self._json(200, body, headers)
+                return web.Response(status=status, headers={**headers, "Content-Type": content_type})
+            if plan.csv:
+                return web.Response(
+                    status=status, body=row["csv"].encode(), headers={**headers, "Content-Type": content_type}
+                )
+            return self._json(status, body, headers)
         headers["Content-Range"] = f"*/{total if total is not None else '*'}"
         if plan.kind == "insert":
             status = 200 if row["inserted"] == 0 and n > 0 else 201
@@ -177,6 +196,13 @@ class RestApi:
     @staticmethod
     def _json(status: int, body: str, headers: dict[str, str]) -> web.Response:
         return web.Response(status=status, body=body.encode(), headers={**headers, "Content-Type": JSON_CONTENT_TYPE})
+
+
+async def _check_role(conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], role: str) -> None:
+    """Refuse a role the authenticator was not granted, as ``SET ROLE`` run by the authenticator would."""
+    if await conn.fetchval(_ROLE_CHECK, role) is False:
+        message = f'permission denied to set role "{role}"'
+        raise ApiError(status_for_sqlstate("42501", message=message, role=role), "42501", message)
 
 
 @web.middleware

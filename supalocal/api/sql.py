@@ -16,14 +16,25 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from supalocal.api.catalog import Column, Function, Table
-from supalocal.api.errors import ApiError, SchemaCacheMiss
-from supalocal.api.query import COMPARISON_OPS, Filter, LogicTree, OrderTerm, Query, SelectItem
+from supalocal.api.catalog import Function, SchemaCache, Table
+from supalocal.api.embed import SelectRenderer
+from supalocal.api.errors import SchemaCacheMiss
+from supalocal.api.expr import (
+    ALIAS,
+    Params,
+    Relation,
+    qualified,
+    quote_ident,
+    render_condition,
+    render_order,
+    render_page,
+    render_where,
+)
+from supalocal.api.query import Filter, LogicTree, Query
 
 __all__ = [
     "MAX_ROWS",
@@ -38,29 +49,7 @@ __all__ = [
 ]
 
 MAX_ROWS = 1000  # PGRST_DB_MAX_ROWS in the Supabase CLI
-ALIAS = "_s"
 INSERTED_FLAG = "_pgrst_inserted"
-_CAST_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]*(\[\])?$")
-_LIKE_OPS = frozenset({"like", "ilike", "match", "imatch"})
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(table: Table | Function) -> str:
-    return f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
-
-
-class Params:
-    """Collects bind values and hands out ``$n`` placeholders."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def add(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
 
 
 @dataclass(frozen=True)
@@ -73,90 +62,19 @@ def _missing_column(relation: str, name: str) -> SchemaCacheMiss:
     return SchemaCacheMiss(400, "42703", f"column {relation}.{name} does not exist")
 
 
-class _Relation:
-    """Columns visible under ``ALIAS`` while rendering one statement."""
-
-    def __init__(self, label: str, columns: Sequence[Column]) -> None:
-        self.label = label
-        self.columns = {c.name: c for c in columns}
-        self.ordered = tuple(columns)
-
-    def get(self, name: str) -> Column:
-        column = self.columns.get(name)
-        if column is None:
-            raise _missing_column(self.label, name)
-        return column
-
-    def ref(self, name: str) -> str:
-        return f"{ALIAS}.{quote_ident(self.get(name).name)}"
-
-
-def _render_filter(node: Filter, rel: _Relation, params: Params) -> str:
-    column = rel.get(node.column)
-    ref = rel.ref(node.column)
-    if node.op == "is":
-        assert isinstance(node.value, str)  # only `in` carries a tuple (query.parse_operation)
-        sql = f"{ref} IS {node.value.upper().replace('_', ' ')}"
-    elif node.op == "in":
-        sql = f"{ref} = ANY(({params.add(list(node.value))}::text[])::{column.type_sql}[])"
-    elif node.op in _LIKE_OPS:
-        assert isinstance(node.value, str)  # as above
-        value = node.value.replace("*", "%") if node.op in ("like", "ilike") else node.value
-        sql = f"{ref}::text {COMPARISON_OPS[node.op]} {params.add(value)}::text"
-    else:
-        sql = f"{ref} {COMPARISON_OPS[node.op]} ({params.add(node.value)}::text)::{column.type_sql}"
-    return f"NOT ({sql})" if node.negated else sql
-
-
-def render_condition(node: Filter | LogicTree, rel: _Relation, params: Params) -> str:
-    if isinstance(node, Filter):
-        return _render_filter(node, rel, params)
-    joiner = " AND " if node.conjunction == "and" else " OR "
-    sql = "(" + joiner.join(render_condition(c, rel, params) for c in node.children) + ")"
-    return f"NOT {sql}" if node.negated else sql
-
-
-def _where(filters: Sequence[Filter | LogicTree], rel: _Relation, params: Params) -> str:
-    if not filters:
-        return ""
-    return " WHERE " + " AND ".join(render_condition(f, rel, params) for f in filters)
-
-
-def _select_list(items: Sequence[SelectItem], rel: _Relation) -> str:
-    parts: list[str] = []
-    for item in items:
-        if item.column == "*":
-            parts.extend(f"{ALIAS}.{quote_ident(c.name)}" for c in rel.ordered)
-            continue
-        expr = rel.ref(item.column)
-        if item.cast:
-            if not _CAST_RE.match(item.cast):
-                raise ApiError(400, "PGRST100", f'"failed to parse select parameter ({item.cast})"')
-            expr = f"{expr}::{item.cast}"
-        parts.append(f"{expr} AS {quote_ident(item.alias or item.column)}")
-    return ", ".join(parts) if parts else "NULL"
-
-
-def _order(terms: Sequence[OrderTerm], rel: _Relation) -> str:
-    if not terms:
-        return ""
-    rendered = []
-    for term in terms:
-        sql = f"{rel.ref(term.column)} {'DESC' if term.descending else 'ASC'}"
-        if term.nulls:
-            sql += f" NULLS {term.nulls.upper()}"
-        rendered.append(sql)
-    return " ORDER BY " + ", ".join(rendered)
+def _conditions(filters: Sequence[Filter | LogicTree], rel: Relation, params: Params) -> list[str]:
+    return [render_condition(f, rel, params) for f in filters]
 
 
 def _page(query: Query, params: Params, *, max_rows: int | None) -> str:
-    limit = query.limit
-    if max_rows is not None:
-        limit = max_rows if limit is None else min(limit, max_rows)
-    sql = f" LIMIT {params.add(limit)}::int8" if limit is not None else ""
-    if query.offset:
-        sql += f" OFFSET {params.add(query.offset)}::int8"
-    return sql
+    return render_page(query.limit, query.offset, params, max_rows=max_rows)
+
+
+# PostgREST's CSV: the first row's keys, then each row's composite text without its parentheses
+_CSV = (
+    ", (SELECT coalesce(string_agg(_k, ','), '') FROM json_object_keys(json_agg(_t) -> 0) AS _k) || E'\\n' || "
+    "coalesce(string_agg(substring(_t::text, 2, length(_t::text) - 2), E'\\n'), '') AS csv"
+)
 
 
 def _envelope(inner: str, *, total_sql: str, singular: bool, extra: str = "") -> str:
@@ -167,27 +85,51 @@ def _envelope(inner: str, *, total_sql: str, singular: bool, extra: str = "") ->
     )
 
 
-def build_select(table: Table, query: Query, *, count: bool, singular: bool) -> Statement:
-    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
+def _table_relation(table: Table) -> Relation:
+    return Relation(f"{table.schema}.{table.name}", table.columns)
+
+
+def build_select(
+    cache: SchemaCache, table: Table, query: Query, *, count: bool, singular: bool, csv: bool = False
+) -> Statement:
+    rel = _table_relation(table)
     params = Params()
-    where = _where(query.filters, rel, params)
+    renderer = SelectRenderer(cache, query, params, MAX_ROWS)
+    columns, inner_joins = renderer.columns(query.select, rel, table)
+    renderer.check_scopes()
+    where = render_where([*_conditions(query.filters, rel, params), *inner_joins])
     source = f"{qualified(table)} AS {ALIAS}"
     total = f"(SELECT count(*) FROM {source}{where})" if count else "NULL::int8"
     inner = (
-        f"SELECT {_select_list(query.select, rel)} FROM {source}{where}"
-        f"{_order(query.order, rel)}{_page(query, params, max_rows=MAX_ROWS)}"
+        f"SELECT {columns} FROM {source}{where}"
+        f"{render_order(query.order, rel, params)}{_page(query, params, max_rows=MAX_ROWS)}"
     )
-    return Statement(_envelope(inner, total_sql=total, singular=singular), tuple(params.values))
+    envelope = _envelope(inner, total_sql=total, singular=singular, extra=_CSV if csv else "")
+    return Statement(envelope, tuple(params.values))
 
 
-def _returning_envelope(table: Table, query: Query, ctes: str, *, count: bool, singular: bool, extra: str = "") -> str:
-    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
+def _returning_envelope(
+    cache: SchemaCache,
+    table: Table,
+    query: Query,
+    ctes: str,
+    params: Params,
+    *,
+    count: bool,
+    singular: bool,
+    extra: str = "",
+) -> str:
+    rel = _table_relation(table)
+    renderer = SelectRenderer(cache, query, params, MAX_ROWS)
+    columns, inner_joins = renderer.columns(query.select, rel, table)
+    renderer.check_scopes()
     total = "(SELECT count(*) FROM _w)" if count else "NULL::int8"
-    inner = f"SELECT {_select_list(query.select, rel)} FROM _w AS {ALIAS}"
+    inner = f"SELECT {columns} FROM _w AS {ALIAS}{render_where(inner_joins)}"
     return f"WITH {ctes} " + _envelope(inner, total_sql=total, singular=singular, extra=extra)
 
 
 def build_insert(
+    cache: SchemaCache,
     table: Table,
     query: Query,
     *,
@@ -215,7 +157,7 @@ def build_insert(
         if any(c is None for c in typed):
             raise AssertionError("insert columns must be validated against the catalog first")
         names = ", ".join(quote_ident(c) for c in columns)
-        record = ", ".join(f"{quote_ident(c.name)} {c.type_sql}" for c in typed if c)
+        record = ", ".join(f"{quote_ident(c.name)} {c.write_type}" for c in typed if c)
         source = "_b"
         if columns:
             source += f" CROSS JOIN LATERAL json_to_record(_b.j) AS _r({record})"
@@ -241,40 +183,57 @@ def build_insert(
     union = " UNION ALL ".join(f"SELECT * FROM _w{i}" for i in range(len(groups)))
     ctes.append(f"_w AS ({union})")
     extra = f", (SELECT count(*) FROM _w WHERE {INSERTED_FLAG})::int8 AS inserted"
-    sql = _returning_envelope(table, query, ", ".join(ctes), count=count, singular=singular, extra=extra)
+    sql = _returning_envelope(cache, table, query, ", ".join(ctes), params, count=count, singular=singular, extra=extra)
     return Statement(sql, tuple(params.values))
 
 
 def build_update(
-    table: Table, query: Query, *, body: str, columns: Sequence[str], count: bool, singular: bool
+    cache: SchemaCache,
+    table: Table,
+    query: Query,
+    *,
+    body: str,
+    columns: Sequence[str],
+    count: bool,
+    singular: bool,
 ) -> Statement:
     params = Params()
     body_ref = params.add(body)
-    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
-    record = ", ".join(f"{quote_ident(c)} {rel.get(c).type_sql}" for c in columns)
+    rel = _table_relation(table)
+    record = ", ".join(f"{quote_ident(c)} {rel.get(c).write_type}" for c in columns)
     sets = ", ".join(f"{quote_ident(c)} = _r.{quote_ident(c)}" for c in columns)
-    where = _where(query.filters, rel, params)
+    where = render_where(_conditions(query.filters, rel, params))
     cte = (
         f"_w AS (UPDATE {qualified(table)} AS {ALIAS} SET {sets} "
         f"FROM json_to_record({body_ref}::json) AS _r({record}){where} RETURNING {ALIAS}.*)"
     )
-    sql = _returning_envelope(table, query, cte, count=count, singular=singular)
+    sql = _returning_envelope(cache, table, query, cte, params, count=count, singular=singular)
     return Statement(sql, tuple(params.values))
 
 
-def build_delete(table: Table, query: Query, *, count: bool, singular: bool) -> Statement:
+def build_delete(cache: SchemaCache, table: Table, query: Query, *, count: bool, singular: bool) -> Statement:
     params = Params()
-    rel = _Relation(f"{table.schema}.{table.name}", table.columns)
-    where = _where(query.filters, rel, params)
+    rel = _table_relation(table)
+    where = render_where(_conditions(query.filters, rel, params))
     cte = f"_w AS (DELETE FROM {qualified(table)} AS {ALIAS}{where} RETURNING {ALIAS}.*)"
-    sql = _returning_envelope(table, query, cte, count=count, singular=singular)
+    sql = _returning_envelope(cache, table, query, cte, params, count=count, singular=singular)
     return Statement(sql, tuple(params.values))
 
 
 def build_rpc(
-    function: Function, query: Query, *, args_json: str, arg_names: Sequence[str], count: bool, singular: bool
+    cache: SchemaCache,
+    function: Function,
+    query: Query,
+    *,
+    args_json: str,
+    arg_names: Sequence[str],
+    count: bool,
+    singular: bool,
+    text_args: Sequence[tuple[str, str]] = (),
 ) -> Statement:
-    """Call ``function`` with named arguments bound from a JSON object (or the whole body).
+    """Call ``function`` with named arguments bound from a JSON object (or the whole body), or, for
+    ``GET /rpc/fn?a=…`` (``text_args``), from query-string text that PostgreSQL parses as each argument's
+    type (as PostgREST's unknown-typed literals: ``?payload={"a":1}`` is a jsonb object, not a string).
 
     Answers ``body``: a JSON array for set-returning functions (filters, order, limit applied), the bare
     JSON value for scalars, an object for composites, and ``''`` for void.
@@ -283,6 +242,11 @@ def build_rpc(
     body_ref = params.add(args_json) if function.single_json_body or arg_names else ""
     if function.single_json_body:
         call = f"{qualified(function)}({body_ref}::{function.args[0].type_sql})"
+        source = ""
+    elif text_args:
+        by_name = {a.name: a for a in function.args}
+        named = ", ".join(f"{quote_ident(n)} := ({params.add(v)}::text)::{by_name[n].type_sql}" for n, v in text_args)
+        call = f"{qualified(function)}({named})"
         source = ""
     else:
         by_name = {a.name: a for a in function.args}
@@ -301,19 +265,31 @@ def build_rpc(
     lateral = f"{source} CROSS JOIN LATERAL" if source else " FROM"
     if function.result_columns is None:
         inner_from = f"{lateral} {call} AS {ALIAS}(_v)"
-        rel = _Relation(f"{function.schema}.{function.name}", ())
-        inner = f"SELECT {ALIAS}._v{inner_from}{_order(query.order, rel)}{_page(query, params, max_rows=MAX_ROWS)}"
+        rel = Relation(f"{function.schema}.{function.name}", ())
+        inner = (
+            f"SELECT {ALIAS}._v{inner_from}{render_order(query.order, rel, params)}"
+            f"{_page(query, params, max_rows=MAX_ROWS)}"
+        )
         sql = (
             "SELECT NULL::int8 AS total, count(_t)::int8 AS n, coalesce(json_agg(_t._v), '[]')::text AS body, "
             f"NULL::text AS first FROM ({inner}) AS _t"
         )
         return Statement(sql, tuple(params.values))
-    rel = _Relation(f"{function.schema}.{function.name}", function.result_columns)
-    where = _where(query.filters, rel, params)
+    rel = Relation(f"{function.schema}.{function.name}", function.result_columns)
+    renderer = SelectRenderer(cache, query, params, MAX_ROWS)
+    columns, _ = renderer.columns(query.select, rel, cache.tables.get(_result_table(function)))
+    renderer.check_scopes()
+    where = render_where(_conditions(query.filters, rel, params))
     base = f"{lateral} {call} AS {ALIAS}"
     total = f"(SELECT count(*){base}{where})" if count else "NULL::int8"
     inner = (
-        f"SELECT {_select_list(query.select, rel)}{base}{where}"
-        f"{_order(query.order, rel)}{_page(query, params, max_rows=MAX_ROWS)}"
+        f"SELECT {columns}{base}{where}"
+        f"{render_order(query.order, rel, params)}{_page(query, params, max_rows=MAX_ROWS)}"
     )
     return Statement(_envelope(inner, total_sql=total, singular=singular), tuple(params.values))
+
+
+def _result_table(function: Function) -> tuple[str, str]:
+    """The table a ``setof <table>`` function returns (embedding from its rows follows that table's keys)."""
+    schema, _, name = function.return_type_sql.rpartition(".")
+    return schema.strip('"') or "public", name.strip('"')

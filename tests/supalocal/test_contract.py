@@ -570,3 +570,126 @@ async def test_racing_claims_never_both_succeed(clean_db: BackgroundStack, db: a
     finally:
         for racer in racers:
             await racer.close()
+
+
+# -- what each API role may do (every grant is explicit; anything extra fails here) ---------------
+
+API_ROLES = ("anon", "authenticated", "service_role", "ald_agent")
+_ALL = "SELECT,INSERT,UPDATE,DELETE"
+_AGENT_WRITES = "SELECT,INSERT,UPDATE"
+#: table → role → privileges (missing role: none). Column-level grants are in COLUMN_PRIVILEGES.
+TABLE_PRIVILEGES: dict[str, dict[str, str]] = {
+    "machines": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": "SELECT"},
+    "parameters": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": "SELECT"},
+    "recipes": {"authenticated": _ALL, "service_role": _ALL, "ald_agent": "SELECT"},
+    "recipe_steps": {"authenticated": _ALL, "service_role": _ALL, "ald_agent": "SELECT"},
+    "machine_commands": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": "SELECT"},
+    "process_runs": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
+    "run_steps": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
+    "parameter_history": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
+    "parameter_latest": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
+    "machine_leases": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": "SELECT"},
+    "agent_instances": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
+    "agent_instance_status": {"authenticated": "SELECT", "service_role": _ALL},
+    "interlocks": {"authenticated": _ALL, "service_role": _ALL, "ald_agent": "SELECT"},
+}
+#: (table, role) → the columns it may INSERT / UPDATE without a table-wide grant
+COLUMN_PRIVILEGES: dict[tuple[str, str], str] = {
+    ("machine_commands", "authenticated"): "expires_at:INSERT idempotency_key:INSERT machine_id:INSERT "
+    "payload:INSERT type:INSERT",
+    ("machine_commands", "ald_agent"): "error:UPDATE finished_at:UPDATE status:UPDATE",
+    ("machines", "ald_agent"): "current_run_id:UPDATE status:UPDATE",
+}
+#: function → the API roles that may execute it
+FUNCTION_PRIVILEGES: dict[str, set[str]] = {
+    "acquire_lease(uuid,text,double precision)": {"service_role", "ald_agent"},
+    "renew_lease(uuid,text,bigint,double precision)": {"service_role", "ald_agent"},
+    "release_lease(uuid,text,bigint)": {"service_role", "ald_agent"},
+    "claim_command(bigint,uuid,text,bigint)": {"service_role", "ald_agent"},
+    "expire_commands(uuid)": {"service_role", "ald_agent", "authenticated"},
+    "ensure_parameter_history_partitions(integer)": {"service_role"},
+    "recipe_step_config_is_valid(text,jsonb)": {"service_role", "authenticated"},
+    "jwt_machine_id()": {"service_role", "ald_agent"},
+    # evaluated by the CHECK / exclusion constraints of whoever writes interlocks or parameters (the dashboard
+    # may call the interlock checks to validate a rule before saving it)
+    "check_interlock_targets(text[])": {"service_role", "authenticated"},
+    "check_interlock_conditions(jsonb)": {"service_role", "authenticated"},
+    "parameter_width(text,text)": {"service_role", "authenticated"},
+    "parameter_write_register(text)": {"service_role", "authenticated"},
+    "parameter_write_footprint(text,text,integer,integer)": {"service_role", "authenticated"},
+}
+_PRIVILEGE_NAMES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+async def test_each_role_may_do_exactly_what_is_listed_on_tables(db: asyncpg.Connection) -> None:
+    rows = await db.fetch(
+        "select c.relname, r.rolname, array_to_string(array(select p from unnest($1::text[]) p "
+        "  where has_table_privilege(r.rolname, c.oid, p)), ',') as privs "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace cross join pg_roles r "
+        "where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm') and not c.relispartition "
+        "and r.rolname = any($2::text[])",
+        list(_PRIVILEGE_NAMES),
+        list(API_ROLES),
+    )
+    actual = {(r["relname"], r["rolname"]): r["privs"] for r in rows if r["privs"]}
+    expected = {(t, role): privs for t, by_role in TABLE_PRIVILEGES.items() for role, privs in by_role.items()}
+    assert actual == expected
+
+
+async def test_each_role_may_write_exactly_the_listed_columns(db: asyncpg.Connection) -> None:
+    rows = await db.fetch(
+        "select c.relname, r.rolname, string_agg(a.attname || ':' || p.priv, ' ' order by a.attname, p.priv) as cols "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "cross join pg_roles r cross join unnest(array['INSERT', 'UPDATE']) as p(priv) "
+        "where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition "
+        "and r.rolname = any($1::text[]) and has_column_privilege(r.rolname, c.oid, a.attnum, p.priv) "
+        "and not has_table_privilege(r.rolname, c.oid, p.priv) group by 1, 2",
+        list(API_ROLES),
+    )
+    assert {(r["relname"], r["rolname"]): r["cols"] for r in rows} == COLUMN_PRIVILEGES
+
+
+async def test_each_role_may_execute_exactly_the_listed_functions(db: asyncpg.Connection) -> None:
+    rows = await db.fetch(
+        "select p.oid::regprocedure::text as f, r.rolname from pg_proc p "
+        "join pg_namespace n on n.oid = p.pronamespace cross join pg_roles r "
+        "where n.nspname = 'public' and r.rolname = any($1::text[]) and has_function_privilege(r.rolname, p.oid, "
+        "'execute')",
+        list(API_ROLES),
+    )
+    actual: dict[str, set[str]] = {}
+    for r in rows:
+        actual.setdefault(r["f"], set()).add(r["rolname"])
+    assert actual == FUNCTION_PRIVILEGES
+
+
+async def test_new_objects_in_public_are_granted_to_nobody_but_service_role(db: asyncpg.Connection) -> None:
+    """A later migration's table, sequence or function is closed to anon and authenticated until it grants."""
+    transaction = db.transaction()
+    await transaction.start()
+    try:
+        await db.execute(
+            "create table public.contract_probe (id bigint generated always as identity primary key);"
+            "create function public.contract_probe_fn() returns int language sql as 'select 1';"
+        )
+        rows = await db.fetch(
+            "select r.rolname, has_table_privilege(r.rolname, 'public.contract_probe', 'select, insert') as t, "
+            "has_sequence_privilege(r.rolname, pg_get_serial_sequence('public.contract_probe', 'id'), 'usage') "
+            "as s, has_function_privilege(r.rolname, 'public.contract_probe_fn()', 'execute') as f "
+            "from pg_roles r where r.rolname = any($1::text[]) order by 1",
+            list(API_ROLES),
+        )
+        public_fn = await db.fetchval(
+            "select coalesce(bool_or(a.grantee = 0), false) from pg_proc p, aclexplode(coalesce(p.proacl, "
+            "acldefault('f', p.proowner))) a where p.oid = 'public.contract_probe_fn()'::regprocedure"
+        )
+    finally:
+        await transaction.rollback()
+    assert {r["rolname"]: (r["t"], r["s"], r["f"]) for r in rows} == {
+        "ald_agent": (False, False, False),
+        "anon": (False, False, False),
+        "authenticated": (False, False, False),
+        "service_role": (True, True, True),
+    }
+    assert public_fn is False, "PUBLIC must not get EXECUTE on new functions"

@@ -9,7 +9,9 @@ import pytest
 import supalocal.api
 from supalocal.api.errors import ApiError, status_for_sqlstate
 from supalocal.api.query import (
+    Embed,
     Filter,
+    JsonStep,
     LogicTree,
     OrderTerm,
     Preferences,
@@ -120,10 +122,96 @@ def test_select(value: str, expected: tuple[SelectItem, ...]) -> None:
     assert parse_select(value) == expected
 
 
-def test_embedding_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("*,recipe_steps(*)", (SelectItem("*"), Embed("recipe_steps", (SelectItem("*"),)))),
+        (
+            "id,steps:recipe_steps!inner(id,name)",
+            (SelectItem("id"), Embed("recipe_steps", (SelectItem("id"), SelectItem("name")), "steps", None, True)),
+        ),
+        (
+            "recipe_steps!recipe_steps_recipe_id_fkey()",
+            (Embed("recipe_steps", (), None, "recipe_steps_recipe_id_fkey"),),
+        ),
+        ("machine:machine_id(name)", (Embed("machine_id", (SelectItem("name"),), "machine"),)),
+        (
+            "recipes(recipe_steps(id))",
+            (Embed("recipes", (Embed("recipe_steps", (SelectItem("id"),)),)),),
+        ),
+        ("payload->>recipe_id", (SelectItem("payload", path=(JsonStep("recipe_id", True),)),)),
+        (
+            "r:meta->a->0::int",
+            (SelectItem("meta", "r", "int", (JsonStep("a", False), JsonStep("0", False, index=True))),),
+        ),
+    ],
+    ids=["embed", "alias-inner", "hint-empty", "by-column", "nested", "json-text", "json-alias-index-cast"],
+)
+def test_select_embeddings_and_json_paths(value: str, expected: tuple[object, ...]) -> None:
+    assert parse_select(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("count()", "PGRST123"), ("value.sum()", "PGRST123"), ("...machines(name)", "PGRST100"), ("a,,b", "PGRST100")],
+    ids=["count", "sum", "spread", "empty-item"],
+)
+def test_select_refusals(value: str, code: str) -> None:
     with pytest.raises(ApiError) as err:
-        parse_select("*,recipe_steps(*)")
-    assert err.value.code == "PGRST200"
+        parse_select(value)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("r", "sr.[1,5)", Filter("r", "sr", "[1,5)")),
+        ("r", "nxl.[1,5)", Filter("r", "nxl", "[1,5)")),
+        ("r", "adj.(1,5]", Filter("r", "adj", "(1,5]")),
+        ("t", "fts.cat & dog", Filter("t", "fts", "cat & dog")),
+        ("t", "wfts(english).cat -dog", Filter("t", "wfts", "cat -dog", language="english")),
+        ("n", "like(all).{a*,*b}", Filter("n", "like", "{a*,*b}", quantifier="all")),
+        ("n", "not.ilike(any).{a*}", Filter("n", "ilike", "{a*}", negated=True, quantifier="any")),
+        ("payload->>recipe_id", "eq.x", Filter("payload", "eq", "x", path=(JsonStep("recipe_id", True),))),
+    ],
+    ids=["sr", "nxl", "adj", "fts", "wfts-lang", "like-all", "not-ilike-any", "json-path"],
+)
+def test_more_operators(key: str, value: str, expected: Filter) -> None:
+    assert parse_query([(key, value)]).filters == (expected,)
+
+
+@pytest.mark.parametrize("value", ["eq(any).1", "like(some).{a}", "fts().x"], ids=["no-braces-ok", "bad", "empty"])
+def test_bad_modifiers(value: str) -> None:
+    if value == "eq(any).1":  # PostgreSQL refuses the array literal (22P02), as with PostgREST
+        assert parse_query([("a", value)]).filters == (Filter("a", "eq", "1", quantifier="any"),)
+        return
+    with pytest.raises(ApiError) as err:
+        parse_query([("a", value)])
+    assert err.value.code == "PGRST100"
+
+
+def test_braces_do_not_split_logic_members() -> None:  # regression: or=(tags.cs.{a,b},…) had 3 members
+    (tree,) = parse_query([("or", "(tags.cs.{a,b},name.eq.x)")]).filters
+    assert tree == LogicTree("or", (Filter("tags", "cs", "{a,b}"), Filter("name", "eq", "x")))
+
+
+def test_embedded_scopes() -> None:
+    q = parse_query(
+        [
+            ("select", "*,recipe_steps(*)"),
+            ("recipe_steps.type", "eq.valve"),
+            ("recipe_steps.order", "sequence.desc"),
+            ("recipe_steps.limit", "2"),
+            ("recipe_steps.offset", "1"),
+            ("recipe_steps.not.or", "(a.eq.1,b.eq.2)"),
+            ("name", "eq.x"),
+        ]
+    )
+    assert q.filters == (Filter("name", "eq", "x"),)
+    scope = q.scope(("recipe_steps",))
+    assert scope.filters[0] == Filter("type", "eq", "valve")
+    assert isinstance(scope.filters[1], LogicTree) and scope.filters[1].negated
+    assert (scope.order, scope.limit, scope.offset) == ((OrderTerm("sequence", True),), 2, 1)
 
 
 def test_order_limit_offset_columns() -> None:

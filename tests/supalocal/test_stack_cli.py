@@ -46,10 +46,10 @@ def _wait_gone(pids: set[int]) -> set[int]:
 
 def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
     before = _postmaster_pids()
-    started = _cli(tmp_path, "start")
+    started = _cli(tmp_path, "start", "--ephemeral")
     assert started.returncode == 0, started.stderr
     first = _env(started.stdout)
-    other = _cli(tmp_path, "start", "--name", "other")
+    other = _cli(tmp_path, "start", "--ephemeral", "--name", "other")
     assert other.returncode == 0, other.stderr
     second = _env(other.stdout)
     ours = _postmaster_pids() - before
@@ -58,7 +58,7 @@ def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
         assert first["DATABASE_URL"] != second["DATABASE_URL"]
         assert len(ours) == 2
 
-        again = _cli(tmp_path, "start")
+        again = _cli(tmp_path, "start", "--ephemeral")
         assert again.returncode == 0 and _env(again.stdout) == first, "start is idempotent"
         status = _cli(tmp_path, "status")
         assert status.returncode == 0 and _env(status.stdout) == first
@@ -87,7 +87,7 @@ def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
     assert [s.returncode for s in stopped] == [0, 0]
     assert _wait_gone(ours) == set(), "postgres left behind"
     assert _cli(tmp_path, "status").returncode == 3
-    assert _cli(tmp_path, "reset").returncode == 3
+    assert _cli(tmp_path, "reset").returncode == 0, "a stopped instance's reset wipes its (absent) data"
     assert _cli(tmp_path, "stop").returncode == 0, "stop is idempotent"
     assert not (tmp_path / "default" / "state.json").exists()
 
@@ -96,7 +96,7 @@ def test_run_in_foreground_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "SUPALOCAL_HOME": str(tmp_path)}
     before = _postmaster_pids()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "supalocal", "run", "--name", "fg"],
+        [sys.executable, "-m", "supalocal", "run", "--ephemeral", "--name", "fg"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
