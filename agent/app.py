@@ -32,6 +32,7 @@ from agent.handover import Handover, HandoverState
 from agent.http import HttpServer
 from agent.lease import Lease, LeaseRole
 from agent.metrics import AgentMetrics
+from agent.onboarding import require_machine
 from agent.parameters import MapSource, load_map
 from agent.plc import PlcConnection, PlcDevice
 from agent.plc_setup import connection_for, device_for, load_register_map
@@ -94,6 +95,7 @@ class Agent:
             self.spool = await stack.enter_async_context(Spool(spool_path, max_bytes=int(s.SPOOL_MAX_MB * 2**20)))
             assert s.SUPABASE_URL is not None and s.SUPABASE_KEY is not None
             self.cloud = await stack.enter_async_context(cloud_for(s))
+            await require_machine(self.cloud, self.machine_id)  # ConfigError (exit 2) for an unknown machine
             source = await load_map(
                 self.cloud,
                 machine_id=self.machine_id,

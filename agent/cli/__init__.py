@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from agent import __version__
-from agent.cli import commands, plc, recipe
+from agent.cli import commands, machine, plc, recipe
 from agent.cli.output import EXIT_FAILED, EXIT_USAGE, errors
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, CommandError, ConfigError, RecipeError, ValidationError
@@ -36,6 +36,9 @@ all commands:
   recipe plan FILE|--id ID [--steps]       expanded step count and planned time
   command start-recipe ID|stop|pause|resume|set KEY VALUE
                                            insert a command like the dashboard and follow it to its end
+  machine register --name N --serial S [--map FILE.csv]
+                                           onboard a machine and its register map; prints MACHINE_ID
+  machine list                             the machines Supabase knows
   config                                   validate and show the configuration
 
 exit codes: 0 ok, 1 operation failed, 2 bad input or configuration
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     plc.add_parsers(sub)
     recipe.add_parsers(sub)
     commands.add_parsers(sub)
+    machine.add_parsers(sub)
     sub.add_parser("config", help="validate and show the effective configuration (secrets hidden)")
     return parser
 
@@ -108,6 +112,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await recipe.run(args, settings)
         case "command":
             return await commands.run(args, settings)
+        case "machine":
+            return await machine.run(args, settings)
         case "config":
             print(json.dumps(_describe(settings), indent=2))
     return 0
