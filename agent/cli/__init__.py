@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from agent import __version__
-from agent.cli import commands, machine, plc, recipe
+from agent.cli import commands, machine, plc, recipe, spool
 from agent.cli.output import EXIT_FAILED, EXIT_USAGE, errors
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, CommandError, ConfigError, RecipeError, ValidationError
@@ -39,6 +39,8 @@ all commands:
   machine register --name N --serial S [--map FILE.csv]
                                            onboard a machine and its register map; prints MACHINE_ID
   machine list                             the machines Supabase knows
+  spool quarantine list|show ID|replay ID...|discard ID...
+                                           records Supabase refused: inspect, replay after a fix, discard
   config                                   validate and show the configuration
 
 exit codes: 0 ok, 1 operation failed, 2 bad input or configuration
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_parsers(sub)
     commands.add_parsers(sub)
     machine.add_parsers(sub)
+    spool.add_parsers(sub)
     sub.add_parser("config", help="validate and show the effective configuration (secrets hidden)")
     return parser
 
@@ -114,6 +117,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.run(args, settings)
         case "machine":
             return await machine.run(args, settings)
+        case "spool":
+            return await spool.run(args, settings)
         case "config":
             print(json.dumps(_describe(settings), indent=2))
     return 0

@@ -1,13 +1,18 @@
 """The docs/RUNBOOK.md commands not already run by another test: the runtime-API one-liners through socat
-against a live HAProxy, and the jq look at the deploy state file."""
+against a live HAProxy, the jq look at the deploy state file, and each quarantine command on a real spool file."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from deploy_support import ROOT, haproxy, require_tool, standin_agent, wait_until
+
+from agent.spool.quarantine import list_quarantined
 
 RUNBOOK = (ROOT / "docs/RUNBOOK.md").read_text()
 
@@ -46,3 +51,54 @@ def test_state_file_query(tmp_path: Path) -> None:
     (tmp_path / "production.json").write_text(json.dumps(state))
     out = shell(command.replace("/var/lib/ald-agent/deploy/", f"{tmp_path}/"), tmp_path).stdout
     assert out.split("\n", 2)[:2] == ['"green"', '"1.4.2"'] and '"result": "success"' in out
+
+
+def runbook_block(heading: str) -> list[str]:
+    """The shell lines of the first ```sh block under the section whose title starts with `heading`
+    (comments stripped, continuation lines joined)."""
+    section = RUNBOOK.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("  #", 1)[0].rstrip() for line in block.replace("\\\n", " ").splitlines()]
+    return [line for line in lines if line]
+
+
+def quarantine_spool(path: Path) -> None:
+    """A spool file (the agent's schema) with records 1234-1238 quarantined, as the runbook's examples name."""
+    db = sqlite3.connect(path)
+    db.executescript(
+        "create table outbox (id integer primary key autoincrement, kind text not null, payload text not null,"
+        " created real not null, size integer not null);"
+        "create table quarantine (id integer primary key, kind text not null, payload text not null,"
+        " created real not null, error text not null, code text, moved real not null);"
+    )
+    rows = [(1234, "history"), (1235, "history"), (1236, "run"), (1237, "history"), (1238, "step")]
+    db.executemany("insert into quarantine values (?, ?, '{}', 1, 'violates foreign key', '23503', 2)", rows)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("index", range(9), ids=lambda i: f"line-{i + 1}")
+def test_quarantine_commands(tmp_path: Path, index: int) -> None:
+    """Each line of the Quarantine block, verbatim, on a spool holding the records it names."""
+    lines = runbook_block("Quarantine")
+    assert len(lines) == 9
+    spool = tmp_path / "spool.sqlite"
+    quarantine_spool(spool)
+    (tmp_path / "fixed.json").write_text('{"fixed": true}')
+    env = {"SPOOL_PATH": str(spool), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    line = lines[index]
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {line}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=30, env=env)  # fmt: skip
+    assert done.returncode == 0, (line, done.stderr)
+    left = [r.id for r in list_quarantined(spool)]
+    expected = {
+        "replay 1234 1235": [1236, 1237, 1238],
+        "replay --all --kind history": [1236, 1238],
+        "replay 1234 --payload fixed.json": [1235, 1236, 1237, 1238],
+        "discard 1234": [1235, 1236, 1237, 1238],
+        "discard --all --yes": [],
+    }
+    effect = next((ids for command, ids in expected.items() if line.endswith(command)), [1234, 1235, 1236, 1237, 1238])
+    assert left == effect, line
+    if line.endswith("> quarantine-1234.json"):
+        assert json.loads((tmp_path / "quarantine-1234.json").read_text())["id"] == 1234
