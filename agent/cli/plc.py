@@ -13,7 +13,15 @@ from loguru import logger
 from agent.cli.output import EXIT_FAILED, errors, jsonable, show
 from agent.config import Settings
 from agent.errors import PlcError, ValidationError
-from agent.plc import RegisterMap, WordOrder, load_default_map, load_map_csv, parse_value, plan_reads
+from agent.plc import (
+    RegisterMap,
+    WordOrder,
+    load_default_map,
+    load_map_csv,
+    parse_value,
+    plan_reads,
+    validate_write,
+)
 from agent.plc.sim import Simulator
 from agent.plc_setup import connection_for, device_for, load_register_map
 
@@ -57,6 +65,9 @@ async def run_plc(args: argparse.Namespace, settings: Settings) -> int:
     if args.plc_command == "read":
         for key in args.keys:
             register_map[key]  # unknown keys fail before any I/O
+    if args.plc_command == "write":  # an unknown key, a read-only one or a bad value: refused before any I/O
+        param = register_map[args.key]
+        validate_write(param, parse_value(param, args.value), settings.PLC_WORD_ORDER)
     async with connection_for(settings) as connection:
         if not await connection.wait_connected(settings.PLC_TIMEOUT_S * 3):
             raise PlcError(f"PLC unreachable: {connection.last_error}", where=connection.where)
