@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from agent import __version__
-from agent.cli import commands, machine, plc, recipe, spool
+from agent.cli import commands, machine, plc, recipe, runs, spool
 from agent.cli.output import EXIT_FAILED, EXIT_USAGE, errors
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, CommandError, ConfigError, RecipeError, ValidationError
@@ -36,6 +36,8 @@ all commands:
   recipe plan FILE|--id ID [--steps]       expanded step count and planned time
   command start-recipe ID|stop|pause|resume|set KEY VALUE
                                            insert a command like the dashboard and follow it to its end
+  runs list [--limit N] | runs show RUN_ID [--steps]
+                                           the machine's runs: status, progress, step timings
   machine register --name N --serial S [--map FILE.csv]
                                            onboard a machine and its register map; prints MACHINE_ID
   machine list                             the machines Supabase knows
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     plc.add_parsers(sub)
     recipe.add_parsers(sub)
     commands.add_parsers(sub)
+    runs.add_parsers(sub)
     machine.add_parsers(sub)
     spool.add_parsers(sub)
     sub.add_parser("config", help="validate and show the effective configuration (secrets hidden)")
@@ -115,6 +118,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await recipe.run(args, settings)
         case "command":
             return await commands.run(args, settings)
+        case "runs":
+            return await runs.run(args, settings)
         case "machine":
             return await machine.run(args, settings)
         case "spool":

@@ -155,13 +155,14 @@ class CloudClient:
         columns: str = "*",
         eq: Mapping[str, Any] | None = None,
         order: str | None = None,
+        descending: bool = False,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         request = self.client.table(table).select(columns)
         for column, value in (eq or {}).items():
             request = request.eq(column, value)
         if order:
-            request = request.order(order)
+            request = request.order(order, desc=descending)
         if limit is not None:
             request = request.limit(limit)
         return list((await self._call(f"select {table}", request)).data)
