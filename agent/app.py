@@ -122,6 +122,8 @@ class Agent:
             )
             self.shipper = Shipper(self.spool, self.cloud)
             self.metrics = AgentMetrics(snapshot=self.snapshot)
+            self.metrics.attach(cloud=self.cloud, writer=self.writer, shipper=self.shipper, sampler=self.sampler,
+                                spool=self.spool)  # fmt: skip
             self.runs = RunController(
                 device=self.device,
                 writer=self.writer,
@@ -141,6 +143,7 @@ class Agent:
                     device=self.device,
                     runs=self.runs,
                     on_latency=self.metrics.observe_command_latency,
+                    on_claimed=self.metrics.note_command,
                 ),
             )
             self.handover = Handover(lease=self.lease, intake=self.intake, runs=self.runs)
@@ -409,7 +412,12 @@ class Agent:
             dropped=(spool.dropped if spool else 0) + (self.writer.dropped if self.writer else 0),
             shipped=spool.shipped if spool else 0,
             memory_mb=process_rss_mb(),
-            errors={"plc": self.plc_errors, "database": shipper.errors if shipper else 0},
+            errors={
+                "plc": self.plc_errors,
+                "database": shipper.errors if shipper else 0,
+                "realtime": self.cloud.realtime_errors if self.cloud else 0,
+            },
+            telemetry_dropping=bool(self.spool and self.spool.dropping),
             current_run=self.runs.current() if self.runs else None,
             key_scope=self.key_scope,
         )

@@ -46,6 +46,8 @@ class AgentSnapshot:
     current_run: Mapping[str, Any] | None = None
     #: What SUPABASE_KEY may touch: "machine" (a key for this machine only) or "project" (every machine).
     key_scope: str = "project"
+    #: The spool is at its size bound and drops the oldest telemetry (it did within the last minute).
+    telemetry_dropping: bool = False
 
 
 def process_rss_mb() -> float:

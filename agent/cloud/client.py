@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -67,6 +68,10 @@ class CloudClient:
         self._watches: list[Watch] = []
         self._supervisor: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        #: Called after every REST call with (operation, seconds, answered): the metrics' response times.
+        self.request_observers: list[Callable[[str, float, bool], None]] = []
+        #: Realtime failures since start: a subscribe that failed, a lost socket, a failed reconnect attempt.
+        self.realtime_errors = 0
 
     async def __aenter__(self) -> CloudClient:
         if self.state is not CloudState.NEW:
@@ -120,14 +125,23 @@ class CloudClient:
     # --- REST ---------------------------------------------------------------------------------------
 
     async def _call(self, what: str, request: Any) -> Any:
+        started = time.perf_counter()
         try:
             response = await request.execute()
         except Exception as exc:  # the seam: every foreign error becomes a classified CloudError
             error = translate(exc, what=what)
             self.reachable = error.code is not None
+            self._observe(what, started, answered=self.reachable)
             raise error from exc
         self.reachable = True
+        self._observe(what, started, answered=True)
         return response
+
+    def _observe(self, what: str, started: float, *, answered: bool) -> None:
+        seconds = time.perf_counter() - started
+        operation = what.split(" ", 1)[0]  # "select machines" → "select": a handful of label values
+        for observe in self.request_observers:
+            observe(operation, seconds, answered)
 
     async def upsert(self, table: str, rows: Sequence[Row], *, on_conflict: str) -> None:
         """Insert or update `rows` (one bulk request) keyed by `on_conflict`; returns nothing."""
@@ -197,6 +211,8 @@ class CloudClient:
 
         def on_state(state: Any, error: Exception | None) -> None:
             if str(getattr(state, "value", state)) != "SUBSCRIBED":
+                if watch.ready.is_set():  # a subscription that worked was lost (channel error, timeout, close)
+                    self.realtime_errors += 1
                 watch.ready.clear()
 
         channel.on_system(on_system)
@@ -205,6 +221,7 @@ class CloudClient:
         try:
             await channel.subscribe(on_state)
         except Exception as exc:  # the socket may be down: the supervisor keeps trying
+            self.realtime_errors += 1
             logger.warning("realtime: subscribe to {} failed: {}", watch.table, exc)
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise_realtime(), name="realtime-supervisor")
@@ -219,11 +236,14 @@ class CloudClient:
                 delay = 0.5
                 continue
             for w in self._watches:
+                if w.ready.is_set():
+                    self.realtime_errors += 1
                 w.ready.clear()
             try:
                 await realtime.connect()  # rejoins the errored channels
                 delay = 0.5
             except Exception as exc:
+                self.realtime_errors += 1
                 logger.debug("realtime reconnect failed: {}", exc)
                 delay = min(delay * 2, 10.0) * random.uniform(0.8, 1.2)
 

@@ -51,8 +51,10 @@ class CommandHandler:
         device: PlcDevice,
         runs: RunController,
         on_latency: Callable[[float], None] = lambda _s: None,
+        on_claimed: Callable[[int, str], None] = lambda _id, _type: None,
     ) -> None:
         self.cloud, self.device, self.runs, self.on_latency = cloud, device, runs, on_latency
+        self.on_claimed = on_claimed  # (id, type) of each claimed row: the metrics count outcomes by type
 
     async def __call__(self, row: dict[str, Any]) -> None:
         """Handle one claimed row; always leaves the row in a final or running state with a reason."""
@@ -60,6 +62,7 @@ class CommandHandler:
         if isinstance(created, str):
             self.on_latency((datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds())
         command_id = int(row["id"])
+        self.on_claimed(command_id, str(row.get("type")))
         try:
             command = parse_command(row)
             logger.info("command {}: {} {}", command.id, command.type, command.payload.model_dump(mode="json"))

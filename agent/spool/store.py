@@ -37,6 +37,8 @@ __all__ = ["DROPPABLE_KINDS", "Record", "Spool", "SpoolState", "SpoolStats"]
 T = TypeVar("T")
 
 #: Telemetry may be dropped (oldest first) when the spool is full; runs and commands never.
+#: How long after its last drop the spool still counts as dropping (/health degraded): a minute of frames.
+DROPPING_WINDOW_S = 60.0
 DROPPABLE_KINDS = frozenset({"history", "latest", "heartbeat"})
 
 _SCHEMA = """
@@ -76,6 +78,7 @@ class SpoolStats:
     dropped: int = 0
     appended: int = 0
     shipped: int = 0
+    last_drop_at: float | None = None  # time.monotonic() of the last drop at the size bound
 
 
 class SpoolState(Enum):
@@ -116,6 +119,12 @@ class Spool:
         self.state = SpoolState.CLOSED
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
+
+    @property
+    def dropping(self) -> bool:
+        """True while the spool is at its size bound: it dropped telemetry within the last `DROPPING_WINDOW_S`."""
+        last = self.stats.last_drop_at
+        return last is not None and time.monotonic() - last < DROPPING_WINDOW_S
 
     # --- public API (coroutines; the work happens on the spool thread) ----------------------------
 
@@ -251,6 +260,7 @@ class Spool:
         self.stats.bytes -= freed
         self.stats.dropped += len(ids)
         if ids:
+            self.stats.last_drop_at = time.monotonic()
             logger.warning(
                 "spool full ({} MB): dropped the {} oldest telemetry records", self.max_bytes >> 20, len(ids)
             )
