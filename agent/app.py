@@ -35,7 +35,7 @@ from agent.metrics import AgentMetrics
 from agent.onboarding import require_machine
 from agent.parameters import MapSource, load_map
 from agent.plc import PlcConnection, PlcDevice
-from agent.plc_setup import connection_for, device_for, load_register_map
+from agent.plc_setup import connection_for, device_for, load_register_map, simulated_plc
 from agent.runner import RunController
 from agent.sampling import Sampler, TelemetryPublisher
 from agent.spool import Shipper, Spool, SpoolWriter
@@ -103,6 +103,7 @@ class Agent:
                 fallback=load_register_map(s),
             )
             self.map_origin = source.origin
+            s = await simulated_plc(s, stack, register_map=source.register_map)  # PLC_TYPE=simulation: own PLC
             self.connection = await stack.enter_async_context(connection_for(s, on_request=self._on_plc_request))
             await self.connection.wait_connected(s.PLC_TIMEOUT_S * 3)
             self.device = device_for(s, self.connection, source.register_map)

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     SUPABASE_API_KEY: SecretStr | None = None
     MACHINE_ID: uuid.UUID | None = None
 
-    PLC_TYPE: PlcType = PlcType.SIMULATION
+    #: `simulation`: the agent starts the built-in simulator and connects to it (agent/plc_setup.py).
+    PLC_TYPE: PlcType = PlcType.REAL
     PLC_HOST: str = "127.0.0.1"
     PLC_PORT: Port = 502
     PLC_UNIT_ID: Annotated[int, Field(ge=0, le=247)] = 1

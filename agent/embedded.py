@@ -51,7 +51,7 @@ async def run_embedded(settings: Settings, *, status_every_s: float) -> int:
                 "MACHINE_ID": settings.MACHINE_ID or uuid.UUID(REFERENCE_MACHINE_ID),
                 "PLC_HOST": host,
                 "PLC_PORT": int(port),
-                "PLC_TYPE": PlcType.SIMULATION,
+                "PLC_TYPE": PlcType.REAL,  # the simulator child above is its PLC, over real TCP
                 "SPOOL_PATH": spool,
             }
         )
