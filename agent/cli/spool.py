@@ -1,4 +1,5 @@
-"""`spool quarantine list|show|replay|discard`: the records Supabase refused, and the way out for each.
+"""`spool quarantine list|show|replay|discard`: the records Supabase refused, and the way out for each;
+`spool backup|restore`: the unshipped records across a disk or host swap (agent/spool/backup.py).
 
 Works on the spool file (SPOOL_PATH, or --spool) whether the agent is running or not; in a container:
 `docker compose exec agent-blue python -m agent spool quarantine list`. See agent/spool/quarantine.py for how
@@ -16,6 +17,7 @@ from typing import Any
 
 from agent.config import Settings
 from agent.errors import ValidationError
+from agent.spool.backup import backup, restore
 from agent.spool.quarantine import QuarantinedRecord, discard, list_quarantined, replay, show
 
 __all__ = ["add_parsers", "run"]
@@ -27,6 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     spool = sub.add_parser("spool", help="the local spool: quarantined records (list, show, replay, discard)")
     spool.add_argument("--spool", type=Path, default=None, metavar="PATH", help="spool file (default SPOOL_PATH)")
     groups = spool.add_subparsers(dest="spool_group", metavar="GROUP", required=True)
+    save = groups.add_parser("backup", help="copy the spool to FILE (consistent while the agent runs)")
+    save.add_argument("file", type=Path, metavar="FILE")
+    load = groups.add_parser("restore", help="replace the spool by a backup FILE (stop the agent first)")
+    load.add_argument("file", type=Path, metavar="FILE")
     quarantine = groups.add_parser("quarantine", help="records Supabase refused permanently")
     actions = quarantine.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="one line per record: id, kind, code, when, error")
@@ -80,6 +86,14 @@ def _line(record: QuarantinedRecord) -> str:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.spool or settings.SPOOL_PATH
+    if args.spool_group == "backup":
+        counts = await asyncio.to_thread(backup, path, args.file)
+        print(f"backed up {path} to {args.file}: {counts.pending} pending, {counts.quarantined} quarantined")
+        return 0
+    if args.spool_group == "restore":
+        counts = await asyncio.to_thread(restore, args.file, path)
+        print(f"restored {path} from {args.file}: {counts.pending} pending, {counts.quarantined} quarantined")
+        return 0
     match args.action:
         case "list":
             records = await asyncio.to_thread(list_quarantined, path, kind=args.kind)
