@@ -32,6 +32,7 @@ all commands:
   plc read [KEY ...|--all] [--json]        read parameters from the PLC
   plc write KEY VALUE [--no-verify]        write one parameter (validated, read back)
   plc plan [--json]                        the Modbus request plan for the register map
+  plc safe-state                           emergency: valves closed, carrier MFC 0, read back
   recipe validate FILE|--id ID             check a recipe against the register map (every problem)
   recipe plan FILE|--id ID [--steps]       expanded step count and planned time
   command start-recipe ID|stop|pause|resume|set KEY VALUE
@@ -43,6 +44,7 @@ all commands:
   machine list                             the machines Supabase knows
   spool quarantine list|show ID|replay ID...|discard ID...
                                            records Supabase refused: inspect, replay after a fix, discard
+  spool backup FILE | spool restore FILE   the unshipped records, online copy / restore (agent stopped)
   config                                   validate and show the configuration
 
 exit codes: 0 ok, 1 operation failed, 2 bad input or configuration
