@@ -280,7 +280,8 @@ def test_blue_green_deploy_then_rollback_under_load(stage: Stage) -> None:
     calls = docker_calls(stage.tmp)
     project = f"compose -p ald-agent-test --env-file {ENV_EXAMPLE} -f {ROOT / 'docker-compose.prod.yml'}"
     assert calls[:3] == [
-        f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=1.0.0 {project} up -d --no-deps haproxy prometheus grafana",
+        f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=1.0.0 {project} up -d --no-deps haproxy prometheus alertmanager "
+        "blackbox grafana",
         f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=2.0.0 {project} up -d --no-deps --force-recreate ald-control-green",
         f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=2.0.0 {project} ps --format json ald-control-green",
     ]
@@ -363,3 +364,21 @@ def test_dry_run_local_runtime_plans_processes_and_lease_and_changes_nothing(tmp
     assert "haproxy -D -p" in result.stdout and "setsid env -i" in result.stdout
     assert (tmp_path / "state/test.json").read_bytes() == before
     assert not (tmp_path / "run").exists() and not (tmp_path / "releases").exists()
+
+
+@pytest.mark.parametrize("flag", ["--build", "--pull"])
+def test_the_image_is_built_or_pulled_before_the_color_starts(tmp_path: Path, stub: Path, flag: str) -> None:
+    result = run(DEPLOY, "-e", "test", "-t", "1.0.0", flag, "--dry-run", env=script_env(tmp_path, stub))
+    assert result.returncode == 0, result.stderr
+    planned = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("+ ")]
+    verb = flag.removeprefix("--")
+    fetch = next(i for i, p in enumerate(planned) if "docker compose -p ald-agent-test" in p and p.endswith(
+        f".yml {verb} ald-control-blue"))  # fmt: skip
+    start = next(i for i, p in enumerate(planned) if " up -d --no-deps --force-recreate ald-control-blue" in p)
+    assert fetch < start and "AGENT_TAG_BLUE=1.0.0" in planned[fetch]
+    assert docker_calls(tmp_path) == []
+
+
+def test_build_is_for_the_compose_runtime_only(tmp_path: Path) -> None:
+    result = run(DEPLOY, "-e", "test", "-t", "1.0.0", "--build", "--runtime", "local", "-n", env=script_env(tmp_path))
+    assert result.returncode == 2 and "--build and --pull are for the compose runtime" in result.stderr
