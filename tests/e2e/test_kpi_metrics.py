@@ -1,11 +1,12 @@
 """The KPIs on a real agent's /metrics (simulator over Modbus TCP, local stack over HTTP): CPU %, database
 response times, the logging interval and read → row cycle as distributions, recipe outcomes, commands by type
-and outcome, and the spool volume."""
+and outcome, the spool volume, and realtime errors counted when the socket is lost."""
 
 from __future__ import annotations
 
 import asyncpg
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from supalocal.testing import SEED_MACHINE_ID
@@ -13,6 +14,7 @@ from tests.e2e.conftest import StartAgent
 from tests.e2e.recipes import insert_command, insert_recipe, loop, valve, wait
 from tests.e2e.test_commands import active_agent, until_final
 from tests.support.poll import eventually
+from tests.support.proxy import TcpProxy
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -52,3 +54,24 @@ async def test_the_kpis_are_exported_by_a_real_agent(start_agent: StartAgent, db
         assert value(text, "ald_cpu_usage_percent") >= 0
         assert value(text, "ald_spool_disk_free_bytes") > 0
         assert value(text, "ald_realtime_errors_total") == 0  # exported from the client's real counter
+
+
+# realtime-py logs the close code and reason through attributes websockets deprecates; the suite turns warnings into
+# errors, which would kill realtime-py's reconnect task (in production the warning is ignored by default).
+@pytest.mark.filterwarnings("ignore:ConnectionClosed.* is deprecated:DeprecationWarning")
+async def test_realtime_errors_are_counted_when_the_socket_is_lost(
+    start_agent: StartAgent, cloud_proxy: TcpProxy
+) -> None:
+    agent = await start_agent()
+    await eventually(lambda: agent.snapshot().realtime_connected, within=20)
+    url = f"http://127.0.0.1:{agent.http_port}/metrics"
+    async with httpx.AsyncClient() as http:
+        assert value((await http.get(url)).text, "ald_realtime_errors_total") == 0
+        await cloud_proxy.cut()  # Supabase goes away: the websocket is reset
+        try:
+            await eventually(lambda: agent.cloud is not None and agent.cloud.realtime_errors > 0, within=20)
+        finally:
+            await cloud_proxy.restore()
+        await eventually(lambda: agent.snapshot().realtime_connected, within=30)  # and it comes back
+        errors = value((await http.get(url)).text, "ald_realtime_errors_total")
+    assert errors >= 2  # both subscriptions lost, at least
