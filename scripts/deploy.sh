@@ -69,7 +69,7 @@ Environment: DEPLOY_STATE_DIR (default $DEPLOY_STATE_DIR), HAPROXY_SOCKET (defau
 DRAIN_TIMEOUT ($DRAIN_TIMEOUT s), POST_SWITCH_SOAK ($POST_SWITCH_SOAK s), KEEP_OLD_WARM ($KEEP_OLD_WARM; 0 stops the
 old color after a blue-green switch), DEPLOY_LOCK_WAIT ($DEPLOY_LOCK_WAIT s to wait for another deploy's lock),
 LEASE_TIMEOUT ($LEASE_TIMEOUT s for the new color to hold the lease), DEPLOY_ADMIN_TOKEN (default: ADMIN_TOKEN
-of the environment file), HEALTH_ACCEPT (statuses health-check.sh accepts; "healthy" refuses a degraded color).
+of the environment file), DEPLOY_ADMIN_TOKEN_PREVIOUS (the old token during a rotation, tried on a 401), HEALTH_ACCEPT (statuses health-check.sh accepts; "healthy" refuses a degraded color).
 Local runtime: LOCAL_RELEASES_DIR (default /opt/ald-agent/releases), LOCAL_RUN_DIR, AGENT_BLUE_PORT, AGENT_GREEN_PORT,
 HAPROXY_HTTP_PORT (see scripts/lib/deploy/runtime-local.sh).
 Exit codes: 0 deployed, 1 failed (traffic left on, or sent back to, a healthy color), 2 usage error.
