@@ -17,8 +17,15 @@ from typing import Any
 
 from agent.config import Settings
 from agent.errors import ValidationError
-from agent.spool.backup import backup, restore
-from agent.spool.quarantine import QuarantinedRecord, discard, list_quarantined, replay, show
+from agent.spool import (
+    QuarantinedRecord,
+    backup_spool,
+    discard_quarantined,
+    list_quarantined,
+    replay_quarantined,
+    restore_spool,
+    show_quarantined,
+)
 
 __all__ = ["add_parsers", "run"]
 
@@ -87,11 +94,11 @@ def _line(record: QuarantinedRecord) -> str:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.spool or settings.SPOOL_PATH
     if args.spool_group == "backup":
-        counts = await asyncio.to_thread(backup, path, args.file)
+        counts = await asyncio.to_thread(backup_spool, path, args.file)
         print(f"backed up {path} to {args.file}: {counts.pending} pending, {counts.quarantined} quarantined")
         return 0
     if args.spool_group == "restore":
-        counts = await asyncio.to_thread(restore, args.file, path)
+        counts = await asyncio.to_thread(restore_spool, args.file, path)
         print(f"restored {path} from {args.file}: {counts.pending} pending, {counts.quarantined} quarantined")
         return 0
     match args.action:
@@ -105,16 +112,17 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                     print(_line(record))
                 print(f"{len(records)} quarantined record(s) in {path}")
         case "show":
-            print(json.dumps((await asyncio.to_thread(show, path, args.id)).as_json(), indent=2))
+            print(json.dumps((await asyncio.to_thread(show_quarantined, path, args.id)).as_json(), indent=2))
         case "replay":
             ids = _targets(args)
-            moved = await asyncio.to_thread(replay, path, ids, kind=args.kind, payload=_payload(args.payload))
+            fix = _payload(args.payload)
+            moved = await asyncio.to_thread(replay_quarantined, path, ids, kind=args.kind, payload=fix)
             print(f"replayed {len(moved)} record(s): {_ids(moved)}; the shipper sends them next")
         case "discard":
             ids = _targets(args)
             if ids is None and not args.yes:
                 raise ValidationError("discard --all deletes every record for good: add --yes")
-            gone = await asyncio.to_thread(discard, path, ids, kind=args.kind)
+            gone = await asyncio.to_thread(discard_quarantined, path, ids, kind=args.kind)
             print(f"discarded {len(gone)} record(s): {_ids(gone)}")
     return 0
 

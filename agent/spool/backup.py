@@ -1,7 +1,7 @@
 """Back up and restore the spool file: what the agent has not shipped yet survives a disk or host swap.
 
-`backup` uses SQLite's online backup API, so it is consistent while the agent writes (WAL mode: the agent
-never waits for it) and needs no stop. `restore` is for a stopped agent: it checks the backup's integrity,
+`backup_spool` uses SQLite's online backup API, so it is consistent while the agent writes (WAL mode: the agent
+never waits for it) and needs no stop. `restore_spool` is for a stopped agent: it checks the backup's integrity,
 then replaces SPOOL_PATH in one rename and removes the old file's WAL and shared-memory files, which belong to
 the file being replaced. Blocking (sqlite3, file copies): call from a thread on an event loop.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent.errors import ConfigError, ValidationError
 
-__all__ = ["SpoolCounts", "backup", "restore"]
+__all__ = ["SpoolCounts", "backup_spool", "restore_spool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ def _counts(db: sqlite3.Connection) -> SpoolCounts:
     return SpoolCounts(int(pending), int(quarantined))
 
 
-def backup(spool: Path, destination: Path) -> SpoolCounts:
+def backup_spool(spool: Path, destination: Path) -> SpoolCounts:
     """Copy `spool` (running agent or not) to `destination` (must not exist); the counts it holds."""
     if not spool.is_file():
         raise ConfigError(f"SPOOL_PATH: no spool at {spool}")
@@ -57,7 +57,7 @@ def backup(spool: Path, destination: Path) -> SpoolCounts:
     return counts
 
 
-def restore(backup_file: Path, spool: Path) -> SpoolCounts:
+def restore_spool(backup_file: Path, spool: Path) -> SpoolCounts:
     """Replace `spool` by `backup_file` (the agent must be stopped); the counts restored."""
     if not backup_file.is_file():
         raise ValidationError(f"no backup at {backup_file}")

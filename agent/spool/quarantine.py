@@ -27,7 +27,7 @@ from typing import Any
 
 from agent.errors import ConfigError, ValidationError
 
-__all__ = ["QuarantinedRecord", "discard", "list_quarantined", "replay", "show"]
+__all__ = ["QuarantinedRecord", "discard_quarantined", "list_quarantined", "replay_quarantined", "show_quarantined"]
 
 #: How long a change waits for the running agent's own transaction (it holds the lock for milliseconds).
 BUSY_TIMEOUT_MS = 10_000
@@ -95,7 +95,7 @@ def list_quarantined(path: Path, *, kind: str | None = None) -> list[Quarantined
     return [_record(r) for r in rows]
 
 
-def show(path: Path, record_id: int) -> QuarantinedRecord:
+def show_quarantined(path: Path, record_id: int) -> QuarantinedRecord:
     """One quarantined record; `ValidationError` when there is none with that id."""
     with _open(path) as db:
         row = db.execute(f"select {_COLUMNS} from quarantine where id = ?", (record_id,)).fetchone()
@@ -116,7 +116,9 @@ def _selected(db: sqlite3.Connection, ids: Sequence[int] | None, kind: str | Non
     return [r for r in rows if r is not None]
 
 
-def replay(path: Path, ids: Sequence[int] | None = None, *, kind: str | None = None, payload: Any = None) -> list[int]:
+def replay_quarantined(
+    path: Path, ids: Sequence[int] | None = None, *, kind: str | None = None, payload: Any = None
+) -> list[int]:
     """Move records back to the outbox (their original ids) for the shipper to try again; returns their ids.
 
     `ids` None means every record (of `kind`). `payload`: a corrected payload for one record (exactly one id);
@@ -142,7 +144,7 @@ def replay(path: Path, ids: Sequence[int] | None = None, *, kind: str | None = N
     return [int(r[0]) for r in rows]
 
 
-def discard(path: Path, ids: Sequence[int] | None = None, *, kind: str | None = None) -> list[int]:
+def discard_quarantined(path: Path, ids: Sequence[int] | None = None, *, kind: str | None = None) -> list[int]:
     """Delete quarantined records for good (`ids` None: every record, of `kind`); returns their ids."""
     with _open(path) as db:
         db.execute("begin immediate")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.spool.quarantine import list_quarantined
+from agent.spool import list_quarantined
 from tests.spool.test_quarantine import quarantined_spool
 
 ROOT = Path(__file__).resolve().parents[2]

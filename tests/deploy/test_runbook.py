@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from deploy_support import ROOT, haproxy, require_tool, standin_agent, wait_until
 
-from agent.spool.quarantine import list_quarantined
+from agent.spool import list_quarantined
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 

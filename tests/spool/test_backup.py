@@ -10,8 +10,9 @@ import pytest
 
 from agent.cloud import CloudClient
 from agent.errors import ConfigError, ValidationError
-from agent.spool import Shipper, Spool
-from agent.spool.backup import SpoolCounts, backup, restore
+from agent.spool import Shipper, Spool, SpoolCounts
+from agent.spool import backup_spool as backup
+from agent.spool import restore_spool as restore
 from supalocal.stack import BackgroundStack
 from tests.spool.test_shipper import frame
 

@@ -14,8 +14,10 @@ from agent.cloud import CloudClient
 from agent.errors import ConfigError, ValidationError
 from agent.onboarding import register_machine
 from agent.plc import load_default_map
-from agent.spool import Shipper, Spool
-from agent.spool.quarantine import discard, list_quarantined, replay, show
+from agent.spool import Shipper, Spool, list_quarantined
+from agent.spool import discard_quarantined as discard
+from agent.spool import replay_quarantined as replay
+from agent.spool import show_quarantined as show
 from supalocal.stack import BackgroundStack
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).isoformat()
