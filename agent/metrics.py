@@ -116,6 +116,8 @@ LOGGING_INTERVAL_BUCKETS = (0.5, 0.9, 0.98, 0.99, 0.995, 1.0, 1.005, 1.01, 1.02,
 READ_TO_ROW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "aborted", "interrupted"})
 FINAL_COMMAND_STATUSES = frozenset({"succeeded", "failed", "rejected"})
+COMMAND_TYPES = ("start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter")
+DATABASE_OPERATIONS = ("select", "insert", "update", "upsert", "rpc")
 
 _AREA_UNSAFE = re.compile(r"[^a-z0-9_]+")
 
@@ -305,8 +307,15 @@ class AgentMetrics:
             labelnames=("type", "outcome"),
             registry=self.registry,
         )
-        for outcome in sorted(FINAL_RUN_STATUSES):  # present at 0, so a success-rate query never divides by absent
+        # Present at 0 from the start: a rate or success-rate query then has series to work on, never nothing.
+        for outcome in sorted(FINAL_RUN_STATUSES):
             self._recipe_runs.labels(outcome=outcome)
+        for command_type in COMMAND_TYPES:
+            for outcome in sorted(FINAL_COMMAND_STATUSES):
+                self._commands.labels(type=command_type, outcome=outcome)
+        for operation in DATABASE_OPERATIONS:
+            for answered in ("true", "false"):
+                self._database_request.labels(operation=operation, answered=answered)
         self._command_types: dict[int, str] = {}
 
     def attach(
