@@ -34,9 +34,10 @@ from agent.config import Settings
 from agent.heartbeat import Heartbeat, log_status
 from agent.http import HttpServer
 from agent.metrics import AgentMetrics
+from agent.onboarding import require_machine
 from agent.parameters import load_interlock_rows, load_map, watch_rows
 from agent.plc import PlcConnection, PlcDevice
-from agent.plc_setup import connection_for, device_for, load_register_map
+from agent.plc_setup import connection_for, device_for, load_register_map, simulated_plc
 from agent.safety import (
     Handover,
     InterlockGuard,
@@ -115,6 +116,7 @@ class Agent:
         async with contextlib.AsyncExitStack() as stack:
             spool = await stack.enter_async_context(Spool(spool_path, max_bytes=int(s.SPOOL_MAX_MB * 2**20)))
             cloud = await stack.enter_async_context(cloud_for(s))
+            await require_machine(cloud, self.machine_id)  # ConfigError (exit 2) for an unknown machine
             source = await load_map(
                 cloud,
                 machine_id=self.machine_id,
@@ -124,12 +126,14 @@ class Agent:
             interlock_rows = await load_interlock_rows(
                 cloud, machine_id=self.machine_id, cache=spool_path.with_suffix(".interlocks.json")
             )
+            s = await simulated_plc(s, stack, register_map=source.register_map)  # PLC_TYPE=simulation: own PLC
             connection = await stack.enter_async_context(connection_for(s, on_request=self._on_plc_request))
             await connection.wait_connected(s.PLC_TIMEOUT_S * 3)
             device = device_for(s, connection, source.register_map)
             writer = SpoolWriter(spool)
             stack.push_async_callback(writer.drain)  # after the run controller's exit: its final records land
             parts = self._wire(spool, cloud, connection, device, writer, source.parameter_ids, source.origin)
+            parts.metrics.attach(cloud=cloud, writer=writer, shipper=parts.shipper, sampler=parts.sampler, spool=spool)
             parts.interlock_guard.offer(interlock_rows)
             if source.problem:
                 parts.map_guard.refuse(source.problem)
@@ -242,7 +246,13 @@ class Agent:
             wants=lambda: wants_machine(lease, runs, fence),
             on_lost=lambda why: runs.stop(why) if runs.active is not None else None,
         )
-        handler = CommandHandler(cloud=cloud, gate=gate, runs=runs, on_latency=metrics.observe_command_latency)
+        handler = CommandHandler(
+            cloud=cloud,
+            gate=gate,
+            runs=runs,
+            on_latency=metrics.observe_command_latency,
+            on_claimed=metrics.note_command,
+        )
         intake = CommandIntake(
             cloud,
             lease,
@@ -413,7 +423,12 @@ class Agent:
             dropped=(spool.dropped if spool else 0) + (p.writer.dropped if p else 0),
             shipped=spool.shipped if spool else 0,
             memory_mb=process_rss_mb(),
-            errors={"plc": self.plc_errors, "database": shipper.errors if shipper else 0},
+            errors={
+                "plc": self.plc_errors,
+                "database": shipper.errors if shipper else 0,
+                "realtime": p.cloud.realtime_errors if p else 0,
+            },
+            telemetry_dropping=bool(p and p.spool.dropping),
             current_run=p.runs.current() if p else None,
             key_scope=self.key_scope,
             safety_problems=tuple(problems),

@@ -22,6 +22,8 @@ from agent.plc.protocol import MAX_READ_REGISTERS, WordOrder
 
 __all__ = ["Color", "LogFormat", "PlcType", "Settings", "load_settings"]
 
+#: ADMIN_TOKEN's minimum length: 32 characters of `openssl rand -hex 32` carry 128 bits.
+MIN_ADMIN_TOKEN_CHARS = 32
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
@@ -53,7 +55,8 @@ class Settings(BaseSettings):
     SUPABASE_API_KEY: SecretStr | None = None
     MACHINE_ID: uuid.UUID | None = None
 
-    PLC_TYPE: PlcType = PlcType.SIMULATION
+    #: `simulation`: the agent starts the built-in simulator and connects to it (agent/plc_setup.py).
+    PLC_TYPE: PlcType = PlcType.REAL
     PLC_HOST: str = "127.0.0.1"
     PLC_PORT: Port = 502
     PLC_UNIT_ID: Annotated[int, Field(ge=0, le=247)] = 1
@@ -94,6 +97,17 @@ class Settings(BaseSettings):
         if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("ADMIN_TOKEN")
+    @classmethod
+    def _long_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The token guards hand-over, drain and activate (who commands the machine): a short one is guessable.
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`), "
+                f"got {len(value.get_secret_value())}"
+            )
+        return value
 
     @field_validator("PLC_MAP_FILE")
     @classmethod

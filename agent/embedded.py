@@ -22,7 +22,7 @@ from agent.app import run_agent
 from agent.config import PlcType, Settings
 from agent.errors import AgentError
 
-__all__ = ["REFERENCE_MACHINE_ID", "run_embedded"]
+__all__ = ["REFERENCE_MACHINE_ID", "banner", "run_embedded"]
 
 #: The reference machine of supabase/seed.sql, which the embedded default runs as.
 REFERENCE_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
@@ -51,19 +51,33 @@ async def run_embedded(settings: Settings, *, status_every_s: float) -> int:
                 "MACHINE_ID": settings.MACHINE_ID or uuid.UUID(REFERENCE_MACHINE_ID),
                 "PLC_HOST": host,
                 "PLC_PORT": int(port),
-                "PLC_TYPE": PlcType.SIMULATION,
+                "PLC_TYPE": PlcType.REAL,  # the simulator child above is its PLC, over real TCP
                 "SPOOL_PATH": spool,
             }
         )
-        print(
-            f"\n  Supabase (local)  {env['SUPABASE_URL']}   database {env.get('DATABASE_URL', '?')}\n"
-            f"  simulator         modbus://{host}:{port}   (python -m agent plc read --all --port {port})\n"
-            f"  agent             http://127.0.0.1:{settings.HTTP_PORT}/health   /metrics   /health/basic\n"
-            f"  machine           {embedded.MACHINE_ID}\n\n  Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print(banner(embedded, database_url=env.get("DATABASE_URL", "?")), flush=True)
         await run_agent(embedded, status_interval_s=status_every_s)
     return 0
+
+
+def banner(embedded: Settings, *, database_url: str) -> str:
+    """What the embedded default prints once everything is up: where each part listens, and the variables the
+    CLI needs in another shell (README: `command …` and `recipe … --id` need SUPABASE_URL, SUPABASE_KEY and
+    MACHINE_ID), ready to paste. The key is the local stack's own development key, never a project's."""
+    key = embedded.SUPABASE_KEY.get_secret_value() if embedded.SUPABASE_KEY else ""
+    return (
+        f"\n  Supabase (local)  {embedded.SUPABASE_URL}   database {database_url}\n"
+        f"  simulator         modbus://{embedded.PLC_HOST}:{embedded.PLC_PORT}"
+        f"   (python -m agent plc read --all --port {embedded.PLC_PORT})\n"
+        f"  agent             http://127.0.0.1:{embedded.HTTP_PORT}/health   /metrics   /health/basic\n"
+        f"  machine           {embedded.MACHINE_ID}\n\n"
+        "  For the CLI in another shell (python -m agent command …, recipe … --id, machine list):\n"
+        f"    export SUPABASE_URL={embedded.SUPABASE_URL}\n"
+        f"    export SUPABASE_KEY={key}\n"
+        f"    export MACHINE_ID={embedded.MACHINE_ID}\n"
+        f"    export PLC_HOST={embedded.PLC_HOST} PLC_PORT={embedded.PLC_PORT}\n\n"
+        "  Ctrl-C stops everything.\n"
+    )
 
 
 async def _child(children: contextlib.AsyncExitStack, args: list[str], ready: str) -> list[str]:

@@ -3,13 +3,20 @@
 `AgentMetrics` owns its own `CollectorRegistry` (never the process-wide default), so two agents, or two tests,
 can live in one process without "Duplicated timeseries" errors. Everything that describes the agent's state
 (connections, spool, frames, errors, role) comes from a custom collector that calls the `snapshot` callable at
-collect time: the values are the real state, never a cached constant. Only the two timing distributions are
-pushed by hooks, because a snapshot cannot carry a distribution:
+collect time: the values are the real state, never a cached constant. Distributions and outcome counts are
+pushed by hooks, because a snapshot cannot carry them:
 
     metrics = AgentMetrics(snapshot=app.snapshot)
+    metrics.attach(cloud=cloud, writer=writer, shipper=shipper, sampler=sampler, spool=spool)
     metrics.observe_command_latency(0.042)      # command insert → claimed, seconds
     metrics.observe_step_timing_error(-0.0013)  # |actual − planned| of one recipe step, seconds
     body = metrics.render()                     # Prometheus text format, CONTENT_TYPE below
+
+`attach` subscribes to the parts' observer lists: every REST call's duration (database response time), every
+frame interval (the logging interval as a distribution, to alert on ±10 ms), every shipped history record's
+append → accepted time (the read → row cycle: the append follows the PLC read by microseconds), and every run
+and command record the agent writes (recipe outcomes, commands by type and outcome). CPU % and the spool
+volume's free space are read at scrape time (`os.times`, `os.statvfs`: no blocking I/O).
 
 Metric and label names are a contract (docs/DESIGN.md §6, the alert rules and Grafana dashboards in monitoring/, the
 deploy harness): they are the constants below and a test pins them. `ald_memory_usage_mb` keeps its contract
@@ -19,14 +26,23 @@ name although `promtool check metrics` prefers base units; it is the one lint ex
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent.status import AgentSnapshot
+
+if TYPE_CHECKING:  # only for annotations: the metrics never import the parts they observe at runtime
+    from agent.cloud import CloudClient
+    from agent.sampling import Sampler
+    from agent.spool import Record, Shipper, Spool, SpoolWriter
 
 __all__ = [
     "AGENT_INFO",
@@ -85,6 +101,14 @@ CLOUD_AUTH_FAILURES = "ald_cloud_auth_failures_total"
 CLOUD_KEY_EXPIRY = "ald_cloud_key_expiry_timestamp_seconds"
 COMMAND_LATENCY = "ald_command_latency_seconds"
 STEP_TIMING_ERROR = "ald_step_timing_error_seconds"
+CPU_PERCENT = "ald_cpu_usage_percent"
+DATABASE_REQUEST = "ald_database_request_seconds"
+LOGGING_INTERVAL_DISTRIBUTION = "ald_parameter_logging_interval_seconds"
+READ_TO_ROW = "ald_read_to_row_seconds"
+RECIPE_RUNS = "ald_recipe_runs_total"
+COMMANDS = "ald_commands_total"
+SPOOL_DISK_FREE = "ald_spool_disk_free_bytes"
+SPOOL_DISK_SIZE = "ald_spool_disk_size_bytes"
 
 # Always exported (0 when the snapshot has no entry), so alert expressions never see an absent series.
 KNOWN_ERROR_AREAS = ("plc", "database", "realtime")
@@ -93,6 +117,17 @@ KNOWN_ERROR_AREAS = ("plc", "database", "realtime")
 COMMAND_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Step/valve timing error: docs/DESIGN.md §8 targets p99 < 5 ms, so the resolution is sub-millisecond around that.
 STEP_TIMING_ERROR_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+# PostgREST round trips: a few ms on a LAN, ~50-200 ms to a hosted project; 10 s is the client's timeout.
+DATABASE_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Frame intervals around the 1 s target, resolved to ±10 ms (DESIGN §8: 1 s ± 10 ms).
+LOGGING_INTERVAL_BUCKETS = (0.5, 0.9, 0.98, 0.99, 0.995, 1.0, 1.005, 1.01, 1.02, 1.1, 1.5, 2.0, 3.0, 5.0)
+# Read → row: about a second when healthy (batching), minutes after an outage (the spool replays).
+READ_TO_ROW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "aborted", "interrupted"})
+FINAL_COMMAND_STATUSES = frozenset({"succeeded", "failed", "rejected"})
+COMMAND_TYPES = ("start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter")
+DATABASE_OPERATIONS = ("select", "insert", "update", "upsert", "rpc")
 
 _AREA_UNSAFE = re.compile(r"[^a-z0-9_]+")
 
@@ -142,6 +177,60 @@ SNAPSHOT_METRICS: dict[str, tuple[str, str, _Reading]] = {
     CLOUD_KEY_EXPIRY: ("gauge", "When SUPABASE_KEY expires (its exp claim), Unix seconds; absent without one.",
                        lambda s: None if s.cloud_key_expires_at is None else s.cloud_key_expires_at.timestamp()),
 }  # fmt: skip
+
+
+MAX_PENDING_COMMANDS = 1000
+
+
+class _CpuMeter:
+    """Process CPU % (of one core) between two readings at least `min_window_s` apart; the first reading
+    measures since the process started."""
+
+    def __init__(self, *, min_window_s: float = 1.0) -> None:
+        self.min_window_s = min_window_s
+        self._at, self._cpu = time.monotonic(), _cpu_seconds()
+        self._start_at, self._start_cpu = self._at, self._cpu
+        self._percent: float | None = None
+
+    def percent(self) -> float:
+        now, cpu = time.monotonic(), _cpu_seconds()
+        if now - self._at >= self.min_window_s:
+            self._percent = 100.0 * (cpu - self._cpu) / (now - self._at)
+            self._at, self._cpu = now, cpu
+        if self._percent is None:  # first scrape within the first second
+            elapsed = max(now - self._start_at, 1e-3)
+            return 100.0 * (cpu - self._start_cpu) / elapsed
+        return self._percent
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class _ScrapeTimeCollector(Collector):
+    """Values read at scrape time that are not in the snapshot: CPU % and the spool volume's space."""
+
+    def __init__(self, metrics: AgentMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = GaugeMetricFamily(CPU_PERCENT, "CPU used by the agent process, % of one core (user + system).")
+        cpu.add_metric([], self._metrics._cpu.percent())
+        yield cpu
+        directory = self._metrics._spool_dir
+        if directory is None:
+            return
+        try:
+            fs = os.statvfs(directory)
+        except OSError:
+            return
+        free = GaugeMetricFamily(SPOOL_DISK_FREE, "Bytes available to the agent on the spool's filesystem.")
+        free.add_metric([], float(fs.f_bavail * fs.f_frsize))
+        size = GaugeMetricFamily(SPOOL_DISK_SIZE, "Size of the spool's filesystem, bytes.")
+        size.add_metric([], float(fs.f_blocks * fs.f_frsize))
+        yield free
+        yield size
 
 
 def error_metric_name(area: str) -> str:
@@ -212,6 +301,102 @@ class AgentMetrics:
             buckets=STEP_TIMING_ERROR_BUCKETS,
             registry=self.registry,
         )
+
+        self._cpu = _CpuMeter()
+        self._spool_dir: Path | None = None
+        self.registry.register(_ScrapeTimeCollector(self))
+        self._database_request = Histogram(
+            DATABASE_REQUEST,
+            "Duration of one Supabase REST call, seconds, by operation and whether Supabase answered.",
+            labelnames=("operation", "answered"),
+            buckets=DATABASE_REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self._logging_interval = Histogram(
+            LOGGING_INTERVAL_DISTRIBUTION,
+            "Interval between two sample frames, seconds (the target is PARAMETER_LOGGING_INTERVAL).",
+            buckets=LOGGING_INTERVAL_BUCKETS,
+            registry=self.registry,
+        )
+        self._read_to_row = Histogram(
+            READ_TO_ROW,
+            "Time from a frame's PLC read (its spool append) to its parameter_history row accepted, seconds.",
+            buckets=READ_TO_ROW_BUCKETS,
+            registry=self.registry,
+        )
+        self._recipe_runs = Counter(
+            _stem(RECIPE_RUNS), "Recipe runs ended, by outcome.", labelnames=("outcome",), registry=self.registry
+        )
+        self._commands = Counter(
+            _stem(COMMANDS),
+            "Commands finished by this agent, by type and outcome (succeeded, failed, rejected).",
+            labelnames=("type", "outcome"),
+            registry=self.registry,
+        )
+        # Present at 0 from the start: a rate or success-rate query then has series to work on, never nothing.
+        for outcome in sorted(FINAL_RUN_STATUSES):
+            self._recipe_runs.labels(outcome=outcome)
+        for command_type in COMMAND_TYPES:
+            for outcome in sorted(FINAL_COMMAND_STATUSES):
+                self._commands.labels(type=command_type, outcome=outcome)
+        for operation in DATABASE_OPERATIONS:
+            for answered in ("true", "false"):
+                self._database_request.labels(operation=operation, answered=answered)
+        self._command_types: dict[int, str] = {}
+
+    def attach(
+        self,
+        *,
+        cloud: CloudClient | None = None,
+        writer: SpoolWriter | None = None,
+        shipper: Shipper | None = None,
+        sampler: Sampler | None = None,
+        spool: Spool | None = None,
+    ) -> None:
+        """Subscribe to the parts' observer lists (see the module docstring); each part is optional."""
+        if cloud is not None:
+            cloud.request_observers.append(self.observe_database_request)
+        if writer is not None:
+            writer.observers.append(self.observe_record)
+        if shipper is not None:
+            shipper.shipped_observers.append(self.observe_shipped)
+        if sampler is not None:
+            sampler.interval_observers.append(self.observe_logging_interval)
+        if spool is not None:
+            self._spool_dir = spool.path.parent
+
+    def observe_database_request(self, operation: str, seconds: float, answered: bool) -> None:
+        if math.isfinite(seconds):
+            self._database_request.labels(operation=operation, answered=str(answered).lower()).observe(seconds)
+
+    def observe_logging_interval(self, seconds: float) -> None:
+        if math.isfinite(seconds):
+            self._logging_interval.observe(seconds)
+
+    def observe_shipped(self, records: Sequence[Record], *, now: float | None = None) -> None:
+        """History records accepted by Supabase: append → accepted, per frame."""
+        now = time.time() if now is None else now
+        for record in records:
+            if record.kind == "history":
+                self._read_to_row.observe(max(0.0, now - record.created))
+
+    def note_command(self, command_id: int, command_type: str) -> None:
+        """A claimed command's type, until the record of its final status names only its id."""
+        if len(self._command_types) > MAX_PENDING_COMMANDS:  # never grows without bound
+            self._command_types.pop(next(iter(self._command_types)))
+        self._command_types[command_id] = command_type
+
+    def observe_record(self, kind: str, payload: Any) -> None:
+        """Count recipe outcomes (a run record with a final status) and commands by type and outcome."""
+        if not isinstance(payload, Mapping):
+            return
+        if kind == "run" and payload.get("status") in FINAL_RUN_STATUSES and payload.get("finished_at"):
+            self._recipe_runs.labels(outcome=str(payload["status"])).inc()
+        elif kind == "command":
+            status = (payload.get("values") or {}).get("status")
+            if status in FINAL_COMMAND_STATUSES:
+                command_type = self._command_types.pop(payload.get("id"), "unknown")  # type: ignore[arg-type]
+                self._commands.labels(type=command_type, outcome=str(status)).inc()
 
     def observe_command_latency(self, seconds: float) -> None:
         """Record one command's insert → claim latency.

@@ -60,6 +60,8 @@ class AgentSnapshot:
     cloud_auth_failures: int = 0
     #: When SUPABASE_KEY expires by its own `exp` claim (None: no expiry, or not a JWT), to rotate it in time.
     cloud_key_expires_at: datetime | None = None
+    #: The spool is at its size bound and drops the oldest telemetry (it did within the last minute).
+    telemetry_dropping: bool = False
 
 
 def process_rss_mb() -> float:

@@ -20,6 +20,7 @@ CANARY_PAUSE="${CANARY_PAUSE:-30}"
 KEEP_OLD_WARM="${KEEP_OLD_WARM:-1}"
 FORCE=0
 FORCE_HANDOVER="${FORCE_HANDOVER:-0}"
+IMAGE_SOURCE="${DEPLOY_IMAGE_SOURCE:-local}"
 DRY_RUN=0
 
 LIB="$ROOT/scripts/lib/deploy"
@@ -37,7 +38,7 @@ source "$LIB/flow.sh"
 usage() {
   cat <<USAGE
 usage: scripts/deploy.sh -e ENV -t TAG [-s STRATEGY] [--runtime compose|local] [--timeout S] [--force]
-                        [--force-handover] [--dry-run]
+                        [--force-handover] [--build | --pull] [--dry-run]
 
 Deploys agent version TAG to environment ENV.
 
@@ -57,6 +58,10 @@ Deploys agent version TAG to environment ENV.
                            recipe and release the lease (DEPLOY_TIMEOUT, default $DEPLOY_TIMEOUT)
   -f, --force              deploy even when TAG is already the active version
   -F, --force-handover     do not wait for a running recipe: the old color stops it into its safe state
+  -b, --build              compose: build the image ald-agent:TAG from this checkout before starting the color
+  -p, --pull               compose: pull the image (AGENT_IMAGE:TAG) before starting the color
+                           (neither: the image must be on the host; DEPLOY_IMAGE_SOURCE local|build|pull,
+                           default $IMAGE_SOURCE)
   -n, --dry-run            print every step and command, change nothing (no engine or socket needed)
   -h, --help               this help
 
@@ -64,7 +69,7 @@ Environment: DEPLOY_STATE_DIR (default $DEPLOY_STATE_DIR), HAPROXY_SOCKET (defau
 DRAIN_TIMEOUT ($DRAIN_TIMEOUT s), POST_SWITCH_SOAK ($POST_SWITCH_SOAK s), KEEP_OLD_WARM ($KEEP_OLD_WARM; 0 stops the
 old color after a blue-green switch), DEPLOY_LOCK_WAIT ($DEPLOY_LOCK_WAIT s to wait for another deploy's lock),
 LEASE_TIMEOUT ($LEASE_TIMEOUT s for the new color to hold the lease), DEPLOY_ADMIN_TOKEN (default: ADMIN_TOKEN
-of the environment file), HEALTH_ACCEPT (statuses health-check.sh accepts; "healthy" refuses a degraded color).
+of the environment file), DEPLOY_ADMIN_TOKEN_PREVIOUS (the old token during a rotation, tried on a 401), HEALTH_ACCEPT (statuses health-check.sh accepts; "healthy" refuses a degraded color).
 Local runtime: LOCAL_RELEASES_DIR (default /opt/ald-agent/releases), LOCAL_RUN_DIR, AGENT_BLUE_PORT, AGENT_GREEN_PORT,
 HAPROXY_HTTP_PORT (see scripts/lib/deploy/runtime-local.sh).
 Exit codes: 0 deployed, 1 failed (traffic left on, or sent back to, a healthy color), 2 usage error.
@@ -81,6 +86,8 @@ parse_args() {
       -T|--timeout) DEPLOY_TIMEOUT="$(value "$@")"; shift 2 ;;
       -f|--force) FORCE=1; shift ;;
       -F|--force-handover) FORCE_HANDOVER=1; shift ;;
+      -b|--build) IMAGE_SOURCE=build; shift ;;
+      -p|--pull) IMAGE_SOURCE=pull; shift ;;
       -n|--dry-run) DRY_RUN=1; shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage_error "unknown option: $1" ;;
@@ -92,6 +99,10 @@ parse_args() {
   valid_tag "$TAG" || usage_error "bad tag '$TAG' (a Docker image tag)"
   case "$STRATEGY" in blue-green|canary|rolling) ;; *) usage_error "unknown strategy '$STRATEGY'" ;; esac
   case "$RUNTIME" in compose|local) ;; *) usage_error "unknown runtime '$RUNTIME'" ;; esac
+  case "$IMAGE_SOURCE" in local|build|pull) ;; *) usage_error "DEPLOY_IMAGE_SOURCE must be local, build or pull" ;; esac
+  if [ "$IMAGE_SOURCE" != local ] && [ "$RUNTIME" != compose ]; then
+    usage_error "--build and --pull are for the compose runtime (the local runtime runs release directories)"
+  fi
   [[ "$DEPLOY_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout must be a whole number of seconds"
   for pct in $CANARY_STEPS; do
     [[ "$pct" =~ ^[1-9][0-9]?$|^100$ ]] || usage_error "CANARY_STEPS must be percentages 1..100, got '$pct'"

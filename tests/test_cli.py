@@ -75,7 +75,7 @@ def test_bad_configuration_exits_2_with_one_line_per_problem(env: dict[str, str]
 
 
 def test_config_hides_secrets() -> None:
-    result = agent("config", env={"ADMIN_TOKEN": "s3cret", "SUPABASE_KEY": "k3y"})
+    result = agent("config", env={"ADMIN_TOKEN": "s3cret-admin-token-of-32-characters", "SUPABASE_KEY": "k3y"})
     shown = json.loads(result.stdout)
     assert shown["ADMIN_TOKEN"] == "********" and shown["SUPABASE_KEY"] == "********"
     assert "s3cret" not in result.stdout + result.stderr

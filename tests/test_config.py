@@ -85,11 +85,29 @@ def test_every_problem_gets_its_own_line(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_secrets_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ADMIN_TOKEN", "hunter2")
+    token = "hunter2-hunter2-hunter2-hunter2-"
+    monkeypatch.setenv("ADMIN_TOKEN", token)
     monkeypatch.setenv("SUPABASE_KEY", "service-role-secret")
     s = load_settings()
-    assert "hunter2" not in repr(s) and "service-role-secret" not in repr(s)
-    assert s.ADMIN_TOKEN is not None and s.ADMIN_TOKEN.get_secret_value() == "hunter2"
+    assert token not in repr(s) and "service-role-secret" not in repr(s)
+    assert s.ADMIN_TOKEN is not None and s.ADMIN_TOKEN.get_secret_value() == token
+
+
+@pytest.mark.parametrize(
+    ("token", "accepted"),
+    [("x" * 31, False), ("x" * 32, True), ("hunter2", False)],
+    ids=["31-chars", "32-chars", "short"],
+)
+def test_a_short_admin_token_is_refused_without_echoing_it(token: str, accepted: bool) -> None:
+    if accepted:
+        assert load_settings(ADMIN_TOKEN=token).ADMIN_TOKEN is not None
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings(ADMIN_TOKEN=token)
+    assert str(caught.value) == (
+        f"ADMIN_TOKEN: must be at least 32 characters (e.g. `openssl rand -hex 32`), got {len(token)}"
+    )
+    assert token not in str(caught.value)
 
 
 def test_run_requires_the_cloud_settings() -> None:

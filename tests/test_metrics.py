@@ -86,7 +86,15 @@ PINNED_FAMILIES = {
     "ald_realtime_errors_total": "counter",
     "ald_command_latency_seconds": "histogram",
     "ald_step_timing_error_seconds": "histogram",
+    "ald_cpu_usage_percent": "gauge",
+    "ald_database_request_seconds": "histogram",
+    "ald_parameter_logging_interval_seconds": "histogram",
+    "ald_read_to_row_seconds": "histogram",
+    "ald_recipe_runs_total": "counter",
+    "ald_commands_total": "counter",
 }
+# Only with a spool attached (its filesystem).
+SPOOL_DISK_FAMILIES = {"ald_spool_disk_free_bytes": "gauge", "ald_spool_disk_size_bytes": "gauge"}
 
 
 def _families(metrics: AgentMetrics) -> dict[str, str]:
@@ -124,7 +132,16 @@ def test_names_are_pinned() -> None:
 
 def test_values_come_from_the_snapshot() -> None:
     values = _values(AgentMetrics(snapshot=lambda: SNAP))
-    assert {k: v for k, v in values.items() if not k.startswith(("ald_command", "ald_step"))} == {
+    hooked = (
+        "ald_command",
+        "ald_step",
+        "ald_cpu",
+        "ald_database_request",
+        "ald_parameter_logging_interval_seconds",
+        "ald_read_to_row",
+        "ald_recipe_runs",
+    )  # fed by hooks or read at scrape time, not from the snapshot
+    assert {k: v for k, v in values.items() if not k.startswith(hooked)} == {
         "ald_agent_info": 1,
         "agent_build_info": 1,
         "ald_agent_role_active": 0,
@@ -252,7 +269,7 @@ def test_every_metric_the_alert_rules_use_is_exported() -> None:
     rules = (MONITORING / "alert_rules.yml").read_text()
     referenced = {_HISTOGRAM_SERIES.sub("", name) for name in _REFERENCED.findall(rules)}
     assert referenced, "the rules reference no agent metric: the pattern is stale"
-    assert referenced <= set(PINNED_FAMILIES), referenced - set(PINNED_FAMILIES)
+    assert referenced <= set(PINNED_FAMILIES) | set(SPOOL_DISK_FAMILIES), referenced - set(PINNED_FAMILIES)
 
 
 def test_a_refused_key_raises_the_gauge_and_the_counter_counts_refused_calls() -> None:
@@ -265,3 +282,68 @@ def test_the_key_expiry_is_exported_as_a_timestamp() -> None:
     expiring = replace(SNAP, cloud_key_expires_at=datetime(2027, 12, 1, 15, 0, tzinfo=UTC))
     values = _values(AgentMetrics(snapshot=lambda: expiring))
     assert values["ald_cloud_key_expiry_timestamp_seconds"] == datetime(2027, 12, 1, 15, 0, tzinfo=UTC).timestamp()
+
+
+# --- KPI hooks -------------------------------------------------------------------------------------------------
+
+
+def _sample(metrics: AgentMetrics, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def test_recipe_outcomes_and_commands_by_type_are_counted_from_the_records_written() -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    metrics.note_command(7, "start_recipe")
+    metrics.note_command(8, "pause_recipe")
+    records = [
+        ("run", {"id": "r1", "status": "running", "completed_steps": 3}),  # progress: not an outcome
+        ("command", {"id": 7, "values": {"status": "running"}}),  # not final
+        ("run", {"id": "r1", "status": "succeeded", "finished_at": "2026-12-01T12:00:00+00:00"}),
+        ("command", {"id": 7, "values": {"status": "succeeded", "error": None}}),
+        ("command", {"id": 8, "values": {"status": "rejected", "error": "no active run"}}),
+        ("command", {"id": 99, "values": {"status": "failed"}}),  # claimed by a previous agent: type unknown
+        ("run", {"id": "r0", "status": "interrupted", "finished_at": "2026-12-01T11:00:00+00:00"}),
+        ("history", {"machine_id": "m", "ts": "t", "values": {}}),
+    ]
+    for kind, payload in records:
+        metrics.observe_record(kind, payload)
+    runs = {o: _sample(metrics, "ald_recipe_runs_total", outcome=o) for o in ("succeeded", "failed", "interrupted")}
+    assert runs == {"succeeded": 1.0, "failed": 0.0, "interrupted": 1.0}
+    assert _sample(metrics, "ald_commands_total", type="start_recipe", outcome="succeeded") == 1.0
+    assert _sample(metrics, "ald_commands_total", type="pause_recipe", outcome="rejected") == 1.0
+    assert _sample(metrics, "ald_commands_total", type="unknown", outcome="failed") == 1.0
+
+
+def test_distributions() -> None:
+    from agent.spool import Record
+
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    for seconds in (0.995, 1.0, 1.004, 1.03):
+        metrics.observe_logging_interval(seconds)
+    metrics.observe_database_request("select", 0.02, True)
+    metrics.observe_database_request("upsert", 10.0, False)
+    metrics.observe_shipped([Record(1, "history", {}, 100.0), Record(2, "latest", {}, 100.0),
+                             Record(3, "history", {}, 103.0)], now=104.0)  # fmt: skip
+    assert _sample(metrics, "ald_parameter_logging_interval_seconds_bucket", le="1.005") == 3.0
+    assert _sample(metrics, "ald_parameter_logging_interval_seconds_count") == 4.0
+    assert _sample(metrics, "ald_database_request_seconds_count", operation="select", answered="true") == 1.0
+    assert _sample(metrics, "ald_database_request_seconds_bucket", operation="upsert", answered="false",
+                   le="5.0") == 0.0  # fmt: skip
+    assert _sample(metrics, "ald_read_to_row_seconds_count") == 2.0  # history only
+    assert _sample(metrics, "ald_read_to_row_seconds_sum") == 5.0
+
+
+async def test_cpu_and_the_spool_volume_are_read_at_scrape_time(tmp_path: Path) -> None:
+    from agent.spool import Spool
+
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    assert not set(SPOOL_DISK_FAMILIES) & set(_families(metrics))
+    async with Spool(tmp_path / "spool.sqlite") as spool:
+        metrics.attach(spool=spool)
+        values = _values(metrics)
+    assert 0 < values["ald_spool_disk_free_bytes"] <= values["ald_spool_disk_size_bytes"]
+    assert values["ald_cpu_usage_percent"] >= 0

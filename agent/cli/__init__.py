@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from agent import __version__
-from agent.cli import commands, key, plc, recipe
+from agent.cli import commands, key, machine, plc, recipe, runs, spool
 from agent.cli.output import EXIT_FAILED, EXIT_USAGE, errors
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, CommandError, ConfigError, RecipeError, ValidationError
@@ -32,10 +32,19 @@ all commands:
   plc read [KEY ...|--all] [--json]        read parameters from the PLC
   plc write KEY VALUE [--no-verify]        write one parameter (validated, read back)
   plc plan [--json]                        the Modbus request plan for the register map
+  plc safe-state                           emergency: valves closed, carrier MFC 0, read back
   recipe validate FILE|--id ID             check a recipe against the register map (every problem)
   recipe plan FILE|--id ID [--steps]       expanded step count and planned time
   command start-recipe ID|stop|pause|resume|set KEY VALUE
                                            insert a command like the dashboard and follow it to its end
+  runs list [--limit N] | runs show RUN_ID [--steps]
+                                           the machine's runs: status, progress, step timings
+  machine register --name N --serial S [--map FILE.csv]
+                                           onboard a machine and its register map; prints MACHINE_ID
+  machine list                             the machines Supabase knows
+  spool quarantine list|show ID|replay ID...|discard ID...
+                                           records Supabase refused: inspect, replay after a fix, discard
+  spool backup FILE | spool restore FILE   the unshipped records, online copy / restore (agent stopped)
   config                                   validate and show the configuration
   key [--check] [--env-file FILE]          SUPABASE_KEY's role, machine and expiry; --check: does Supabase accept it
 
@@ -59,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     plc.add_parsers(sub)
     recipe.add_parsers(sub)
     commands.add_parsers(sub)
+    runs.add_parsers(sub)
+    machine.add_parsers(sub)
+    spool.add_parsers(sub)
     sub.add_parser("config", help="validate and show the effective configuration (secrets hidden)")
     key.add_parsers(sub)
     return parser
@@ -114,6 +126,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await recipe.run(args, settings)
         case "command":
             return await commands.run(args, settings)
+        case "runs":
+            return await runs.run(args, settings)
+        case "machine":
+            return await machine.run(args, settings)
+        case "spool":
+            return await spool.run(args, settings)
         case "config":
             print(json.dumps(_describe(settings), indent=2))
         case "key":

@@ -1,4 +1,4 @@
-"""`plc read|write|plan` and `simulate`: direct PLC access for equipment engineers."""
+"""`plc read|write|plan|safe-state` and `simulate`: direct PLC access for equipment engineers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,18 @@ from loguru import logger
 from agent.cli.output import EXIT_FAILED, errors, jsonable, show
 from agent.config import Settings
 from agent.errors import PlcError, ValidationError
-from agent.plc import RegisterMap, WordOrder, load_default_map, load_map_csv, parse_value, plan_reads
+from agent.plc import (
+    PlcDevice,
+    RegisterMap,
+    WordOrder,
+    load_default_map,
+    load_map_csv,
+    parse_value,
+    plan_reads,
+)
 from agent.plc.sim import Simulator
 from agent.plc_setup import connection_for, device_for, load_register_map
+from agent.recipes import safe_state_writes
 from agent.safety import WriteGate, WritePurpose, check_write
 
 __all__ = ["add_parsers", "run_plc", "run_simulate"]
@@ -46,7 +55,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     write.add_argument("--no-verify", action="store_true", help="skip the read-back check")
     plan = plc_commands.add_parser("plan", help="show the Modbus request plan for the map")
     plan.add_argument("--json", action="store_true")
-    for sub in (read, write, plan):
+    safe = plc_commands.add_parser(
+        "safe-state",
+        help="emergency: close every pulse valve and set the carrier MFC to 0 now, read back (heaters kept)",
+        description="Writes the machine's safe state directly to the PLC, as a recipe's end does: for when the "
+        "agent is down or not answering. With a healthy agent prefer `command stop` (the run is recorded).",
+    )
+    for sub in (read, write, plan, safe):
         sub.add_argument("--host", help="PLC host (PLC_HOST)")
         sub.add_argument("--port", type=int, help="PLC port (PLC_PORT)")
 
@@ -68,6 +83,8 @@ async def run_plc(args: argparse.Namespace, settings: Settings) -> int:
         if not await connection.wait_connected(settings.PLC_TIMEOUT_S * 3):
             raise PlcError(f"PLC unreachable: {connection.last_error}", where=connection.where)
         device = device_for(settings, connection, register_map)
+        if args.plc_command == "safe-state":
+            return await _safe_state(device)
         if args.plc_command == "write":
             # the same gate as the agent's set_parameter (interlocks are the running agent's: not loaded here)
             gate = WriteGate(device)
@@ -87,6 +104,20 @@ async def run_plc(args: argparse.Namespace, settings: Settings) -> int:
         errors(f"could not read: {', '.join(frame.failed_keys)}")
         return EXIT_FAILED
     return 0
+
+
+async def _safe_state(device: PlcDevice) -> int:
+    wanted = dict(safe_state_writes(device.map))
+    result = await WriteGate(device).apply_safe_state()  # the same gate as the agent's safe state
+    for key in result.done:
+        print(f"{key} = {show(wanted[key])} confirmed")
+    for key, error in result.errors:
+        errors(f"{key}: {error}")
+    if result.ok:
+        print(f"safe state confirmed: {len(result.done)} writes read back")
+        return 0
+    errors(f"safe state NOT confirmed: {len(result.errors)} of {len(result.errors) + len(result.done)} writes failed")
+    return EXIT_FAILED
 
 
 def _print_plan(register_map: RegisterMap, settings: Settings, *, as_json: bool) -> None:

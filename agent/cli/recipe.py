@@ -69,13 +69,23 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _from_file(path: Path) -> Recipe:
+    """The recipe in `path`; every way a file can be unusable is a `RecipeError` naming it (exit 2)."""
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RecipeError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise RecipeError(f"{path}: not JSON: {exc}") from None
-    return Recipe.from_document(document)
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits (CPython's int conversion limit)
+        raise RecipeError(f"{path}: not a usable JSON document: {exc}") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: JSON nested too deeply") from None
+    try:
+        return Recipe.from_document(document)
+    except RecursionError:
+        raise RecipeError(f"{path}: recipe nested too deeply") from None
 
 
 async def _from_cloud(settings: Settings, recipe_id: str) -> tuple[Recipe, RegisterMap]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -73,6 +74,10 @@ class CloudClient:
         self._watches: list[Watch] = []
         self._supervisor: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        #: Called after every REST call with (operation, seconds, answered): the metrics' response times.
+        self.request_observers: list[Callable[[str, float, bool], None]] = []
+        #: Realtime failures since start: a subscribe that failed, a lost socket, a failed reconnect attempt.
+        self.realtime_errors = 0
 
     async def __aenter__(self) -> CloudClient:
         if self.state is not CloudState.NEW:
@@ -126,6 +131,7 @@ class CloudClient:
     # --- REST ---------------------------------------------------------------------------------------
 
     async def _call(self, what: str, request: Any) -> Any:
+        started = time.perf_counter()
         try:
             response = await request.execute()
         except Exception as exc:  # the seam: every foreign error becomes a classified CloudError
@@ -133,10 +139,18 @@ class CloudClient:
             self.reachable = error.code is not None
             if isinstance(error, CloudAuthError):
                 self.key.refuse("rest", error)
+            self._observe(what, started, answered=self.reachable)
             raise error from exc
         self.reachable = True
         self.key.accept("rest")
+        self._observe(what, started, answered=True)
         return response
+
+    def _observe(self, what: str, started: float, *, answered: bool) -> None:
+        seconds = time.perf_counter() - started
+        operation = what.split(" ", 1)[0]  # "select machines" → "select": a handful of label values
+        for observe in self.request_observers:
+            observe(operation, seconds, answered)
 
     async def upsert(self, table: str, rows: Sequence[Row], *, on_conflict: str) -> None:
         """Insert or update `rows` (one bulk request) keyed by `on_conflict`; returns nothing."""
@@ -164,6 +178,7 @@ class CloudClient:
         columns: str = "*",
         eq: Mapping[str, Any] | None = None,
         order: str | None = None,
+        descending: bool = False,
         limit: int | None = None,
         offset: int | None = None,
     ) -> list[dict[str, Any]]:
@@ -173,7 +188,7 @@ class CloudClient:
         for column, value in (eq or {}).items():
             request = request.eq(column, value)
         if order:
-            request = request.order(order)
+            request = request.order(order, desc=descending)
         if limit is not None:
             request = request.limit(limit)
         if offset:
@@ -211,6 +226,8 @@ class CloudClient:
 
         def on_state(state: Any, error: Exception | None) -> None:
             if str(getattr(state, "value", state)) != "SUBSCRIBED":
+                if watch.ready.is_set():  # a subscription that worked was lost (channel error, timeout, close)
+                    self.realtime_errors += 1
                 watch.ready.clear()
             refusal = realtime_refusal(error, what=f"realtime {watch.table}")
             if refusal is not None:
@@ -237,6 +254,8 @@ class CloudClient:
                 delay = 0.5
                 continue
             for w in self._watches:
+                if w.ready.is_set():
+                    self.realtime_errors += 1
                 w.ready.clear()
             try:
                 await realtime.connect()  # rejoins the errored channels
@@ -248,6 +267,7 @@ class CloudClient:
 
     def _note_realtime_failure(self, exc: Exception, *, what: str) -> None:
         """A refused handshake (HTTP 401/403) is the key; anything else is the network, for the supervisor."""
+        self.realtime_errors += 1
         error = translate(exc, what=what)
         if isinstance(error, CloudAuthError):
             self.key.refuse("realtime", error)

@@ -71,10 +71,12 @@ class CommandHandler:
         gate: WriteGate,
         runs: RunController,
         on_latency: Callable[[float], None] = lambda _s: None,
+        on_claimed: Callable[[int, str], None] = lambda _id, _type: None,
     ) -> None:
         self.cloud, self.gate, self.runs, self.on_latency = cloud, gate, runs, on_latency
         #: Commands being handled now (a take-over must not settle them as a dead holder's leftovers).
         self.in_flight: set[int] = set()
+        self.on_claimed = on_claimed  # (id, type) of each claimed row: the metrics count outcomes by type
 
     async def __call__(self, row: dict[str, Any]) -> None:
         """Handle one claimed row; always leaves the row in a final or running state with a reason."""
@@ -82,6 +84,7 @@ class CommandHandler:
         if isinstance(created, str):
             self.on_latency((datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds())
         command_id = int(row["id"])
+        self.on_claimed(command_id, str(row.get("type")))
         self.in_flight.add(command_id)
         try:
             await self._handle(command_id, row)

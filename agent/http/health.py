@@ -9,6 +9,7 @@
                            records wait in the spool until a valid key is configured) · database unreachable
                            · realtime down on the active instance
                            (the standby takes no commands) · a standby's sampler dead · spool quarantine not empty
+                           · spool at its size bound, dropping the oldest telemetry (data is being lost)
                            · spool backlog > `spool_backlog` records (one snapshot cannot see a trend; the
                            ALDSpoolGrowing alert adds the slope of ald_spool_depth)
                            · last logging interval > `logging_interval_s` · memory > `memory_mb`
@@ -90,6 +91,8 @@ def assess(
         warnings.append("sampler stopped")
     if snapshot.quarantined > 0:
         warnings.append(f"{snapshot.quarantined} spool records quarantined")
+    if snapshot.telemetry_dropping:
+        warnings.append(f"spool full: dropping the oldest telemetry ({snapshot.dropped} records dropped so far)")
     if snapshot.spool_depth > thresholds.spool_backlog:
         warnings.append(f"spool backlog of {snapshot.spool_depth} records")
     interval = snapshot.logging_interval_s

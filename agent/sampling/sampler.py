@@ -78,6 +78,8 @@ class Sampler:
             raise ValueError("interval_s must be > 0")
         self.device, self.interval_s, self.sink, self.run_id = device, interval_s, sink, run_id
         self.stats = SamplerStats()
+        #: Called with every measured interval between two frames, seconds (the metrics' distribution).
+        self.interval_observers: list[Callable[[float], None]] = []
 
     async def run(self, *, max_ticks: int | None = None) -> None:
         """Sample until cancelled (or `max_ticks` frames were taken)."""
@@ -93,6 +95,8 @@ class Sampler:
             frame = await self._acquire(n, lateness=began - deadline)
             if previous is not None:
                 self.stats.last_interval_s = began - previous
+                for observe in self.interval_observers:
+                    observe(self.stats.last_interval_s)
             previous = began
             result = self.sink(frame)
             if result is not None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -58,6 +59,8 @@ class Shipper:
     def __init__(self, spool: Spool, cloud: CloudClient) -> None:
         self.spool, self.cloud = spool, cloud
         self.stats = ShipperStats()
+        #: Called with each batch Supabase accepted (the metrics' read → row cycle time).
+        self.shipped_observers: list[Callable[[list[Record]], None]] = []
         self._in_outage = False
         self._refused = False
 
@@ -134,6 +137,8 @@ class Shipper:
             return await self._ship(route, records[:half]) + await self._ship(route, records[half:])
         await self.spool.remove([r.id for r in records])
         self.stats.last_ship_latency_s = max(0.0, time.time() - records[-1].created)
+        for observe in self.shipped_observers:
+            observe(records)
         if self._in_outage:
             logger.info("spool: Supabase reachable again, shipping ({} waiting)", self.spool.stats.depth)
             self._in_outage = False

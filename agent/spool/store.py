@@ -12,7 +12,8 @@ grows past its bound, the oldest *telemetry* records go first (`DROPPABLE_KINDS`
 are never dropped.
 
 All SQLite calls run on one dedicated worker thread (SQLite connections are thread-bound); the public
-methods are coroutines.
+methods are coroutines. Another process may change the file (`python -m agent spool quarantine replay|discard`,
+agent/spool/quarantine.py): each peek checks SQLite's `data_version` and recounts the stats when it moved.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 #: Telemetry may be dropped (oldest first) when the spool is full; runs and commands never.
+#: How long after its last drop the spool still counts as dropping (/health degraded): a minute of frames.
+DROPPING_WINDOW_S = 60.0
 DROPPABLE_KINDS = frozenset({"history", "latest", "heartbeat"})
 
 _SCHEMA = """
@@ -76,6 +79,7 @@ class SpoolStats:
     dropped: int = 0
     appended: int = 0
     shipped: int = 0
+    last_drop_at: float | None = None  # time.monotonic() of the last drop at the size bound
 
 
 class SpoolState(Enum):
@@ -93,6 +97,7 @@ class Spool:
         self.state = SpoolState.NEW
         self.stats = SpoolStats()
         self._db: sqlite3.Connection | None = None
+        self._data_version: int | None = None  # SQLite's counter of commits by *other* connections
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self.changed = asyncio.Event()  # set on every append: wakes the shipper
 
@@ -115,6 +120,12 @@ class Spool:
         self.state = SpoolState.CLOSED
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
+
+    @property
+    def dropping(self) -> bool:
+        """True while the spool is at its size bound: it dropped telemetry within the last `DROPPING_WINDOW_S`."""
+        last = self.stats.last_drop_at
+        return last is not None and time.monotonic() - last < DROPPING_WINDOW_S
 
     # --- public API (coroutines; the work happens on the spool thread) ----------------------------
 
@@ -178,11 +189,26 @@ class Spool:
         db.execute("pragma synchronous=full")
         db.executescript(_SCHEMA)
         self._db = db
+        self._recount()
+        if self.stats.depth:
+            logger.info("spool {}: {} records waiting from a previous run", self.path, self.stats.depth)
+
+    def _recount(self) -> None:
+        db = self._conn
+        self._data_version = db.execute("pragma data_version").fetchone()[0]
         depth, size = db.execute("select count(*), coalesce(sum(size), 0) from outbox").fetchone()
         self.stats.depth, self.stats.bytes = depth, size
         self.stats.quarantined = db.execute("select count(*) from quarantine").fetchone()[0]
-        if depth:
-            logger.info("spool {}: {} records waiting from a previous run", self.path, depth)
+
+    def _follow_external_changes(self) -> None:
+        """Recount when another connection committed (a replay or discard by the CLI): cheap when nothing did."""
+        if self._conn.execute("pragma data_version").fetchone()[0] != self._data_version:
+            before = (self.stats.depth, self.stats.quarantined)
+            self._recount()
+            logger.info(
+                "spool {} changed outside the agent: depth {} → {}, quarantined {} → {}",
+                self.path, before[0], self.stats.depth, before[1], self.stats.quarantined,
+            )  # fmt: skip
 
     def _close(self) -> None:
         if self._db is not None:
@@ -235,11 +261,13 @@ class Spool:
         self.stats.bytes -= freed
         self.stats.dropped += len(ids)
         if ids:
+            self.stats.last_drop_at = time.monotonic()
             logger.warning(
                 "spool full ({} MB): dropped the {} oldest telemetry records", self.max_bytes >> 20, len(ids)
             )
 
     def _peek(self, kind: str, limit: int, max_bytes: int | None, behind: tuple[str, ...] = ()) -> list[Record]:
+        self._follow_external_changes()
         barrier = None
         if behind:
             marks = ",".join("?" * len(behind))

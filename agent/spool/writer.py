@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -28,9 +29,13 @@ class SpoolWriter:
         self._queue: deque[tuple[str, Any]] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
+        #: Called with every submitted record (the metrics count run and command outcomes here).
+        self.observers: list[Callable[[str, Any], None]] = []
 
     def submit(self, kind: str, payload: Any) -> None:
         """Queue one record (never blocks, never awaits)."""
+        for observe in self.observers:
+            observe(kind, payload)
         if len(self._queue) >= self.limit:
             self._drop_oldest_telemetry()
         self._queue.append((kind, payload))

@@ -29,7 +29,7 @@ from deploy_support import ROOT, free_port, get_json
 DEPLOY = ROOT / "scripts/deploy.sh"
 ROLLBACK = ROOT / "scripts/rollback.sh"
 HEALTH_CHECK = ROOT / "scripts/health-check.sh"
-ADMIN_TOKEN = "e2e-admin-token"
+ADMIN_TOKEN = "e2e-admin-token-at-least-32-characters"
 COLORS = ("blue", "green")
 
 

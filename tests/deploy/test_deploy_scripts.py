@@ -280,7 +280,8 @@ def test_blue_green_deploy_then_rollback_under_load(stage: Stage) -> None:
     calls = docker_calls(stage.tmp)
     project = f"compose -p ald-agent-test --env-file {ENV_EXAMPLE} -f {ROOT / 'docker-compose.prod.yml'}"
     assert calls[:3] == [
-        f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=1.0.0 {project} up -d --no-deps haproxy prometheus grafana",
+        f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=1.0.0 {project} up -d --no-deps haproxy prometheus alertmanager "
+        "blackbox grafana",
         f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=2.0.0 {project} up -d --no-deps --force-recreate ald-control-green",
         f"AGENT_TAG_BLUE=1.0.0 AGENT_TAG_GREEN=2.0.0 {project} ps --format json ald-control-green",
     ]
@@ -363,3 +364,46 @@ def test_dry_run_local_runtime_plans_processes_and_lease_and_changes_nothing(tmp
     assert "haproxy -D -p" in result.stdout and "setsid env -i" in result.stdout
     assert (tmp_path / "state/test.json").read_bytes() == before
     assert not (tmp_path / "run").exists() and not (tmp_path / "releases").exists()
+
+
+@pytest.mark.parametrize("flag", ["--build", "--pull"])
+def test_the_image_is_built_or_pulled_before_the_color_starts(tmp_path: Path, stub: Path, flag: str) -> None:
+    result = run(DEPLOY, "-e", "test", "-t", "1.0.0", flag, "--dry-run", env=script_env(tmp_path, stub))
+    assert result.returncode == 0, result.stderr
+    planned = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("+ ")]
+    verb = flag.removeprefix("--")
+    fetch = next(i for i, p in enumerate(planned) if "docker compose -p ald-agent-test" in p and p.endswith(
+        f".yml {verb} ald-control-blue"))  # fmt: skip
+    start = next(i for i, p in enumerate(planned) if " up -d --no-deps --force-recreate ald-control-blue" in p)
+    assert fetch < start and "AGENT_TAG_BLUE=1.0.0" in planned[fetch]
+    assert docker_calls(tmp_path) == []
+
+
+def test_build_is_for_the_compose_runtime_only(tmp_path: Path) -> None:
+    result = run(DEPLOY, "-e", "test", "-t", "1.0.0", "--build", "--runtime", "local", "-n", env=script_env(tmp_path))
+    assert result.returncode == 2 and "--build and --pull are for the compose runtime" in result.stderr
+
+
+def test_an_admin_token_rotation_deploy_asks_the_old_color_with_the_previous_token(tmp_path: Path, stub: Path) -> None:
+    """The environment file has the new ADMIN_TOKEN (the color being started holds it); the color still running
+    holds the old one: the deploy retries with DEPLOY_ADMIN_TOKEN_PREVIOUS on its 401, and the lease moves."""
+    old, new = "old-admin-token-0123456789abcdef0123", "new-admin-token-fedcba9876543210fedc"
+    lease_file = tmp_path / "lease"
+    with (
+        standin_agent(tmp_path, color="blue", version="1.0.0", lease_file=lease_file, admin_token=old) as blue,
+        standin_agent(tmp_path, color="green", version="2.0.0", role="standby", lease_file=lease_file,
+                      admin_token=new) as green,
+        haproxy(tmp_path, blue_port=blue.port, green_port=green.port) as lb,
+    ):  # fmt: skip
+        wait_until(lambda: lb.up("blue") and lb.up("green"), timeout=10, what="both colors UP")
+        write_state(tmp_path, active="blue", versions={"blue": "1.0.0", "green": None}, history=[entry(1, "1.0.0")])
+        env = script_env(tmp_path, stub, HAPROXY_SOCKET=str(lb.socket), HAPROXY_STATE_FILE=str(lb.state_file),
+                         AGENT_BLUE_PORT=str(blue.port), AGENT_GREEN_PORT=str(green.port), DEPLOY_TIMEOUT="3",
+                         POST_SWITCH_SOAK="0.5", DRAIN_TIMEOUT="5", LB_POLL_INTERVAL="0.05", LEASE_TIMEOUT="3",
+                         DEPLOY_ADMIN_TOKEN=new)  # fmt: skip
+        rotated = run(DEPLOY, "-e", "test", "-t", "2.0.0", env=env | {"DEPLOY_ADMIN_TOKEN_PREVIOUS": old})
+        assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+        assert "blue refuses the current admin token: trying the previous one (rotation)" in rotated.stderr
+        assert old not in rotated.stdout + rotated.stderr and new not in rotated.stdout + rotated.stderr
+        state = json.loads((tmp_path / "state/test.json").read_text())
+        assert (state["active_color"], state["history"][-1]["result"]) == ("green", "success")

@@ -22,6 +22,14 @@ def test_health_check_exit_codes_and_json_against_real_agents(local: LocalStage)
     basic = local.script(HEALTH_CHECK, "--url", f"{local.url('blue')}/health", "--basic", "--json")
     assert basic.returncode == 0 and json.loads(basic.stdout)["body"] == {"status": "ok"}
 
+    # The deployment guide's invocations verbatim (but for the port): the base URL, not /health.
+    guide = local.script(HEALTH_CHECK, "--url", local.url("blue"), "--json")
+    assert (guide.returncode, json.loads(guide.stdout)["status"]) == (0, "healthy"), guide.stdout
+    patient = local.script(HEALTH_CHECK, "--url", local.url("blue"), "--retries", "10", "--interval", "5")
+    assert patient.returncode == 0 and patient.seconds < 5, patient
+    liveness = local.script(HEALTH_CHECK, "--basic", "--quiet", HEALTH_URL=local.url("blue"))
+    assert (liveness.returncode, liveness.stdout, liveness.stderr) == (0, "", "")
+
     nothing = local.script(HEALTH_CHECK, "--url", f"{local.url('green')}/health", "-r", "2", "-i", "0.1", "--json")
     assert nothing.returncode == 1  # green not started yet: no answer
     assert {k: json.loads(nothing.stdout)[k] for k in ("healthy", "attempts", "http_code", "body")} == {

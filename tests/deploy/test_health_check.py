@@ -1,5 +1,5 @@
 """scripts/health-check.sh against a live stand-in agent (the real HttpServer): verdicts, retries, exit codes,
---json, --basic, --quiet, usage."""
+--json, --basic, --quiet, usage, and the invocations of the deployment guide verbatim (a base URL, not /health)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,53 @@ def test_json_shape(agent: Standin) -> None:
     result = health_check("-u", f"{agent.url}/health", "--json")
     assert result.returncode == 0 and result.stderr == ""
     report = json.loads(result.stdout)
-    assert report.keys() == {"url", "mode", "healthy", "attempts", "http_code", "status", "body"}
+    assert report.keys() == {"url", "mode", "healthy", "attempts", "http_code", "status", "reason", "body"}
     assert (report["mode"], report["healthy"], report["attempts"], report["http_code"]) == ("full", True, 1, 200)
     assert (report["status"], report["body"]["color"], report["body"]["version"]) == ("healthy", "blue", "1.4.2")
+    assert report["reason"] is None
+
+
+# The deployment guide's own invocations, verbatim but for the port: `--url` is the agent's base URL.
+def test_guide_url_json_asks_health_at_a_base_url(agent: Standin) -> None:
+    result = health_check("--url", agent.url, "--json")
+    assert (result.returncode, result.stderr) == (0, "")
+    report = json.loads(result.stdout)
+    verdict = (report["url"], report["healthy"], report["http_code"], report["status"])
+    assert verdict == (f"{agent.url}/health", True, 200, "healthy")
+
+
+@pytest.mark.parametrize("suffix", ["", "/"], ids=["no-path", "slash"])
+def test_guide_retries_interval_at_a_base_url(agent: Standin, suffix: str) -> None:
+    started = time.monotonic()
+    result = health_check("--url", agent.url + suffix, "--retries", "10", "--interval", "5")
+    assert result.returncode == 0, result.stderr
+    expected = [f"==> GET {agent.url}/health (attempt 1/10)", "healthy: HTTP 200, status healthy"]
+    assert result.stdout.splitlines() == expected
+    assert time.monotonic() - started < 5  # the first attempt answers: no pause
+
+
+def test_guide_basic_quiet_at_a_base_url(agent: Standin) -> None:
+    result = health_check("--basic", "--quiet", env={"HEALTH_URL": agent.url})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    report = json.loads(health_check("--basic", "--json", env={"HEALTH_URL": agent.url}).stdout)
+    assert (report["url"], report["status"]) == (f"{agent.url}/health/basic", "ok")
+
+
+def test_an_answer_that_is_not_a_health_report_fails_at_once_with_the_reason(agent: Standin) -> None:
+    started = time.monotonic()
+    result = health_check("--url", f"{agent.url}/metrics", "--retries", "10", "--interval", "5")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 5  # no retry: the URL is wrong, waiting will not fix it
+    assert result.stderr.splitlines()[0] == (
+        f'error: unhealthy at once, retrying cannot help: HTTP 200 without a JSON "status": not an agent health'
+        f" report (give the agent's base URL or its /health URL) from {agent.url}/metrics"
+    )
+
+
+def test_a_404_fails_at_once(agent: Standin) -> None:
+    report = json.loads(health_check("--url", f"{agent.url}/nowhere", "-r", "10", "-i", "5", "--json").stdout)
+    assert (report["healthy"], report["attempts"], report["http_code"]) == (False, 1, 404)
+    assert report["reason"].startswith("HTTP 404: not an agent health endpoint")
 
 
 def test_basic_asks_health_basic(agent: Standin) -> None:
@@ -74,7 +118,9 @@ def test_error_line_on_stderr(agent: Standin) -> None:
     agent.set_serving(False)
     result = health_check("-u", f"{agent.url}/health", "-r", "2", "-i", "0.1")
     assert result.returncode == 1
-    assert result.stderr.startswith(f"error: unhealthy after 2 attempt(s): HTTP 503, status unhealthy from {agent.url}")
+    assert result.stderr.startswith(
+        f"error: unhealthy after 2 attempt(s): HTTP 503, status unhealthy (not serving) from {agent.url}/health"
+    )
     assert result.stdout.count("==> GET") == 2
 
 
@@ -104,6 +150,7 @@ def test_nothing_listening() -> None:
     require_tool("jq")
     report = json.loads(health_check("-u", f"http://127.0.0.1:{free_port()}/health", "-r", "1", "--json").stdout)
     assert (report["healthy"], report["http_code"], report["body"]) == (False, 0, None)
+    assert report["reason"].startswith("no answer (curl: (7)")  # curl's own words: connection refused
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,8 @@ def test_compose_model() -> None:
     assert result.returncode == 0, result.stderr
     model = json.loads(result.stdout)
     services = model["services"]
-    assert set(services) == {"ald-control-blue", "ald-control-green", "haproxy", "prometheus", "grafana"}
+    assert set(services) == {"ald-control-blue", "ald-control-green", "haproxy", "prometheus", "alertmanager",
+                             "blackbox", "grafana"}  # fmt: skip
     for color, tag in (("blue", "1.4.1"), ("green", "1.4.2")):
         agent = services[f"ald-control-{color}"]
         assert agent["image"] == f"ald-agent:{tag}"
@@ -93,11 +94,16 @@ def test_compose_model() -> None:
         assert agent["networks"].keys() == {"ald"}
         assert all(p["host_ip"] == "127.0.0.1" for p in agent["ports"])
     published = {(name, p["target"]) for name, s in services.items() for p in s.get("ports", [])}
-    expected = {("haproxy", 8000), ("haproxy", 8443), ("haproxy", 8404), ("prometheus", 9090), ("grafana", 3000)}
+    expected = {("haproxy", 8000), ("haproxy", 8443), ("haproxy", 8404), ("prometheus", 9090), ("grafana", 3000),
+                ("alertmanager", 9093)}  # fmt: skip
     assert expected <= published
+    alertmanager = services["alertmanager"]
+    assert any(v["source"].endswith("monitoring/alertmanager.yml") for v in alertmanager["volumes"])
+    assert set(services["prometheus"]["depends_on"]) == {"haproxy", "alertmanager", "blackbox"}
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "replace-me"  # from GRAFANA_PASSWORD
     assert all(s["restart"] == "unless-stopped" for s in services.values())
-    assert set(model["volumes"]) == {"spool-blue", "spool-green", "prometheus-data", "grafana-data"}
+    volumes = {"spool-blue", "spool-green", "prometheus-data", "alertmanager-data", "grafana-data"}
+    assert set(model["volumes"]) == volumes
 
 
 def test_every_design_variable_reaches_the_agent_and_the_example() -> None:

@@ -127,21 +127,41 @@ def test_panel_queries_parse_offline(tmp_path: Path) -> None:
 
 
 @contextmanager
-def prometheus_server(tmp: Path, *, blue_port: int, green_port: int, stats_port: int) -> Iterator[str]:
-    """Prometheus on a free port with monitoring/prometheus.yml and alert_rules.yml, its targets re-pointed at
-    the given agent ports and HAProxy's stats port; 1 s scrape and evaluation. Yields its URL; stopped on exit."""
+def prometheus_server(
+    tmp: Path,
+    *,
+    blue_port: int,
+    green_port: int | None,
+    stats_port: int | None,
+    alertmanager: str | None = None,
+    rules: Path = MONITORING / "alert_rules.yml",
+) -> Iterator[str]:
+    """Prometheus on a free port with monitoring/prometheus.yml and `rules`, its targets re-pointed at the given
+    agent ports and HAProxy's stats port (a job whose targets are not given is left out: the TLS probe), its
+    alerts sent to `alertmanager` (host:port) or nowhere; 1 s scrape and evaluation. Yields its URL."""
     binary = require_tool("prometheus")
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(MONITORING / "alert_rules.yml")]
+    config["rule_files"] = [str(rules)]
     address = {
         "ald-control-blue:8000": f"127.0.0.1:{blue_port}",
-        "ald-control-green:8000": f"127.0.0.1:{green_port}",
-        "haproxy:8404": f"127.0.0.1:{stats_port}",
+        "ald-control-green:8000": None if green_port is None else f"127.0.0.1:{green_port}",
+        "haproxy:8404": None if stats_port is None else f"127.0.0.1:{stats_port}",
     }
+    jobs = []
     for job in config["scrape_configs"]:
+        statics = []
         for static in job["static_configs"]:
-            static["targets"] = [address[t] for t in static["targets"]]
+            targets = [address.get(t) for t in static["targets"]]
+            if all(targets):
+                statics.append(static | {"targets": targets})
+        if statics:
+            jobs.append(job | {"static_configs": statics})
+    config["scrape_configs"] = jobs
+    if alertmanager is None:
+        config.pop("alerting", None)
+    else:
+        config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     proc = subprocess.Popen(
@@ -216,3 +236,46 @@ MAY_BE_EMPTY = re.compile(r'ALERTS\{alertstate="firing"\}$')
 def test_panel_query_runs_with_data(prometheus: str, where: str, expr: str) -> None:
     result = query(prometheus, expr)
     assert result or MAY_BE_EMPTY.search(expr), f"{where}: no data for {expr}"
+
+
+# --- Alertmanager ------------------------------------------------------------------------------------------------
+
+ALERTMANAGER_CONFIG = MONITORING / "alertmanager.yml"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([require_tool("amtool"), *args], capture_output=True, text=True, timeout=30)
+
+
+def test_alertmanager_config_checks() -> None:
+    result = amtool("check-config", str(ALERTMANAGER_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout and "2 receivers" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [(["severity=critical", "alertname=ALDPlcConnectionLost"], "oncall"),
+     (["severity=warning", "alertname=ALDSpoolGrowing"], "team"),
+     (["alertname=SomethingNew"], "team")],
+    ids=["critical-pages", "warning-to-the-team", "no-severity-still-reaches-someone"],
+)  # fmt: skip
+def test_alertmanager_routes_by_severity(labels: list[str], receiver: str) -> None:
+    result = amtool("config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels)
+    assert (result.returncode, result.stdout.strip()) == (0, receiver), result.stderr
+
+
+def test_every_severity_of_the_rules_has_a_route() -> None:
+    severities = set(re.findall(r"severity: (\w+)", (MONITORING / "alert_rules.yml").read_text()))
+    assert severities == {"critical", "warning"}
+    for severity in severities:
+        out = amtool("config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", f"severity={severity}")
+        assert out.stdout.strip() == {"critical": "oncall", "warning": "team"}[severity]
+
+
+def test_prometheus_sends_alerts_to_alertmanager_and_probes_the_certificate() -> None:
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    (tls,) = [job for job in config["scrape_configs"] if job["job_name"] == "tls"]
+    assert tls["static_configs"][0]["targets"] == ["haproxy:8443"] and tls["params"]["module"] == ["tls_connect"]
+    assert "tls_connect" in yaml.safe_load((MONITORING / "blackbox.yml").read_text())["modules"]

@@ -392,7 +392,7 @@ async def test_the_command_cli_inserts_like_the_dashboard_and_follows_to_the_end
     assert code == 0, out
     statuses = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("command ")][1:]
     assert statuses[-1] == "succeeded"
-    assert "succeeded 6/6" in out  # the run's progress is followed too
+    assert "succeeded: 6/6 steps in 0:00:0" in out  # the run is followed to its end
 
     code, out = await _cli(clean_db, "command", "set", "mfc_1.flow_sp", "500")
     assert code == 1 and "rejected: mfc_1.flow_sp: 500 is above the maximum 200 sccm" in out

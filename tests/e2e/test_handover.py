@@ -11,7 +11,7 @@ from tests.e2e.recipes import insert_command, insert_recipe, loop, valve, wait
 from tests.e2e.test_commands import active_agent, command_row, run_of, until_final
 from tests.support.poll import eventually
 
-TOKEN = "test-admin-token"
+TOKEN = "test-admin-token-at-least-32-characters"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

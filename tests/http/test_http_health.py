@@ -47,6 +47,12 @@ RULES: list[tuple[str, dict[str, Any], HealthStatus, tuple[str, ...]]] = [
     ("memory-over", {"memory_mb": 812.4}, D, ("memory 812 MB > 800 MB",)),
     ("dropped-is-history-not-health", {"dropped": 5}, H, ()),
     (
+        "dropping-now",
+        {"dropped": 5, "telemetry_dropping": True},
+        D,
+        ("spool full: dropping the oldest telemetry (5 records dropped so far)",),
+    ),
+    (
         "unhealthy-keeps-warnings",
         {"serving": False, "plc_connected": False, "database_connected": False},
         U,

@@ -100,3 +100,19 @@ async def test_peek_behind_other_kinds_returns_only_records_older_than_their_old
         (run,) = await spool.peek("run", 1)
         await spool.remove([run.id])
         assert [r.payload["n"] for r in await spool.peek("step", 10, behind=("run",))] == [0, 2]
+
+
+async def test_dropping_is_true_only_within_a_minute_of_the_last_drop(tmp_path: Path) -> None:
+    """/health says degraded while the bound drops telemetry, not forever after one drop."""
+    import time
+
+    from agent.spool.store import DROPPING_WINDOW_S
+
+    async with Spool(tmp_path / "s.sqlite", max_bytes=2_000) as spool:
+        assert not spool.dropping
+        for i in range(100):
+            await spool.append("history", {"i": i, "pad": "x" * 50})
+        assert spool.stats.dropped > 0 and spool.dropping
+        assert spool.stats.last_drop_at is not None
+        spool.stats.last_drop_at = time.monotonic() - DROPPING_WINDOW_S - 1
+        assert not spool.dropping

@@ -12,7 +12,9 @@
 #      releases nothing: its lease then expires on the server within its TTL, 15 s). Otherwise the lease is
 #      given back to OLD.
 # The admin token is DEPLOY_ADMIN_TOKEN, else the ADMIN_TOKEN line of the environment file; it is passed to
-# curl on stdin (-K -), never on a command line, and never printed.
+# curl on stdin (-K -), never on a command line, and never printed. While ADMIN_TOKEN is being rotated the
+# color still running holds the old one: DEPLOY_ADMIN_TOKEN_PREVIOUS (the old token) is tried once when a
+# color answers 401 to the current one (docs/RUNBOOK.md, Key rotation).
 
 HANDOVER_TIMEOUT="${HANDOVER_TIMEOUT:-${DEPLOY_TIMEOUT:-120}}"
 LEASE_TIMEOUT="${LEASE_TIMEOUT:-20}"
@@ -34,18 +36,33 @@ admin_token_load() {
   fi
   [ -n "$ADMIN_TOKEN_VALUE" ] || die "no admin token: set ADMIN_TOKEN in $(rt_env_file) or DEPLOY_ADMIN_TOKEN"
   [[ "$ADMIN_TOKEN_VALUE" =~ ^[A-Za-z0-9._~+/=-]+$ ]] || die "ADMIN_TOKEN has characters other than [A-Za-z0-9._~+/=-]"
+  ADMIN_TOKEN_PREVIOUS="${DEPLOY_ADMIN_TOKEN_PREVIOUS:-}"
+  [[ -z "$ADMIN_TOKEN_PREVIOUS" || "$ADMIN_TOKEN_PREVIOUS" =~ ^[A-Za-z0-9._~+/=-]+$ ]] \
+    || die "DEPLOY_ADMIN_TOKEN_PREVIOUS has characters other than [A-Za-z0-9._~+/=-]"
+}
+
+# admin_curl TOKEN METHOD URL: curl's answer body, a newline, the HTTP code (the token never on a command line).
+admin_curl() {
+  printf 'header = "Authorization: Bearer %s"\n' "$1" | curl -sS -K - -X "$2" -o - -w '\n%{http_code}' --max-time 5 "$3" 2>&1
 }
 
 # admin_request METHOD COLOR PATH: the JSON answer on stdout; 1 (with a warning) when unreachable or not 2xx.
 admin_request() {
   local method="$1" color="$2" path="$3" url out code
   url="$(agent_url "$color")$path"
-  out="$(printf 'header = "Authorization: Bearer %s"\n' "${ADMIN_TOKEN_VALUE:?admin_token_load first}" \
-    | curl -sS -K - -X "$method" -o - -w '\n%{http_code}' --max-time 5 "$url" 2>&1)" || {
+  out="$(admin_curl "${ADMIN_TOKEN_VALUE:?admin_token_load first}" "$method" "$url")" || {
     warn "$method $url: ${out//$'\n'/ }"
     return 1
   }
   code="${out##*$'\n'}"
+  if [ "$code" = 401 ] && [ -n "${ADMIN_TOKEN_PREVIOUS:-}" ]; then
+    info "$color refuses the current admin token: trying the previous one (rotation)" >&2  # stdout is the answer
+    out="$(admin_curl "$ADMIN_TOKEN_PREVIOUS" "$method" "$url")" || {
+      warn "$method $url: ${out//$'\n'/ }"
+      return 1
+    }
+    code="${out##*$'\n'}"
+  fi
   if [[ "$code" != 2?? ]]; then
     warn "$method $url answered HTTP $code: ${out%$'\n'*}"
     return 1

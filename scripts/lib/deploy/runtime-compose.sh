@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Compose runtime: the two colors are services of docker-compose.prod.yml. Sourced: functions only.
 # The interface every runtime implements (docs/DESIGN.md §7 "Runtime interface"), used by flow.sh:
-#   rt_prepare                 make sure the shared services (HAProxy, Prometheus, Grafana) run
+#   rt_prepare                 make sure the shared services (HAProxy, Prometheus, Alertmanager, Grafana) run
 #   rt_start COLOR VERSION     (re)start COLOR on VERSION
 #   rt_stop COLOR              stop COLOR (SIGTERM: safe state, spool flush; then the grace period)
 #   rt_wait_ready COLOR S      until the runtime reports COLOR ready, at most S seconds (1 = not ready)
@@ -55,14 +55,18 @@ rt_check() {
 }
 
 rt_prepare() {
-  step "shared services: haproxy, prometheus, grafana (compose project $(rt_project))"
+  step "shared services: haproxy, prometheus, alertmanager, blackbox, grafana (compose project $(rt_project))"
   run mkdir -p "$HAPROXY_RUN_DIR"
-  compose up -d --no-deps haproxy prometheus grafana
+  compose up -d --no-deps haproxy prometheus alertmanager blackbox grafana
 }
 
 rt_start() {
   local color="$1" version="$2"
   RT_TAG[$color]="$version"
+  case "${IMAGE_SOURCE:-local}" in
+    build) step "building the image of $color: $version (this checkout)"; compose build "ald-control-$color" ;;
+    pull) step "pulling the image of $color: $version"; compose pull "ald-control-$color" ;;
+  esac
   step "starting $color on $version"
   compose up -d --no-deps --force-recreate "ald-control-$color"
 }
