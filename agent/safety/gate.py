@@ -21,7 +21,7 @@ its own safe state within its watchdog timeout) and keeps re-applying the safe s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loguru import logger
 
@@ -39,6 +39,8 @@ class GateStats:
     """What the gate did since start (for /metrics and /health)."""
 
     writes: int = 0
+    #: Writes by purpose (a standby's only writes are its claims: `ownership`).
+    by_purpose: dict[str, int] = field(default_factory=dict)
     refused: int = 0
     interlock_blocks: int = 0
     last_refusal: str | None = None
@@ -115,6 +117,7 @@ class WriteGate:
             raise
         result = await self.device.write(key, value, verify=verify, register_map=rmap)
         self.stats.writes += 1
+        self.stats.by_purpose[purpose.value] = self.stats.by_purpose.get(purpose.value, 0) + 1
         if purpose is not WritePurpose.WATCHDOG:
             self._log.debug("write {} ← {} ({})", key, value, purpose)
         return result
