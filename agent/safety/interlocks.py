@@ -39,6 +39,7 @@ __all__ = [
     "recipe_conflicts",
 ]
 
+_SLACK_MS = 1e-3
 _SYMBOLS = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥", "eq": "=", "ne": "≠"}
 
 
@@ -74,8 +75,8 @@ class Condition:
     high: float | None = None
 
     def holds(self, actual: Value | None) -> bool:
-        """False for an unreadable value (None/NaN): an interlock fails safe."""
-        if actual is None or (isinstance(actual, float) and math.isnan(actual)):
+        """False for an unreadable value (None, NaN, ±inf: a sensor out of its range): an interlock fails safe."""
+        if actual is None or (isinstance(actual, float) and not math.isfinite(actual)):
             return False
         if self.op in (Op.BETWEEN, Op.OUTSIDE):
             assert self.low is not None and self.high is not None
@@ -264,7 +265,8 @@ class TripMonitor:
                 self._since.pop(trip.name, None)
                 continue
             since = self._since.setdefault(trip.name, now_s)
-            if (now_s - since) * 1000 >= trip.hold_ms and trip.name not in self._fired:
+            # a microsecond of slack: frame times are floats (1.1 → 1.2 s is 99.99… ms)
+            if (now_s - since) * 1000 >= trip.hold_ms - _SLACK_MS and trip.name not in self._fired:
                 self._fired.add(trip.name)
                 due.append(Violation(trip, failing))
         return due

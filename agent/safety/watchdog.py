@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from agent.errors import PlcError
+from agent.errors import PlcError, ValidationError
 from agent.plc import PlcConnection
 from agent.safety.fence import MachineFence
 from agent.safety.gate import WriteGate
@@ -88,7 +88,7 @@ class Watchdog:
         self.counter = self.counter % _COUNTER_SPAN + 1
         try:
             await self.gate.kick_watchdog(self.counter)
-        except PlcError as exc:
+        except (PlcError, ValidationError) as exc:  # the PLC, or the gate: no longer the owner
             logger.bind(area="plc").debug("watchdog write failed: {}", exc)
         else:
             self.kicks += 1

@@ -582,3 +582,18 @@ def test_a_valve_guarded_by_a_permit_on_an_unmapped_key_is_a_problem(seeded: Int
 
 def test_the_seeded_recipe_does_not_conflict_with_the_seeded_interlocks(seeded: InterlockSet) -> None:
     assert recipe_conflicts(Recipe.from_rows(AL2O3_RECIPE_ROW, AL2O3_ROWS), seeded, MAP) == []
+
+
+@pytest.mark.parametrize("reading", [math.inf, -math.inf], ids=["plus-inf", "minus-inf"])
+def test_an_infinite_reading_fails_every_condition_like_an_unreadable_one(reading: float) -> None:
+    """A gauge past its range reads ±inf: `-inf < 1000` must not open a precursor valve."""
+    assert not Condition("pressure_gauge_1.pressure", Op.LT, value=1000.0).holds(reading)
+    assert not Condition("pressure_gauge_1.pressure", Op.OUTSIDE, low=0.0, high=10.0).holds(reading)
+
+
+def test_a_trip_fires_on_the_frame_that_completes_its_hold_despite_float_times() -> None:
+    """1.1 → 1.2 s is 99.99… ms in binary floating point: a 100 ms hold must still fire on that frame."""
+    trip = Interlock("t", InterlockKind.TRIP, (Condition("x", Op.LE, value=1.0),), hold_ms=100)
+    monitor = TripMonitor(InterlockSet((trip,)))
+    assert monitor.observe({"x": 2.0}, 1.1) == []
+    assert [v.interlock.name for v in monitor.observe({"x": 2.0}, 1.2)] == ["t"]
