@@ -135,6 +135,7 @@ class Agent:
             parts = self._wire(spool, cloud, connection, device, writer, source.parameter_ids, source.origin)
             parts.metrics.attach(cloud=cloud, writer=writer, shipper=parts.shipper, sampler=parts.sampler, spool=spool)
             parts.interlock_guard.offer(interlock_rows)
+            await parts.fence.observe()  # who owns the machine, before the first frame is published
             if source.problem:
                 parts.map_guard.refuse(source.problem)
             await stack.enter_async_context(parts.runs)

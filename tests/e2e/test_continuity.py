@@ -94,8 +94,11 @@ async def test_a_partitioned_owner_keeps_the_machine_and_the_new_lease_holder_wr
     assert plc_owner(simulator) == blue_id
 
     await cloud_proxy.cut()
+    cut_at = await db.fetchval("select now()")
     await eventually(lambda: green.parts is not None and green.parts.lease.valid(), within=40)
     await asyncio.sleep(2 * green.parts.watchdog.period_s)  # green has tried to claim the machine by now
+    # one publisher per machine: green (not the owner) published no frame, and blue's wait in its spool
+    assert await db.fetchval("select count(*) from parameter_history where ts > $1", cut_at) == 0
     assert blue.parts.runs.active is not None
     assert plc_owner(simulator) == blue_id and not green.parts.fence.owns
     assert set(green.parts.gate.stats.by_purpose) <= {"ownership"}  # its claims, refused; nothing else

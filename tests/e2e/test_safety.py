@@ -147,7 +147,7 @@ async def _refused_map_is_reported(agent: Agent, db: asyncpg.Connection, in_use:
         ("valve_3.state", 1, "pulse valve"),
         ("plc.watchdog", 7, "watchdog register"),
         ("chamber_heater.pid_period", 100.5, "not a whole value"),
-        ("mfc_1.flow_sp", 1e300, "64 bits"),
+        ("mfc_1.flow_sp", 1e18, "too large"),
     ],
     ids=["open-pulse-valve", "open-pulse-valve-as-1", "watchdog", "fractional-int", "absurd-number"],
 )
