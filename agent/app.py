@@ -168,25 +168,15 @@ class Agent:
                         log_status(self.snapshot, lambda: parts.sampler.stats.lateness_s, self.status_interval_s),
                         name="status",
                     ),
-                    tasks.create_task(
-                        watch_rows(
-                            cloud,
-                            table="parameters",
-                            machine_id=self.machine_id,
-                            reload=self._reload_map,
-                            fetch_now=source.origin != "database",
-                        ),
-                        name="parameters-watch",
-                    ),
-                    tasks.create_task(
-                        watch_rows(
-                            cloud,
-                            table="interlocks",
-                            machine_id=self.machine_id,
-                            reload=self._reload_interlocks,
-                            fetch_now=interlock_rows.origin != "database",
-                        ),
-                        name="interlocks-watch",
+                    *(
+                        tasks.create_task(
+                            watch_rows(cloud, table=table, machine_id=self.machine_id, reload=reload, fetch_now=stale),
+                            name=f"{table}-watch",
+                        )
+                        for table, reload, stale in (
+                            ("parameters", self._reload_map, source.origin != "database"),
+                            ("interlocks", self._reload_interlocks, interlock_rows.origin != "database"),
+                        )
                     ),
                     tasks.create_task(parts.watchdog.run(), name="plc-watchdog"),
                 ]

@@ -4,11 +4,13 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, WordOrder, load_default_map
 from agent.plc.sim import Simulator
+from supalocal.stack import BackgroundStack
 
 pytest_plugins = ["supalocal.testing"]
 
@@ -70,3 +72,11 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[PlcDevice]]]:
 @pytest.fixture
 async def device(simulator: Simulator, connect: Callable[..., Awaitable[PlcDevice]]) -> PlcDevice:
     return await connect(simulator)
+
+
+@pytest.fixture
+async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the local stack's PostgreSQL (as the superuser: for setting up and reading back)."""
+    conn = await asyncpg.connect(clean_db.db_url)
+    yield conn
+    await conn.close()

@@ -61,13 +61,6 @@ def start_row(command_id: int, recipe_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(clean_db.db_url)
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
 async def cloud(clean_db: BackgroundStack) -> AsyncIterator[CloudClient]:
     async with CloudClient(clean_db.url, clean_db.service_key) as client:
         yield client

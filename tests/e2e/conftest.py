@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from agent.app import Agent
@@ -18,13 +17,6 @@ from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
-
-
-@pytest.fixture
-async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(clean_db.db_url)
-    yield conn
-    await conn.close()
 
 
 @pytest.fixture

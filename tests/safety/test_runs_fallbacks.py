@@ -43,13 +43,6 @@ class Bench:
 
 
 @pytest.fixture
-async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(clean_db.db_url)
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
 async def bench(clean_db: BackgroundStack, device: PlcDevice, tmp_path: Path) -> AsyncIterator[Bench]:
     async with Spool(tmp_path / "spool.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
         writer = SpoolWriter(spool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,13 +30,6 @@ def frame(i: int) -> dict[str, object]:
         "run_id": None,
         "values": {"mfc_1.flow": float(i)},
     }
-
-
-@pytest.fixture
-async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(clean_db.db_url)
-    yield conn
-    await conn.close()
 
 
 async def history(db: asyncpg.Connection) -> list[float]:

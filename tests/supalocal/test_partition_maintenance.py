@@ -4,21 +4,12 @@ runbook's monthly job makes work as the service role only."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-
-
-@pytest.fixture
-async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(clean_db.db_url)
-    yield conn
-    await conn.close()
 
 
 def month(offset: int) -> datetime:

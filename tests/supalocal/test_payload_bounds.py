@@ -5,20 +5,10 @@ number arrives exactly as a dashboard would send it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
-from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-
-
-@pytest.fixture
-async def db(clean_db: BackgroundStack) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(clean_db.db_url)
-    yield conn
-    await conn.close()
 
 
 @pytest.mark.parametrize(
