@@ -23,8 +23,9 @@ comment on function public.json_numbers_fit_64_bits(jsonb) is
   'True when every number anywhere in the JSON value lies within int64 … uint64 (docs/CONTRACT.md §2).';
 
 revoke execute on function public.json_numbers_fit_64_bits(jsonb) from public, anon, authenticated, service_role;
--- evaluated by the CHECK constraints of whoever inserts commands or edits recipes
-grant execute on function public.json_numbers_fit_64_bits(jsonb) to service_role, authenticated;
+-- evaluated by the CHECK constraints of whoever inserts commands, edits recipes, or (the machine's agent)
+-- moves a command's status
+grant execute on function public.json_numbers_fit_64_bits(jsonb) to service_role, authenticated, ald_agent;
 
 alter table public.machine_commands
   add constraint machine_commands_payload_numbers_fit

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymodbus.client import ModbusTcpClient
+
+from agent.plc import load_default_map
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,9 +38,22 @@ def sim_port() -> Iterator[str]:
     proc.stdout.close()
 
 
+def _open_valves_as_a_stuck_master_would(port: str, *keys: str) -> None:
+    """Pulse valves are never opened by `plc write` (the safety gate refuses it), so the valves a stuck recipe
+    left open are set here with a raw Modbus client, the way any other master could."""
+    register_map = load_default_map()
+    client = ModbusTcpClient("127.0.0.1", port=int(port))
+    assert client.connect()
+    try:
+        for key in keys:
+            assert not client.write_coil(register_map[key].write_address or 0, True).isError()
+    finally:
+        client.close()
+
+
 def test_safe_state_closes_every_valve_and_stops_the_flow(sim_port: str) -> None:
-    for key, value in (("valve_1.state", "true"), ("valve_3.state", "on"), ("mfc_1.flow_sp", "50")):
-        assert agent("plc", "write", key, value, "--port", sim_port).returncode == 0
+    _open_valves_as_a_stuck_master_would(sim_port, "valve_1.state", "valve_3.state")
+    assert agent("plc", "write", "mfc_1.flow_sp", "50", "--port", sim_port).returncode == 0
     done = agent("plc", "safe-state", "--port", sim_port)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -229,6 +229,8 @@ async def test_cancellation_applies_the_safe_state_and_re_raises(
     flow_sp = simulator.register_map["mfc_1.flow_sp"]
     task = asyncio.create_task(executor.run())
     await eventually(lambda: simulator.image.get(flow_sp) == 20.0, within=5, every=0.005)
+    # and the recipe's flow write has come back from its read-back (the recorder notes a write only then)
+    await eventually(lambda: ("mfc_1.flow_sp", 20.0) in recording.writes, within=5, every=0.005)
     before = len(recording.writes)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

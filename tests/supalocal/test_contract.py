@@ -617,7 +617,8 @@ FUNCTION_PRIVILEGES: dict[str, set[str]] = {
     "parameter_width(text,text)": {"service_role", "authenticated"},
     "parameter_write_register(text)": {"service_role", "authenticated"},
     "parameter_write_footprint(text,text,integer,integer)": {"service_role", "authenticated"},
-    "json_numbers_fit_64_bits(jsonb)": {"service_role", "authenticated"},
+    "json_numbers_fit_64_bits(jsonb)": {"service_role", "authenticated", "ald_agent"},
+    "drop_parameter_history_partitions(integer)": {"service_role"},
 }
 _PRIVILEGE_NAMES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
