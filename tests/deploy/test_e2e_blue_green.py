@@ -34,7 +34,7 @@ def executions(stage: LocalStage, command_id: int) -> int:
 
 
 def color_of(instance_id: str) -> str:
-    return "green" if "-green-" in instance_id else "blue"
+    return "green" if instance_id.endswith("-green") else "blue"  # `<host>-<color>`
 
 
 async def test_blue_green_under_load_commands_once_then_rollback(local: LocalStage) -> None:

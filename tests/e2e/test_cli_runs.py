@@ -68,7 +68,7 @@ async def test_pause_and_resume_answer_once_the_run_is_in_that_state(
     recipe_id = await insert_recipe(db, "cli pause", [loop(40, valve(1, 20), wait(150))])
     starter = await spawn(clean_db, "command", "start-recipe", recipe_id)
     try:
-        await eventually(lambda: agent.runs is not None and agent.runs.active is not None, within=15)
+        await eventually(lambda: agent.parts is not None and agent.parts.runs.active is not None, within=15)
         code, out, _ = await cli(clean_db, "command", "pause")
         assert code == 0, out
         # when the CLI says paused, the database says so too (before, "succeeded" came when it was only asked)

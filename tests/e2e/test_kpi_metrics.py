@@ -33,7 +33,7 @@ async def test_the_kpis_are_exported_by_a_real_agent(start_agent: StartAgent, db
     assert (await until_final(db, start))["status"] == "succeeded"
     pause = await insert_command(db, SEED_MACHINE_ID, "pause_recipe", {})  # nothing to pause: rejected
     assert (await until_final(db, pause))["status"] == "rejected"
-    await eventually(lambda: agent.spool is not None and agent.spool.stats.depth == 0)
+    await eventually(lambda: agent.parts is not None and agent.parts.spool.stats.depth == 0)
     url = f"http://127.0.0.1:{agent.http_port}/metrics"
     async with httpx.AsyncClient() as http:
 
@@ -69,7 +69,7 @@ async def test_realtime_errors_are_counted_when_the_socket_is_lost(
         assert value((await http.get(url)).text, "ald_realtime_errors_total") == 0
         await cloud_proxy.cut()  # Supabase goes away: the websocket is reset
         try:
-            await eventually(lambda: agent.cloud is not None and agent.cloud.realtime_errors > 0, within=20)
+            await eventually(lambda: agent.parts is not None and agent.parts.cloud.realtime_errors > 0, within=20)
         finally:
             await cloud_proxy.restore()
         await eventually(lambda: agent.snapshot().realtime_connected, within=30)  # and it comes back

@@ -45,8 +45,8 @@ async def test_the_largest_recipe_allowed_starts_while_the_sampler_and_the_watch
 ) -> None:
     simulator.model.watchdog_timeout_s = WATCHDOG_TIMEOUT_S
     agent = await active_agent(start_agent, WATCHDOG_TIMEOUT=WATCHDOG_TIMEOUT_S)
-    assert agent.sampler is not None and agent.runs is not None
-    runs = agent.runs
+    assert agent.parts is not None and agent.parts is not None
+    runs = agent.parts.runs
     await eventually(lambda: simulator.model.watchdog_armed, within=5)
     # a 200× loop over 999 one-second waits: 1,000 stored steps, 199,800 plan steps, 55.5 h planned
     body = MAX_RECIPE_STEPS - 1
@@ -56,7 +56,7 @@ async def test_the_largest_recipe_allowed_starts_while_the_sampler_and_the_watch
 
     changes: list[float] = []
     watcher = asyncio.create_task(watch_register(simulator, "plc.watchdog", changes))
-    stats = agent.sampler.stats
+    stats = agent.parts.sampler.stats
     ticks, skipped = stats.ticks, stats.skipped
     started = time.monotonic()
     command_id = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})

@@ -25,11 +25,11 @@ async def test_an_onboarded_machine_ships_its_telemetry_with_its_own_key(
         machine = await register_machine(cloud, name="ALD tool 2", serial="ALD-0002", register_map=load_default_map())
     key = machine_key(machine.machine_id, secret=clean_db.jwt_secret)
     agent = await start_agent(MACHINE_ID=machine.machine_id, SUPABASE_KEY=key)
-    assert (agent.map_origin, agent.key_scope) == ("database", "machine")
-    await eventually(lambda: agent.sampler is not None and agent.sampler.stats.ticks >= 5)
-    await eventually(lambda: agent.spool is not None and agent.spool.stats.depth == 0)
+    assert agent.parts is not None and (agent.parts.map_guard.origin, agent.key_scope) == ("database", "machine")
+    await eventually(lambda: agent.parts is not None and agent.parts.sampler.stats.ticks >= 5)
+    await eventually(lambda: agent.parts is not None and agent.parts.spool.stats.depth == 0)
     await stop(agent)
-    assert agent.spool is not None and agent.spool.stats.quarantined == 0
+    assert agent.parts is not None and agent.parts.spool.stats.quarantined == 0
     frames = await db.fetchval("select count(*) from parameter_history where machine_id = $1", machine.machine_id)
     latest = await db.fetchval("select count(*) from parameter_latest where machine_id = $1", machine.machine_id)
     assert frames >= 5 and latest > 0
