@@ -88,11 +88,12 @@ class Bench:
     proxy: TcpProxy
 
 
-def pstats(values: list[float]) -> str:
-    """`p50 / p99 / max` of `values`, or `-`."""
+def pstats(values: list[float], *, scale: float = 1.0) -> str:
+    """`p50 / p99 / max` of `values` (times `scale`), or `-`."""
     if not values:
         return "-"
-    return f"{statistics.median(values):.2f} / {pct(values, 99):.2f} / {max(values):.2f}"
+    p50, p99, top = (v * scale for v in (statistics.median(values), pct(values, 99), max(values)))
+    return f"{p50:.2f} / {p99:.2f} / {top:.2f}"
 
 
 # --- agents ----------------------------------------------------------------------------------------------------
@@ -481,11 +482,11 @@ def print_drill(drill: Drill, *, rate: float, kill_every_s: float) -> None:
         f"\n## commands drill: insert → claimed with kill -9 + restart every {kill_every_s:g} s "
         f"({len(rows)} set_parameter at {rate:g}/s)"
     )
-    print("| measure | n | p50 / p99 / max s | load 1-min |")
+    print("| measure | n | p50 / p99 / max ms | load 1-min |")
     print("|---|---|---|---|")
     load = f"{drill.load[0]:.2f}→{drill.load[-1]:.2f}"
-    print(f"| insert → claimed | {len(claimed)} | {pstats(claimed)} | {load} |")
-    print(f"| insert → finished | {len(finished)} | {pstats(finished)} | {load} |")
+    print(f"| insert → claimed | {len(claimed)} | {pstats(claimed, scale=1000)} | {load} |")
+    print(f"| insert → finished | {len(finished)} | {pstats(finished, scale=1000)} | {load} |")
     statuses = Counter(r["status"] for r in rows)
     reasons = Counter((r["error"] or "")[:90] for r in rows if r["status"] != "succeeded")
     share = drill.active_polls / drill.polls if drill.polls else 0.0
