@@ -25,17 +25,20 @@ from agent.plc.sim import Simulator, ValveEvent
 __all__ = ["SWITCH_INTERVAL_S", "SimulatorThread"]
 
 SWITCH_INTERVAL_S = 0.0005
+TRIP_POLL_S = 0.02  # how often the thread looks at the PLC's watchdog flag (a trip lasts until the next kick)
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
 class SimulatorThread:
-    """``with SimulatorThread(register_map) as sim: sim.port; sim.valve_events()``."""
+    """``with SimulatorThread(register_map) as sim: sim.port; sim.valve_events(); sim.watchdog_trips``."""
 
     def __init__(self, register_map: RegisterMap, *, watchdog_timeout_s: float = 5.0) -> None:
         self.register_map, self.watchdog_timeout_s = register_map, watchdog_timeout_s
         self.port = 0
         self.native_id = 0  # the thread's kernel id (its /proc/self/task/<id>/schedstat)
+        #: rising edges of the PLC's `watchdog_tripped`, counted on the simulator's loop every TRIP_POLL_S
+        self.watchdog_trips = 0
         self._sim: Simulator | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -91,5 +94,15 @@ class SimulatorThread:
         self.native_id = threading.get_native_id()
         async with Simulator(self.register_map, port=0, watchdog_timeout_s=self.watchdog_timeout_s) as sim:
             self._sim, self.port = sim, sim.port
+            watcher = asyncio.create_task(self._count_trips(sim))
             self._ready.set()
             await self._stop.wait()
+            watcher.cancel()
+
+    async def _count_trips(self, sim: Simulator) -> None:
+        tripped = False
+        while True:
+            if sim.model.watchdog_tripped and not tripped:
+                self.watchdog_trips += 1
+            tripped = sim.model.watchdog_tripped
+            await asyncio.sleep(TRIP_POLL_S)
