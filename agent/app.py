@@ -49,6 +49,7 @@ from agent.safety import (
     TripWatch,
     Watchdog,
     WriteGate,
+    run_records_shipped,
     wants_machine,
 )
 from agent.sampling import Frame, Sampler, TelemetryPublisher
@@ -236,6 +237,7 @@ class Agent:
             timeout_s=s.WATCHDOG_TIMEOUT,
             wants=lambda: wants_machine(lease, runs, fence),
             on_lost=lambda why: runs.stop(why) if runs.active is not None else None,
+            may_release=lambda: run_records_shipped(spool, writer),
         )
         handler = CommandHandler(
             cloud=cloud,

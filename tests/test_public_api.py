@@ -105,6 +105,7 @@ SURFACES = {
         "owner_id",
         "parse_interlocks",
         "recipe_conflicts",
+        "run_records_shipped",
         "wants_machine",
     ],
 }

@@ -32,7 +32,7 @@ from agent.safety.interlocks import (
     recipe_conflicts,
 )
 from agent.safety.lease import Lease, LeaseRole
-from agent.safety.ownership import Ownership, wants_machine
+from agent.safety.ownership import Ownership, run_records_shipped, wants_machine
 from agent.safety.rules import OWNER_KEY, WATCHDOG_KEY, WritePurpose, check_write, is_safe_value
 from agent.safety.runs import ActiveRun, RunController
 from agent.safety.trips import TripWatch
@@ -70,5 +70,6 @@ __all__ = [
     "owner_id",
     "parse_interlocks",
     "recipe_conflicts",
+    "run_records_shipped",
     "wants_machine",
 ]

@@ -33,9 +33,9 @@ from agent.safety.handover import Handover, HandoverState, Intake
 from agent.safety.lease import Lease, LeaseRole
 from agent.safety.runs import RunController
 from agent.safety.watchdog import Watchdog
-from agent.spool import Spool, SpoolWriter
+from agent.spool import CAUSAL, Spool, SpoolWriter
 
-__all__ = ["Ownership", "wants_machine"]
+__all__ = ["Ownership", "run_records_shipped", "wants_machine"]
 
 #: How long a new lease holder waits for the PLC before its first watchdog kick and first claim. A PLC that stays
 #: away longer fails the commands for what it is: unreachable.
@@ -52,6 +52,13 @@ def wants_machine(lease: Lease, runs: RunController, fence: MachineFence) -> boo
         return True
     named = fence.owns or (fence.holder is not None and fence.holder == fence.id)
     return named and lease.hold and not lease.held_elsewhere
+
+
+async def run_records_shipped(spool: Spool, writer: SpoolWriter) -> bool:
+    """True when no run, step, machine or command record waits in this agent's spool (or its writer's queue)."""
+    if writer.pending(CAUSAL):
+        return False
+    return not set(await spool.kinds()) & set(CAUSAL)
 
 
 class Ownership:

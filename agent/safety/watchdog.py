@@ -6,7 +6,9 @@ to the PLC, and the watchdog is what makes an owner *live* for the machine-side 
 
 - every period, an agent that should own the machine (it holds the lease, or it runs a recipe — a run rides
   through a cloud outage) claims or confirms ownership at the PLC, and kicks only while the PLC names it;
-- an agent that should not (no lease, no run) releases the machine and stops kicking;
+- an agent that should not (no lease, no run) releases the machine and stops kicking — once the records of its
+  runs and commands have reached Supabase (`may_release`): the next owner settles what it finds there, and must
+  not find a run that only looks unfinished because its last records are still in this agent's spool;
 - when a close or safe-state write failed (`WriteGate.safe_state_pending`) the kicks stop — an agent that cannot
   close a valve must not keep the PLC from closing it — and each period re-applies the safe state; once the PLC
   confirms it, the kicks resume.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
@@ -35,6 +37,10 @@ MIN_PERIOD_S = 0.2
 _COUNTER_SPAN = 65535
 
 
+async def _always() -> bool:
+    return True
+
+
 class Watchdog:
     """``asyncio.create_task(watchdog.run())``; `kick()` once at take-over, before the first claim."""
 
@@ -47,9 +53,10 @@ class Watchdog:
         timeout_s: float,
         wants: Callable[[], bool],
         on_lost: Callable[[str], None] = lambda _why: None,
+        may_release: Callable[[], Awaitable[bool]] = _always,
     ) -> None:
         self.gate, self.connection, self.fence, self.wants = gate, connection, fence, wants
-        self.on_lost = on_lost
+        self.on_lost, self.may_release = on_lost, may_release
         self.period_s = max(MIN_PERIOD_S, timeout_s / KICKS_PER_TIMEOUT)
         self.counter = 0
         self.kicks = 0
@@ -64,6 +71,9 @@ class Watchdog:
         if not self.connection.connected.is_set():
             return
         if not self.wants():
+            if self.fence.owns and not await self.may_release():
+                await self.kick()  # still the owner until the run's records are in Supabase (see the docstring)
+                return
             await self.fence.release()
             await self.fence.observe()  # who owns it now: a standby publishes only while nobody does
             return

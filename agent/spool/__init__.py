@@ -9,12 +9,13 @@ from agent.spool.quarantine import (
     replay_quarantined,
     show_quarantined,
 )
-from agent.spool.routes import ROUTES, SHIP_ORDER, Route, collapse
+from agent.spool.routes import CAUSAL, ROUTES, SHIP_ORDER, Route, collapse
 from agent.spool.shipper import Shipper, ShipperStats
 from agent.spool.store import DROPPABLE_KINDS, Record, Spool, SpoolState, SpoolStats
 from agent.spool.writer import SpoolWriter
 
 __all__ = [
+    "CAUSAL",
     "DROPPABLE_KINDS",
     "ROUTES",
     "SHIP_ORDER",

@@ -53,6 +53,10 @@ class SpoolWriter:
             if self._stopping:
                 return
 
+    def pending(self, kinds: tuple[str, ...]) -> bool:
+        """Any record of `kinds` queued in memory, not yet appended to the spool."""
+        return any(kind in kinds for kind, _ in self._queue)
+
     def stop(self) -> None:
         """Let `run()` finish after writing everything queued so far."""
         self._stopping = True
