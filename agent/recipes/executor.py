@@ -224,7 +224,11 @@ class RecipeExecutor:
         try:
             await HANDLERS[step.type](ctx)
             status = StepStatus.SUCCEEDED
-        except (StepInterrupted, asyncio.CancelledError):
+        except StepInterrupted:
+            status = StepStatus.ABORTED
+            ctx.detail["interrupted_by"] = self._stop_reason  # e.g. the trip interlock that stopped the run
+            raise
+        except asyncio.CancelledError:
             status = StepStatus.ABORTED
             raise
         except Exception as exc:

@@ -219,6 +219,9 @@ async def test_a_trip_interlock_aborts_the_run_into_its_safe_state(
     run = await run_of(db, command)
     assert row["status"] == "failed" and run["status"] == "aborted"
     assert "chamber-overtemperature" in run["error"] and "395" in run["error"]
+    await eventually(lambda: agent.parts is not None and agent.parts.spool.stats.depth == 0)
+    aborted = await db.fetchrow("select detail from run_steps where run_id = $1 and status = 'aborted'", run["id"])
+    assert "chamber-overtemperature" in json.loads(aborted["detail"])["interrupted_by"]  # and the step record
     assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0
     assert agent.snapshot().interlock_trips == 1
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "idle"
