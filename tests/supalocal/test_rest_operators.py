@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from postgrest import APIError
 
 from supabase import Client, create_client
+from tests.supalocal.sql_support import run_sql
 
 pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
 
@@ -33,26 +32,15 @@ notify pgrst, 'reload schema';
 """
 
 
-def _run(stack: Any, sql: str) -> None:
-    async def execute() -> None:
-        conn = await asyncpg.connect(stack.db_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute())
-
-
 @pytest.fixture
 def db(clean_db: Any) -> Iterator[Client]:
-    _run(clean_db, SCHEMA)
+    run_sql(clean_db, SCHEMA)
     client = create_client(clean_db.url, clean_db.service_key)
     try:
         yield client
     finally:
         client.postgrest.aclose()
-        _run(clean_db, "drop table if exists public.api_ops; notify pgrst, 'reload schema';")
+        run_sql(clean_db, "drop table if exists public.api_ops; notify pgrst, 'reload schema';")
 
 
 def _ids(builder: Any) -> list[int]:

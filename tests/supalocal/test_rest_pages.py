@@ -3,15 +3,14 @@ official client hides the status or headers)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from supabase import Client, create_client
+from tests.supalocal.sql_support import run_sql
 
 pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
 
@@ -20,17 +19,6 @@ create or replace function public.api_has_a(p jsonb) returns boolean language sq
 grant execute on function public.api_has_a(jsonb) to service_role;
 notify pgrst, 'reload schema';
 """
-
-
-def _run(stack: Any, sql: str) -> None:
-    async def execute() -> None:
-        conn = await asyncpg.connect(stack.db_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute())
 
 
 def _get(stack: Any, path: str, **headers: str) -> httpx.Response:
@@ -105,7 +93,7 @@ def test_a_media_type_not_offered_is_406(clean_db: Any) -> None:
 
 
 def test_a_get_rpc_parses_a_jsonb_argument_as_json(clean_db: Any, db: Client) -> None:
-    _run(clean_db, PROBE_SQL)
+    run_sql(clean_db, PROBE_SQL)
     try:
         assert db.rpc("api_has_a", {"p": {"a": 1}}).execute().data is True
         got = _get(clean_db, 'rpc/api_has_a?p={"a":1}')
@@ -113,4 +101,4 @@ def test_a_get_rpc_parses_a_jsonb_argument_as_json(clean_db: Any, db: Client) ->
         bad = _get(clean_db, "rpc/api_has_a?p={not json")
         assert bad.status_code == 400 and bad.json()["code"] == "22P02"
     finally:
-        _run(clean_db, "drop function if exists public.api_has_a(jsonb); notify pgrst, 'reload schema';")
+        run_sql(clean_db, "drop function if exists public.api_has_a(jsonb); notify pgrst, 'reload schema';")

@@ -6,27 +6,15 @@ not granted to it with ``42501 permission denied to set role`` and a missing one
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from supalocal.auth import make_api_key
+from tests.supalocal.sql_support import run_sql
 
 SEED_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
-
-
-def run_sql(stack: Any, sql: str) -> None:
-    async def execute() -> None:
-        conn = await asyncpg.connect(stack.db_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute())
 
 
 def _get(stack: Any, role: str, path: str = "machines?select=id", **claims: str) -> httpx.Response:
