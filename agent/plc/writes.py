@@ -1,7 +1,9 @@
-"""The one place where a write to the PLC is validated: writable, type, range. Pure.
+"""What the register map itself allows a write to be: writable, type, range. Pure.
 
-Everything that writes — the CLI, set_parameter commands, recipe steps, the safe state — goes through
-`validate_write`, so a rule added here protects every path.
+This is the map's part of the rules only. The machine's rules (whole numbers, pulse valves, the watchdog and
+ownership registers, interlocks, ownership) are the safety gate's (`agent.safety.WriteGate`), which every write
+of the agent passes and which calls `validate_write` as its first check; recipe validation calls it too, so a
+recipe that validates cannot be refused mid-run for range or type.
 """
 
 from __future__ import annotations
