@@ -208,8 +208,10 @@ async def test_a_trip_interlock_aborts_the_run_into_its_safe_state(
 ) -> None:
     agent = await active_agent(start_agent)
     assert agent.parts is not None
-    command = await start(db, "tripped", [loop(40, valve(1, 100), purge(100, 20), valve(2, 100), purge(100, 20))])
-    await eventually(lambda: coil(simulator, "valve_1.state") or coil(simulator, "valve_2.state"), within=15)
+    # After its pulse the run only purges: no valve write follows whose permit check (heaters in window) would
+    # see the runaway first and fail the run before the trip, which watches frames, aborts it.
+    command = await start(db, "tripped", [valve(1, 100), loop(40, purge(100, 20), wait(100))])
+    await eventually(lambda: [(e.valve, e.open) for e in simulator.valve_events] == [(1, True), (1, False)], within=15)
     simulator.force("chamber_heater.temperature", 395.0)  # heater runaway: the overtemperature trip (hold 0)
     tripped_at = asyncio.get_running_loop().time()
 
