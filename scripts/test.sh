@@ -7,7 +7,8 @@ usage() {
 usage: scripts/test.sh [PYTEST_ARGS...]
 
 Creates the virtualenv (VENV=${VENV:-.venv}) with ald-agent[dev], makes sure PostgreSQL binaries exist for the
-local Supabase stack, runs ruff and mypy (strict), then pytest with PYTEST_ARGS (default: the whole suite).
+local Supabase stack and Node.js 20+ with the supabase-js test packages (npm ci in tests/supalocal/js), runs ruff
+and mypy (strict), then pytest with PYTEST_ARGS (default: the whole suite).
 USAGE
 }
 
@@ -19,6 +20,8 @@ main() {
   ensure_venv
   ensure_installed dev
   ensure_postgres
+  # shellcheck source=scripts/lib/node.sh
+  source "$ROOT/scripts/lib/node.sh" && ensure_js_test_deps
   # shellcheck source=scripts/lib/tools.sh
   source "$ROOT/scripts/lib/tools.sh" && ensure_deploy_tools
   step "ruff"

@@ -3,8 +3,10 @@ broadcast and presence.
 
 Broadcast: a ``broadcast`` push reaches every channel joined to the same topic on any socket, the
 sender's own only with ``config.broadcast.self``; with ``config.broadcast.ack`` the sender gets an ``ok``
-reply. Presence: see :mod:`supalocal.api.rtpresence`. Private channels (``config.private``, authorised by
-RLS on ``realtime.messages``) are refused at join: supalocal does not emulate them.
+reply. One sent as a binary frame (supabase-js sends every broadcast so) reaches V2 members as a binary
+frame and V1 members as JSON. Presence: see :mod:`supalocal.api.rtpresence`. Private channels
+(``config.private``, authorised by RLS on ``realtime.messages``) are refused at join: supalocal does not
+emulate them.
 
 Per socket: one reader (this handler) and one writer task draining an ordered queue, so a change is
 queued for every subscriber in commit order without waiting on any socket. Per channel: the join's
@@ -97,11 +99,15 @@ class Socket:
         self.serializer = serializer
         self.claims = claims
         self.channels: dict[str, Channel] = {}
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(), name="supalocal-realtime-writer")
 
     def send(self, *, topic: str, event: str, payload_json: str, ref: str | None, join_ref: str | None) -> None:
         frame = self.serializer.encode(topic=topic, event=event, payload_json=payload_json, ref=ref, join_ref=join_ref)
+        self._queue.put_nowait(frame)
+
+    def send_frame(self, frame: str | bytes) -> None:
+        """Queue an encoded frame (text or binary)."""
         self._queue.put_nowait(frame)
 
     def reply(self, frame: Frame, payload_json: str) -> None:
@@ -121,7 +127,7 @@ class Socket:
                 log.warning("supalocal realtime dropped a %d-byte frame", len(frame))
                 continue
             try:
-                await self.ws.send_str(frame)
+                await (self.ws.send_bytes(frame) if isinstance(frame, bytes) else self.ws.send_str(frame))
             except (ConnectionError, RuntimeError):
                 return
 
@@ -161,10 +167,13 @@ class RealtimeHub:
         self._sockets.add(sock)
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
                 try:
-                    frame = sock.serializer.decode(msg.data)
+                    if msg.type == WSMsgType.TEXT:
+                        frame = sock.serializer.decode(msg.data)
+                    elif msg.type == WSMsgType.BINARY:
+                        frame = sock.serializer.decode_binary(msg.data)
+                    else:
+                        continue
                 except FrameError:
                     continue
                 await self._on_frame(sock, frame)
@@ -204,9 +213,12 @@ class RealtimeHub:
         for sock, member in self._members(channel.topic):
             if member is channel and not channel.broadcast_self:
                 continue
-            sock.send(
-                topic=member.topic, event="broadcast", payload_json=payload_json, ref=None, join_ref=member.join_ref
-            )
+            if frame.user_broadcast is None:
+                sock.send(
+                    topic=member.topic, event="broadcast", payload_json=payload_json, ref=None, join_ref=member.join_ref
+                )
+            elif encoded := sock.serializer.encode_user_broadcast(topic=member.topic, broadcast=frame.user_broadcast):
+                sock.send_frame(encoded)
         if channel.broadcast_ack:
             sender.reply(frame, _OK_EMPTY)
 

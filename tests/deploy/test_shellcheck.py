@@ -13,7 +13,7 @@ SCRIPTS = [
     "scripts/deploy.sh", "scripts/rollback.sh", "scripts/health-check.sh", "scripts/lib/tools.sh",
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scripts/lib/deploy").glob("*.sh")),
     "haproxy/make-selfsigned-cert.sh",
-    "scripts/test.sh", "scripts/run-local.sh", "scripts/lib/env.sh", ".ci/run",
+    "scripts/test.sh", "scripts/run-local.sh", "scripts/lib/env.sh", "scripts/lib/node.sh", ".ci/run",
 ]  # fmt: skip
 
 

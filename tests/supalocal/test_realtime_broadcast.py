@@ -162,3 +162,33 @@ async def test_private_channels_are_refused(clean_db: Any) -> None:
         await sock.send_json(_join("realtime:secret", {"private": True}))
         reply = await _recv(sock)
         assert reply["payload"]["status"] == "error" and "private" in reply["payload"]["response"]["reason"]
+
+
+async def test_a_binary_broadcast_reaches_v2_members_as_binary_and_v1_members_as_json(clean_db: Any) -> None:
+    """supabase-js sends broadcasts as USER_BROADCAST_PUSH binary frames (Realtime protocol 2.0.0)."""
+    url = clean_db.url.replace("http", "ws") + "/realtime/v1/websocket"
+    topic = "realtime:tool-5"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, params={"apikey": clean_db.service_key, "vsn": "2.0.0"}) as js,
+        raw_socket(clean_db) as py,
+    ):
+        join = {"config": {"broadcast": {"ack": True, "self": True}}}
+        await js.send_str(json.dumps(["1", "1", topic, "phx_join", join]))
+        assert json.loads((await js.receive(timeout=EVENT_TIMEOUT_S)).data)[4]["status"] == "ok"
+        await py.send_json(_join(topic, {}))
+        assert (await _recv(py))["payload"]["status"] == "ok"
+
+        header = bytes((3, 1, 1, len(topic), 4, 0, 1))
+        await js.send_bytes(header + b"1" + b"2" + topic.encode() + b"note" + b'{"text":"hi"}')
+        got = [await js.receive(timeout=EVENT_TIMEOUT_S) for _ in range(2)]  # the ack and the own copy, any order
+        texts = [json.loads(m.data) for m in got if m.type == aiohttp.WSMsgType.TEXT]
+        assert texts == [["1", "2", topic, "phx_reply", {"status": "ok", "response": {}}]], "ack"
+        binary = [m.data for m in got if m.type == aiohttp.WSMsgType.BINARY]
+        assert binary == [bytes((4, len(topic), 4, 0, 1)) + topic.encode() + b'note{"text":"hi"}'], "self, in binary"
+        assert await _recv(py) == {
+            "topic": topic,
+            "event": "broadcast",
+            "payload": {"event": "note", "payload": {"text": "hi"}, "type": "broadcast"},
+            "ref": None,
+        }
