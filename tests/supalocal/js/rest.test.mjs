@@ -59,6 +59,7 @@ test('JSON operators: payload->>recipe_id in select, filter and order', async ()
     { machine_id: MACHINE_ID, type: 'start_recipe', payload: { recipe_id: R101 } },
     { machine_id: MACHINE_ID, type: 'start_recipe', payload: { recipe_id: R102 } },
     { machine_id: MACHINE_ID, type: 'stop_recipe', payload: { reason: 'operator' } },
+    { machine_id: MACHINE_ID, type: 'set_parameter', payload: { key: 'mfc_1.flow_sp', value: 20 } },
   ]
   dataOf(await db.from('machine_commands').insert(commands))
   const started = dataOf(
@@ -76,6 +77,10 @@ test('JSON operators: payload->>recipe_id in select, filter and order', async ()
   assert.deepEqual(one.map((c) => c.payload), [{ recipe_id: R101 }])
   const reasons = dataOf(await db.from('machine_commands').select('payload->>reason').not('payload->>reason', 'is', null))
   assert.deepEqual(reasons, [{ reason: 'operator' }])
+  const setpoint = dataOf(
+    await db.from('machine_commands').select('number:payload->value, text:payload->>value').gt('payload->value', 10),
+  )
+  assert.deepEqual(setpoint, [{ number: 20, text: '20' }], '-> keeps the JSON type, ->> gives text')
 })
 
 test('count: "exact" with range(): 206 Partial Content, the total read from Content-Range', async () => {
