@@ -184,7 +184,7 @@ CHECKS: tuple[Check, ...] = (outside_references, missing_md_files, unresolved_se
 
 #: Skipped when the tree is not a git checkout (an unpacked archive): what .gitignore keeps out.
 NOT_SOURCES = frozenset({".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
-                         "var", "run", "build"})  # fmt: skip
+                         "var", "run", "build", "node_modules"})  # fmt: skip
 
 
 def repository_files() -> list[str]:
