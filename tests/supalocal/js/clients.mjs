@@ -54,7 +54,7 @@ export function subscribed(channel) {
 }
 
 /** Wait until `check()` is true, polling; fails with `what` after `timeoutMs`. */
-export async function until(check, what, timeoutMs = 5000) {
+export async function until(check, what, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
