@@ -21,7 +21,7 @@ const USER_TOKEN = required('SUPABASE_USER_TOKEN')
 
 const options = {
   auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-  realtime: { transport: WebSocket, heartbeatIntervalMs: 5000 },
+  realtime: { transport: WebSocket },
 }
 
 /** The signed-in dashboard user (role `authenticated`), as a browser dashboard has it once signed in. */
