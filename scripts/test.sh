@@ -33,7 +33,7 @@ main() {
   "$VENV/bin/mypy"
 
   step "pytest"
-  "$VENV/bin/python" -m pytest -q -ra "$@"
+  "$VENV/bin/python" -m pytest -q -ra --durations=30 "$@"
 }
 
 main "$@"

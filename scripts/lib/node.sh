@@ -3,6 +3,7 @@
 # Debian's nodejs and npm when missing (needs root or sudo), then `npm ci` in tests/supalocal/js when node_modules
 # is missing or the lock changed since the last install. Sourced after scripts/lib/env.sh (uses step, die,
 # apt_install, ROOT). Unlike the deploy tools, a missing Node.js is an error: those tests would fail, not skip.
+# Uses VENV (the Node.js 20 fallback lives there).
 
 JS_TEST_DIR="$ROOT/tests/supalocal/js"
 # supabase-js 2.109 (what the lock pins) needs Node.js 20; 2.110 and later need 22. Node.js 20 has no global
@@ -17,7 +18,16 @@ ensure_node() {
   local major
   major="$(node -p 'process.versions.node.split(".")[0]')"
   if [ "$major" -lt "$NODE_MIN_MAJOR" ]; then
-    die "Node.js $NODE_MIN_MAJOR+ is needed for the supabase-js tests, $(command -v node) is $(node --version) (Debian 12 ships 18: take Node.js 20 from NodeSource or a newer Debian)"
+    # Debian 12 ships Node.js 18: take Node.js 20's official build from the npm registry (the node-linux-<arch>
+    # packages carry the release binary), into the venv, first on PATH for the tests.
+    local prefix="$VENV/node$NODE_MIN_MAJOR" arch
+    arch="$(node -p 'process.arch')"
+    if [ ! -x "$prefix/node_modules/node-linux-$arch/bin/node" ]; then
+      step "installing Node.js $NODE_MIN_MAJOR from the npm registry ($(command -v node) is $(node --version))"
+      npm install --no-audit --no-fund --loglevel=error --prefix "$prefix" "node-linux-$arch@$NODE_MIN_MAJOR" \
+        || die "Node.js $NODE_MIN_MAJOR+ is needed for the supabase-js tests and node-linux-$arch@$NODE_MIN_MAJOR did not install"
+    fi
+    export PATH="$prefix/node_modules/node-linux-$arch/bin:$PATH"
   fi
 }
 
