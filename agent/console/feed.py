@@ -48,12 +48,18 @@ class Console:
         self.journal = RunJournal(clock=clock)
         self.spool = SpoolGauge()
         self.frame: Frame | None = None
+        self.last_values: dict[str, object] = {}  # bounded by the map: one entry per key
+        self.values_at: datetime | None = None
         self._trend_map: RegisterMap | None = None
         self._trends = TrendBuffer(())
 
     def observe(self, frame: Frame) -> None:
         """Called for every frame (never blocks): the latest values and, once a second, a trend row."""
         self.frame = frame
+        readable = {key: value for key, value in frame.values.items() if value is not None}
+        if readable:
+            self.last_values.update(readable)
+            self.values_at = frame.ts
         register_map = self._map()
         if register_map is not self._trend_map:  # a reloaded map may plot other keys: start those trends anew
             keys = trend_keys(register_map)
@@ -91,6 +97,8 @@ class Console:
                 machine_name=self.machine_name,
                 register_map=self._map(),
                 frame=self.frame,
+                last_values=self.last_values,
+                values_at=self.values_at,
                 run=self.journal.current(self._active()),
                 runs=self.journal.finished(),
                 alarms=self._alarms(),

@@ -6,8 +6,11 @@ valves, the run in words with its progress and timeline, alarms, the last runs a
 JavaScript only lays it out, so every decision here is unit-tested (tests/console/test_console_view.py).
 
 Rules worth knowing:
-- While the PLC is down nothing pretends to be live: values are marked stale with the time of the last frame,
-  and the PLC read time is not shown (it belonged to the last good read).
+- While the PLC is down nothing pretends to be live: the last readings stay on screen marked stale, with the
+  time they were taken, and the PLC read time is not shown (it belonged to the last good read). A value the
+  latest frame could not read is stale on its own.
+- Groups come in the order an ALD engineer looks at them (`COMPONENT_ORDER`: chamber, pressure, flow,
+  pump…), then the rest by name.
 - State: `tripped` (the PLC's watchdog forced its safe state, or the agent has a safe state it could not
   confirm) wins over everything; then the run's own status (`running`, `paused`); `error` while the last run
   failed and no other has started; else `idle`.
@@ -38,6 +41,9 @@ STALE_FRAME_S = 5.0  # a frame older than this (or any frame while the PLC is do
 FAULT_WORDS = ("fault", "tripped", "alarm")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 STATE_ORDER = {"active_unacked": 0, "active_acked": 1, "cleared_unacked": 2}
+#: Component name prefixes, most looked-at first; components matching none follow, by name.
+COMPONENT_ORDER = ("chamber_heater", "pressure_gauge", "mfc", "vacuum_pump", "exhaust", "n2_generator", "precursor",
+                   "frontline_heater", "backline_heater", "plc")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,9 @@ class ConsoleInputs:
     health_reasons: Sequence[str]
     machine_name: str | None
     register_map: RegisterMap
-    frame: Frame | None  # the last frame the sampler produced
+    frame: Frame | None  # the last frame the sampler produced (a failed read: its values are None)
+    last_values: Mapping[str, object] = field(default_factory=dict)  # each key's last value that was read
+    values_at: datetime | None = None  # when the last frame with any readable value was taken
     run: CurrentRun | None
     runs: Sequence[FinishedRun]
     alarms: Sequence[AlarmLike]
@@ -127,15 +135,23 @@ def _is_valve(p: Parameter) -> bool:
     return p.data_type is DataType.BOOL and "valve" in p.component and p.key.endswith(".state")
 
 
+def _component_rank(component: str) -> tuple[int, str]:
+    for rank, prefix in enumerate(COMPONENT_ORDER):
+        if component.startswith(prefix):
+            return rank, component
+    return len(COMPONENT_ORDER), component
+
+
 def _groups(inputs: ConsoleInputs, stale: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    values: Mapping[str, object] = inputs.frame.values if inputs.frame else {}
+    values = inputs.last_values
+    latest: Mapping[str, object] = inputs.frame.values if inputs.frame else {}
     shown = [p for p in inputs.register_map if p.logged]
     by_component: dict[str, list[Parameter]] = {}
     for p in shown:
         by_component.setdefault(p.component, []).append(p)
     groups: list[dict[str, Any]] = []
     valves: list[dict[str, Any]] = []
-    for component in sorted(by_component):
+    for component in sorted(by_component, key=_component_rank):
         params = by_component[component]
         title = component_title(component)
         keys = {p.key for p in params}
@@ -151,7 +167,7 @@ def _groups(inputs: ConsoleInputs, stale: bool) -> tuple[list[dict[str, Any]], l
                         "open": None if state is None else bool(state),
                         "text": "—" if state is None else ("open" if state else "closed"),
                         "cycles": None if counts is None else values.get(counts.key),
-                        "stale": stale,
+                        "stale": stale or latest.get(p.key) is None,
                     }
                 )
                 continue
@@ -170,6 +186,7 @@ def _groups(inputs: ConsoleInputs, stale: bool) -> tuple[list[dict[str, Any]], l
                     "unit": p.unit,
                     "sp": None if sp is None or not sp.logged else _value_text(sp, values.get(sp.key)),
                     "fault": bool(value) and p.data_type is DataType.BOOL and _is_fault(p),
+                    "stale": stale or latest.get(p.key) is None,
                 }
             )
         if rows:
@@ -288,8 +305,8 @@ def _problems(inputs: ConsoleInputs, *, frame_age_s: float | None, watchdog_trip
         out.append({"level": level, "code": code, "text": text})
 
     if not s.plc_connected:
-        since = f"; values shown are from {_iso(inputs.frame.ts)}" if inputs.frame else ""
-        add("alarm", "plc_down", f"PLC not answering ({s.plc_last_error or 'no connection'}){since}")
+        shown = "; the values shown are its last readings, not live" if inputs.values_at else ""
+        add("alarm", "plc_down", f"PLC not answering ({s.plc_last_error or 'no connection'}){shown}")
     elif frame_age_s is not None and frame_age_s > STALE_FRAME_S:
         add("alarm", "stale", f"no fresh reading for {duration_text(frame_age_s * 1000)}")
     if watchdog_tripped:
@@ -339,10 +356,10 @@ def _trend_label(p: Parameter | None) -> str:
 def build_view(inputs: ConsoleInputs) -> dict[str, Any]:
     """The page's whole picture (docs/DESIGN.md §6 "Operator console"), JSON-able."""
     s = inputs.snapshot
-    frame = inputs.frame
-    frame_age_s = None if frame is None else max(0.0, (inputs.now - frame.ts).total_seconds())
-    stale = not s.plc_connected or frame is None or (frame_age_s or 0.0) > STALE_FRAME_S
-    watchdog_tripped = bool(frame and frame.values.get(WATCHDOG_TRIPPED_KEY))
+    read_at = inputs.values_at
+    frame_age_s = None if read_at is None else max(0.0, (inputs.now - read_at).total_seconds())
+    stale = not s.plc_connected or read_at is None or (frame_age_s or 0.0) > STALE_FRAME_S
+    watchdog_tripped = bool(inputs.last_values.get(WATCHDOG_TRIPPED_KEY))  # as last read, if the PLC is gone
     tripped = watchdog_tripped or s.safe_state_pending
     groups, valves = _groups(inputs, stale)
     return {
@@ -363,7 +380,7 @@ def build_view(inputs: ConsoleInputs) -> dict[str, Any]:
             "up": s.plc_connected,
             "error": None if s.plc_connected else s.plc_last_error,
             "read_ms": round(s.plc_response_ms, 1) if s.plc_connected and s.plc_response_ms is not None else None,
-            "last_frame_at": _iso(frame.ts) if frame else None,
+            "last_frame_at": _iso(read_at),
             "frame_age_s": None if frame_age_s is None else round(frame_age_s, 1),
             "stale": stale,
         },

@@ -67,7 +67,8 @@ INTERVAL_KEY = web.AppKey("console_interval", float)
 
 
 async def _index(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"}
+    return web.FileResponse(STATIC_DIR / "index.html", headers=headers)
 
 
 def _unavailable(why: str) -> web.Response:

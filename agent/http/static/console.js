@@ -67,6 +67,14 @@ function renderRun(v) {
   const run = v.run;
   $("no-run").hidden = run !== null;
   $("run").hidden = run === null;
+  const last = v.runs.length ? v.runs[0] : null;
+  $("last-run").hidden = last === null;
+  if (last) {
+    $("last-run").dataset.status = last.status;
+    setText("last-run-recipe", last.recipe);
+    setText("last-run-outcome", `${last.status} after ${last.completed}/${last.total} steps, ${last.duration}` +
+      (last.error ? ` — ${last.error}` : ""));
+  }
   if (!run) return;
   setText("recipe-name", run.recipe);
   const status = $("run-status");
@@ -143,6 +151,12 @@ function renderFooter(v) {
 
 // --- trends: uPlot charts over a client-side copy of the agent's ring buffer ----------------------------
 
+// at least two minutes wide, growing to the whole window as history fills
+function xRange(_u, min, max) {
+  if (min === null || max === null) { const now = Date.now() / 1000; return [now - 120, now]; }
+  return [max - Math.min(TREND_WINDOW_S, Math.max(120, max - min)), max];
+}
+
 const PALETTE = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"];
 
 function renderTrends(v) {
@@ -162,7 +176,7 @@ function renderTrends(v) {
         label, stroke: PALETTE[i % PALETTE.length], width: 1.5, dash: label.toLowerCase().includes("setpoint") ? [6, 4] : undefined,
       })));
       const u = new uPlot({ width, height: 150, series, legend: { live: false },
-        axes: [{}, { size: 56 }], scales: { x: { time: true } } }, [[]].concat(chart.series.map(() => [])), plot);
+        axes: [{}, { size: 56 }], scales: { x: { time: true, range: xRange } } }, [[]].concat(chart.series.map(() => [])), plot);
       u.columns = chart.series;
       trend.plots.push(u);
     }
