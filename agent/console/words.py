@@ -44,9 +44,9 @@ def number_text(value: float) -> str:
 
 
 def duration_text(ms: float) -> str:
-    """60 → "60 ms", 3000 → "3 s", 90000 → "1 min 30 s", 5400000 → "1 h 30 min"."""
+    """60 → "60 ms", 62.66 → "62.7 ms", 3000 → "3 s", 90000 → "1 min 30 s", 5400000 → "1 h 30 min"."""
     if ms < 1000:
-        return f"{number_text(ms)} ms"
+        return f"{ms:.0f} ms" if float(ms).is_integer() else f"{ms:.1f} ms"
     s = ms / 1000
     if s < 60:
         return f"{number_text(round(s, 1))} s"

@@ -20,9 +20,11 @@ def test_number_text(value: float, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("ms", "text"),
-    [(20, "20 ms"), (999, "999 ms"), (1000, "1 s"), (3000, "3 s"), (1500, "1.5 s"), (60_000, "1 min"),
+    [(20, "20 ms"), (62.66, "62.7 ms"), (150.04, "150.0 ms"), (999, "999 ms"), (1000, "1 s"), (3000, "3 s"),
+     (1500, "1.5 s"), (60_000, "1 min"),
      (90_000, "1 min 30 s"), (3_600_000, "1 h"), (5_400_000, "1 h 30 min")],
-    ids=["pulse", "just-under-a-second", "one-second", "purge", "fractional", "minute", "minute-and-seconds",
+    ids=["pulse", "measured-pulse", "measured-purge", "just-under-a-second", "one-second", "purge", "fractional",
+         "minute", "minute-and-seconds",
          "hour", "hour-and-minutes"],
 )  # fmt: skip
 def test_duration_text(ms: float, text: str) -> None:

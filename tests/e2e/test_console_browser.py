@@ -1,9 +1,10 @@
 """The operator console in a real browser (headless Chromium) against the real agent, during a recipe.
 
 Everything is asserted from the DOM the operator sees: the machine's name (not its UUID), the recipe's name,
-the progress moving, the current step in words, and the PLC turning "down" when the simulator is unplugged
-(with no stale read time left on screen). Screenshots at a 1280×800 screen and a tablet width are kept
-under test-artifacts/console/.
+the progress moving, the current step in words, the PLC turning "down" when the simulator is unplugged (with
+no stale read time left on screen), and the page saying it is not live while the agent is gone, then
+reconnecting by itself when the agent is back. Screenshots at a 1280×800 screen and a tablet width are kept
+under test-artifacts/console/ (gitignored; each path is printed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from agent.app import Agent
 from agent.plc.sim import Simulator
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent
+from tests.e2e.conftest import StartAgent, stop
 from tests.e2e.recipes import insert_command, insert_recipe, loop, purge, valve
 from tests.support.browser import DESKTOP, TABLET, Browser
 from tests.support.poll import eventually
@@ -84,6 +85,30 @@ async def test_the_console_follows_a_recipe_and_the_plc_going_down(
     await eventually(lambda: _has_class(browser, "#groups .group", "stale"), within=5, every=0.2)
     await browser.screenshot("plc-down-1280x800")
     await simulator.replug()
+
+
+@pytest.mark.timeout(120)
+async def test_the_page_says_it_is_not_live_while_the_agent_is_gone_and_reconnects_by_itself(
+    start_agent: StartAgent, browser: Browser, unused_tcp_port: int
+) -> None:
+    agent = await start_agent(HTTP_PORT=unused_tcp_port)
+    await browser.open(f"http://127.0.0.1:{unused_tcp_port}/")
+    await shows(browser, "#machine-name", MACHINE_NAME)
+    assert await browser.attr("#link-lost", "hidden") is not None
+    await stop(agent)
+    await eventually(lambda: _hidden(browser, "#link-lost", False), within=15, every=0.2)
+    assert await _has_class(browser, "body", "disconnected")
+    await browser.screenshot("agent-gone-1280x800")
+
+    again = await start_agent(HTTP_PORT=unused_tcp_port)  # the same agent restarted (same port, same spool)
+    assert again is not agent
+    await eventually(lambda: _hidden(browser, "#link-lost", True), within=20, every=0.2)  # no reload
+    assert not await _has_class(browser, "body", "disconnected")
+    await shows(browser, "#machine-name", MACHINE_NAME)
+
+
+async def _hidden(page: Browser, css: str, hidden: bool) -> bool:
+    return (await page.attr(css, "hidden") is not None) is hidden
 
 
 async def _is(page: Browser, css: str, name: str, value: str) -> bool:
