@@ -120,3 +120,22 @@ async def test_an_open_page_does_not_hold_up_shutdown(
         await server.close()
         assert time.monotonic() - started < 2  # not the 10 s grace period, nor the 30 s interval
         assert (await stream.content.read()).strip() == b""  # the stream ended
+
+
+def test_every_asset_is_package_data() -> None:
+    """A wheel (the image installs one) carries each file of static/: pyproject's package-data covers it."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((STATIC_DIR.parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["agent"]
+    package = STATIC_DIR.parents[1]
+    files = [p.relative_to(package).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
+    assert len(files) >= 7
+
+    def globbed(path: str, pattern: str) -> bool:  # setuptools' glob: "*" never crosses a "/"
+        parts, pats = path.split("/"), pattern.split("/")
+        return len(parts) == len(pats) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats, strict=True))
+
+    assert [f for f in files if not any(globbed(f, pat) for pat in patterns)] == []
