@@ -84,6 +84,14 @@ async def test_the_console_follows_a_recipe_and_the_plc_going_down(
     assert "plc_down" in codes
     await eventually(lambda: _has_class(browser, "#groups .group", "stale"), within=5, every=0.2)
     await browser.screenshot("plc-down-1280x800")
+
+    # the run the PLC's loss ended is the last run, with its outcome, and the recipe card says so
+    await eventually(lambda: agent.parts.runs.active is None, within=45)  # it fails into its safe state
+    await eventually(lambda: _is(browser, "#runs tr", "data-status", "failed"), within=10, every=0.2)
+    assert RECIPE in (await browser.text("#runs tr"))
+    await shows(browser, "#last-run-recipe", RECIPE)
+    await browser.script("window.scrollTo(0, document.body.scrollHeight)")
+    await browser.screenshot("plc-down-bottom-1280x800")
     await simulator.replug()
 
 
