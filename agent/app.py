@@ -36,7 +36,7 @@ from agent.heartbeat import Heartbeat, log_status
 from agent.http import HttpServer, assess
 from agent.metrics import AgentMetrics
 from agent.onboarding import require_machine
-from agent.parameters import load_interlock_rows, load_map, watch_rows
+from agent.parameters import load_interlock_rows, load_map, remember_machine_name, watch_rows
 from agent.plc import PlcConnection, PlcDevice
 from agent.plc_setup import connection_for, device_for, load_register_map, simulated_plc
 from agent.safety import (
@@ -122,7 +122,9 @@ class Agent:
             spool = await stack.enter_async_context(Spool(spool_path, max_bytes=int(s.SPOOL_MAX_MB * 2**20)))
             cloud = await stack.enter_async_context(cloud_for(s))
             # ConfigError (exit 2) for an unknown machine; its name for the console
-            self.machine_name = await require_machine(cloud, self.machine_id)
+            self.machine_name = await remember_machine_name(
+                await require_machine(cloud, self.machine_id), cache=spool_path.with_suffix(".machine.json")
+            )
             source = await load_map(
                 cloud,
                 machine_id=self.machine_id,
