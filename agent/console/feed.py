@@ -43,7 +43,9 @@ class Console:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._snapshot, self._health, self._map, self._active = snapshot, health, register_map, active_run
-        self._owner, self._last_trip, self._alarms, self._clock = owner, last_trip, alarms, clock
+        self._owner, self._last_trip, self._clock = owner, last_trip, clock
+        #: Where active alarms come from; may be connected after construction (the alarm evaluator is built later).
+        self.alarms = alarms
         self.machine_name = machine_name
         self.journal = RunJournal(clock=clock)
         self.spool = SpoolGauge()
@@ -101,7 +103,7 @@ class Console:
                 values_at=self.values_at,
                 run=self.journal.current(self._active()),
                 runs=self.journal.finished(),
-                alarms=self._alarms(),
+                alarms=self.alarms(),
                 owner=self._owner(),
                 last_trip=self._last_trip(),
                 spool_depth_before=self.spool.depth_ago(now.timestamp()),

@@ -9,6 +9,9 @@ under test-artifacts/console/ (gitignored; each path is printed).
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 
@@ -22,6 +25,7 @@ from tests.support.poll import eventually
 
 RECIPE = "Al2O3 console check"
 MACHINE_NAME = "ALD reference reactor"  # supabase/seed.sql
+NOW = datetime.now(UTC)
 
 
 async def active_agent(start_agent: StartAgent) -> Agent:
@@ -130,6 +134,53 @@ async def _above(page: Browser, value: float) -> bool:
 async def _has_class(page: Browser, css: str, name: str) -> bool:
     return bool(await page.script("const e = document.querySelector(arguments[0]); return !!e && "
                                   "e.classList.contains(arguments[1]);", css, name))  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+async def test_alarms_from_the_source_show_with_their_state_and_follow_it(
+    start_agent: StartAgent, browser: Browser
+) -> None:
+    """The page's side of alarms, with a fake source in place of agent.alarms: rows, states, the count."""
+    agent = await start_agent()
+    alarms: list[FakeAlarm] = []
+    agent.parts.console.alarms = lambda: tuple(alarms)
+    await browser.open(f"http://127.0.0.1:{agent.http_port}/")
+    await shows(browser, "#machine-name", MACHINE_NAME)
+    assert await browser.attr("#no-alarms", "hidden") is None
+
+    alarms.append(FakeAlarm("a-1", message="Chamber pressure high"))
+    await eventually(lambda: _is(browser, "#alarms tr[data-id='a-1']", "data-state", "active_unacked"), within=10)
+    assert (await browser.text("#alarm-count")) == "1"
+    row = await browser.text("#alarms tr[data-id='a-1']")
+    assert "ACTIVEunacknowledged" in row and "Chamber pressure high" in row and "1,250 / limit 1,000" in row
+    assert (await browser.text("#alarm-badge")) == "1 ALARM · 1 unacked"  # in the header, on every screen
+    await browser.screenshot("alarm-fake-1280x800")
+
+    alarms[0] = dataclasses.replace(alarms[0], state="active_acked", acked_by="operator@fab", acked_at=NOW)
+    await eventually(lambda: _is(browser, "#alarms tr[data-id='a-1']", "data-state", "active_acked"), within=10)
+    assert "by operator@fab" in (await browser.text("#alarms tr[data-id='a-1']"))
+    alarms.clear()
+    await eventually(lambda: _hidden(browser, "#no-alarms", False), within=10)
+    assert (await browser.text("#alarm-count")) == ""
+    assert await browser.attr("#alarm-badge", "hidden") is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeAlarm:
+    """An AlarmLike: the console reads these attributes, nothing else."""
+
+    id: str
+    key: str = "pressure_gauge_1.pressure"
+    kind: str = "high"
+    severity: str = "high"
+    state: str = "active_unacked"
+    value: float | None = 1250.0
+    limit: float | None = 1000.0
+    message: str = ""
+    raised_at: datetime = NOW
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    cleared_at: datetime | None = None
 
 
 @pytest.mark.skip(reason="needs agent.alarms")

@@ -107,11 +107,15 @@ function renderAlarms(v) {
   const active = alarms.filter((a) => a.active).length;
   $("alarm-count").textContent = active ? String(active) : "";
   replaceRows($("alarms"), alarms.map((a) => el("tr", { "data-state": a.state, "data-id": a.id, "data-key": a.key },
-    el("td", {}, a.severity),
-    el("td", { class: "alarm-state" }, a.state_text, a.acked_by ? el("div", { class: "quiet" }, `by ${a.acked_by}`) : null),
-    el("td", {}, a.message || a.key),
-    el("td", { class: "num" }, `${a.value ?? "—"} / ${a.limit ?? "—"}`),
-    el("td", {}, clock(a.raised_at)))));
+    el("td", { class: "severity" }, a.severity),
+    el("td", {}, el("div", { class: "alarm-message" }, a.message || a.key),
+      el("div", { class: "quiet" }, `${a.key} · ${a.value ?? "—"} / limit ${a.limit ?? "—"} · raised ${clock(a.raised_at)}`)),
+    el("td", { class: "alarm-state" }, ...a.state_text.split(" · ").map((w) => el("div", {}, w)), a.acked_by ? el("div", { class: "quiet" }, `by ${a.acked_by}`) : null))));
+  const badge = $("alarm-badge");
+  const unacked = alarms.filter((a) => a.state === "active_unacked").length;
+  badge.hidden = active === 0;
+  badge.dataset.up = unacked ? "false" : "unknown";
+  badge.textContent = `${active} ALARM${active === 1 ? "" : "S"}${unacked ? ` · ${unacked} unacked` : ""}`;
 }
 
 function renderValves(v) {
