@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ from agent.safety import (
     Ownership,
     RunController,
     TripWatch,
+    Violation,
     Watchdog,
     WriteGate,
     run_records_shipped,
@@ -218,7 +220,7 @@ class Agent:
             exit_timeout_s=s.SHUTDOWN_TIMEOUT / 2,
         )
         trips = TripWatch(runs, lambda: gate.interlocks)
-        console = self._console(device, runs, fence, trips)
+        console = self._console(device, gate, runs, fence, trips)
         publisher = TelemetryPublisher(
             writer,
             machine_id=self.machine_id,
@@ -305,13 +307,22 @@ class Agent:
             console=console,
         )
 
-    def _console(self, device: PlcDevice, runs: RunController, fence: MachineFence, trips: TripWatch) -> Console:
+    def _console(
+        self, device: PlcDevice, gate: WriteGate, runs: RunController, fence: MachineFence, trips: TripWatch
+    ) -> Console:
         def owner() -> str:
             if fence.owns:
                 return "this agent"
             if fence.holder is None:
                 return "unknown"
             return "nobody" if fence.holder == 0 else "another agent"
+
+        def interlocks_failing(values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+            return tuple(
+                (str(i.kind), Violation(i, failing).explain())
+                for i in gate.interlocks.interlocks
+                if (failing := i.failing(values))
+            )
 
         def health(snapshot: AgentSnapshot) -> tuple[str, tuple[str, ...]]:
             status, reasons = assess(snapshot)
@@ -324,6 +335,7 @@ class Agent:
             active_run=lambda: runs.active,
             owner=owner,
             last_trip=lambda: trips.last.explain() if trips.last else None,
+            interlocks_failing=interlocks_failing,
             alarms=no_alarms,  # TODO(#13): the alarm evaluator's `active` once agent.alarms lands
             machine_name=self.machine_name,
         )

@@ -1,12 +1,14 @@
 """The operator console's model (docs/DESIGN.md §6 "Operator console"): what the page at `/` shows.
 
-`view.build_view` is the pure core (inputs → JSON-able view model); `memory` keeps the bounded history it
+`view.build_view` is the pure core (`inputs.ConsoleInputs` → JSON-able view model; the state and the
+degraded conditions are `verdicts`, the words `words`); `memory` keeps the bounded history it
 needs (trend ring buffer, run journal, spool depth); `feed.Console` connects them to the live agent;
 `alarms` is the shape of a process alarm the console reads (a Protocol). Serving it is `agent.http`'s job.
 """
 
 from agent.console.alarms import ALARM_STATES, AlarmLike, AlarmSource, no_alarms
 from agent.console.feed import Console
+from agent.console.inputs import ConsoleInputs
 from agent.console.memory import (
     MAX_RECENT_RUNS,
     MAX_TIMELINE,
@@ -20,7 +22,7 @@ from agent.console.memory import (
     TimelineEntry,
     TrendBuffer,
 )
-from agent.console.view import TREND_CHARTS, ConsoleInputs, TrendChart, build_view, trend_keys
+from agent.console.view import TREND_CHARTS, TrendChart, build_view, trend_keys
 from agent.console.words import component_title, duration_text, number_text, step_text
 
 __all__ = [

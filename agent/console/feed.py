@@ -12,13 +12,14 @@ agent's snapshot (cheap, in memory) and hands everything to the pure `build_view
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from agent.console.alarms import AlarmSource, no_alarms
+from agent.console.inputs import ConsoleInputs
 from agent.console.memory import RunJournal, RunLike, SpoolGauge, TrendBuffer
-from agent.console.view import ConsoleInputs, build_view, trend_keys
+from agent.console.view import build_view, trend_keys
 from agent.plc import RegisterMap
 from agent.sampling import Frame
 from agent.status import AgentSnapshot
@@ -39,11 +40,13 @@ class Console:
         owner: Callable[[], str] = lambda: "unknown",
         last_trip: Callable[[], str | None] = lambda: None,
         alarms: AlarmSource = no_alarms,
+        interlocks_failing: Callable[[Mapping[str, object]], Sequence[tuple[str, str]]] = lambda _values: (),
         machine_name: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._snapshot, self._health, self._map, self._active = snapshot, health, register_map, active_run
         self._owner, self._last_trip, self._clock = owner, last_trip, clock
+        self._interlocks_failing = interlocks_failing
         #: Where active alarms come from; may be connected after construction (the alarm evaluator is built later).
         self.alarms = alarms
         self.machine_name = machine_name
@@ -106,6 +109,7 @@ class Console:
                 alarms=self.alarms(),
                 owner=self._owner(),
                 last_trip=self._last_trip(),
+                interlocks_failing=self._interlocks_failing(self.last_values),
                 spool_depth_before=self.spool.depth_ago(now.timestamp()),
                 trend_keys=self._trends.keys,
                 trend_rows=self._trends.since(since),

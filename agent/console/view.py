@@ -11,32 +11,26 @@ Rules worth knowing:
   latest frame could not read is stale on its own.
 - Groups come in the order an ALD engineer looks at them (`COMPONENT_ORDER`: chamber, pressure, flow,
   pump…), then the rest by name.
-- State: `tripped` (the PLC's watchdog forced its safe state, or the agent has a safe state it could not
-  confirm) wins over everything; then the run's own status (`running`, `paused`); `error` while the last run
-  failed and no other has started; else `idle`.
-- Spool "growing": deeper by `SPOOL_GROWTH` records than `SPOOL_WINDOW_S` ago.
+- The machine's state and the degraded conditions are `verdicts.py`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from agent.console.alarms import ALARM_STATES, AlarmLike
-from agent.console.memory import CurrentRun, FinishedRun, TimelineEntry
+from agent.console.inputs import ConsoleInputs
+from agent.console.memory import FinishedRun, TimelineEntry
+from agent.console.verdicts import STALE_FRAME_S, WATCHDOG_TRIPPED_KEY, machine_state, problems
 from agent.console.words import component_title, duration_text, loops_text, number_text, step_text
 from agent.plc import DataType, Parameter, RegisterMap
-from agent.sampling import Frame
-from agent.status import AgentSnapshot
 
-__all__ = ["TREND_CHARTS", "ConsoleInputs", "TrendChart", "build_view", "trend_keys"]
+__all__ = ["TREND_CHARTS", "TrendChart", "build_view", "trend_keys"]
 
 SETPOINT_SUFFIX = "_sp"
-WATCHDOG_TRIPPED_KEY = "plc.watchdog_tripped"
-SPOOL_GROWTH = 10  # records: a burst of step records ships in well under a second while the cloud is up
-STALE_FRAME_S = 5.0  # a frame older than this (or any frame while the PLC is down) is not live
 #: Flags that mean trouble when set: shown as "FAULT"/"ok" and highlighted.
 FAULT_WORDS = ("fault", "tripped", "alarm")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -79,29 +73,6 @@ def trend_keys(register_map: RegisterMap) -> list[str]:
     for chart in TREND_CHARTS:
         out += [k for k in _chart_keys(chart, register_map) if k not in out]
     return out
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConsoleInputs:
-    """What the view is built from, taken by the HTTP handler at one instant."""
-
-    now: datetime
-    snapshot: AgentSnapshot
-    health_status: str
-    health_reasons: Sequence[str]
-    machine_name: str | None
-    register_map: RegisterMap
-    frame: Frame | None  # the last frame the sampler produced (a failed read: its values are None)
-    last_values: Mapping[str, object] = field(default_factory=dict)  # each key's last value that was read
-    values_at: datetime | None = None  # when the last frame with any readable value was taken
-    run: CurrentRun | None
-    runs: Sequence[FinishedRun]
-    alarms: Sequence[AlarmLike]
-    owner: str  # "this agent", "another agent", "nobody", "unknown"
-    last_trip: str | None = None  # the last trip interlock's explanation (this agent's lifetime)
-    spool_depth_before: int | None = None  # the spool's depth SPOOL_WINDOW_S ago
-    trend_keys: Sequence[str] = ()
-    trend_rows: Sequence[tuple[float, Sequence[float | None]]] = field(default_factory=tuple)
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -287,51 +258,6 @@ def _alarms(alarms: Sequence[AlarmLike]) -> list[dict[str, Any]]:
     ]
 
 
-def _state(inputs: ConsoleInputs, tripped: bool) -> str:
-    if tripped:
-        return "tripped"
-    if inputs.run is not None and inputs.run.status in ("running", "paused"):
-        return inputs.run.status
-    if inputs.run is None and inputs.runs and inputs.runs[0].status == "failed":
-        return "error"
-    return "idle"
-
-
-def _problems(inputs: ConsoleInputs, *, frame_age_s: float | None, watchdog_tripped: bool) -> list[dict[str, str]]:
-    s = inputs.snapshot
-    out: list[dict[str, str]] = []
-
-    def add(level: str, code: str, text: str) -> None:
-        out.append({"level": level, "code": code, "text": text})
-
-    if not s.plc_connected:
-        shown = "; the values shown are its last readings, not live" if inputs.values_at else ""
-        add("alarm", "plc_down", f"PLC not answering ({s.plc_last_error or 'no connection'}){shown}")
-    elif frame_age_s is not None and frame_age_s > STALE_FRAME_S:
-        add("alarm", "stale", f"no fresh reading for {duration_text(frame_age_s * 1000)}")
-    if watchdog_tripped:
-        add("alarm", "watchdog_tripped", "PLC watchdog tripped: the PLC forced its safe state")
-    for problem in s.safety_problems:
-        add("alarm", "safety", problem)
-    if inputs.run is not None and inputs.run.error:
-        add("alarm", "run_held", f"run {inputs.run.status}: {inputs.run.error}")
-    elif inputs.run is None and inputs.runs and (inputs.runs[0].error or "").startswith("tripped by"):
-        add("alarm", "interlock_trip", f"last run stopped: {inputs.runs[0].error}")
-    if s.cloud_auth_error:
-        add("warn", "key_refused", f"Supabase refuses the agent's key: {s.cloud_auth_error}")
-    elif not s.database_connected:
-        add("warn", "cloud_away", "cloud away: records wait in the local spool")
-    if s.telemetry_dropping:
-        add("alarm", "spool_dropping", "spool full: the oldest telemetry is being dropped")
-    elif inputs.spool_depth_before is not None and s.spool_depth >= inputs.spool_depth_before + SPOOL_GROWTH:
-        add("warn", "spool_growing", f"spool growing: {s.spool_depth:,} records waiting")
-    if s.quarantined:
-        add("warn", "quarantine", f"{s.quarantined} records quarantined (Supabase refused them)")
-    if s.interlock_blocks:
-        add("warn", "interlock_blocked", f"interlock permits refused {s.interlock_blocks} writes since start")
-    return out
-
-
 def _trends(inputs: ConsoleInputs) -> dict[str, Any]:
     index = {key: i for i, key in enumerate(inputs.trend_keys)}
     charts = []
@@ -365,7 +291,7 @@ def build_view(inputs: ConsoleInputs) -> dict[str, Any]:
     return {
         "at": _iso(inputs.now),
         "machine": {"name": inputs.machine_name or f"machine {s.machine_id}", "id": s.machine_id},
-        "state": _state(inputs, tripped),
+        "state": machine_state(inputs, tripped),
         "health": {"status": inputs.health_status, "reasons": list(inputs.health_reasons)},
         "agent": {
             "version": s.version,
@@ -391,10 +317,11 @@ def build_view(inputs: ConsoleInputs) -> dict[str, Any]:
             "blocked_writes": s.interlock_blocks,
             "trips": s.interlock_trips,
             "last_trip": inputs.last_trip,
+            "failing": [{"kind": kind, "text": text} for kind, text in inputs.interlocks_failing],
             "safe_state_pending": s.safe_state_pending,
             "watchdog_tripped": watchdog_tripped,
         },
-        "problems": _problems(inputs, frame_age_s=frame_age_s, watchdog_tripped=watchdog_tripped),
+        "problems": problems(inputs, frame_age_s=frame_age_s, watchdog_tripped=watchdog_tripped),
         "groups": groups,
         "valves": valves,
         "run": _run(inputs),

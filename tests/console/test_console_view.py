@@ -50,10 +50,14 @@ def test_state_at_a_glance(changes: dict[str, Any], state: str) -> None:
         ({"snapshot": {"interlock_blocks": 3}}, ["interlock_blocked"]),
         ({"run": current_run(status="paused", error="tripped by chamber pressure > 500 Pa")}, ["run_held"]),
         ({"runs": (finished("stopped", "tripped by chamber pressure > 500 Pa"),)}, ["interlock_trip"]),
+        ({"interlocks_failing": (("permit", "interlock 'pump on': vacuum_pump.running is false"),)}, []),
+        ({"run": current_run(), "interlocks_failing": (("trip", "interlock 'p': p is 900 (must be < 500)"),)},
+         ["interlock_active"]),
     ],
     ids=["healthy", "plc-down", "no-fresh-frame", "watchdog-tripped", "safety-refusal", "cloud-away",
          "key-refused", "spool-growing", "spool-steady", "spool-dropping", "quarantine", "interlock-blocked",
-         "run-held-by-interlock", "last-run-tripped"],
+         "run-held-by-interlock", "last-run-tripped", "unmet-permit-while-idle-is-routine",
+         "unmet-interlock-during-a-run"],
 )  # fmt: skip
 def test_degraded_states_are_banners(changes: dict[str, Any], codes: list[str]) -> None:
     assert [p["code"] for p in build_view(inputs(**changes))["problems"]] == codes
@@ -207,3 +211,9 @@ def test_the_view_is_json_and_leaves_its_inputs_alone() -> None:
     values = copy.deepcopy(dict(given.last_values))
     json.dumps(build_view(given))
     assert dict(given.last_values) == values
+
+
+def test_unmet_interlocks_are_listed_whatever_the_state() -> None:
+    failing = (("permit", "interlock 'pump on': vacuum_pump.running is false (must be = true)"),)
+    safety = build_view(inputs(interlocks_failing=failing, snapshot={"interlocks": 4}))["safety"]
+    assert (safety["interlocks"], safety["failing"]) == (4, [{"kind": "permit", "text": failing[0][1]}])

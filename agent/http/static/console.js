@@ -125,6 +125,14 @@ function renderValves(v) {
     x.cycles === null || x.cycles === undefined ? null : el("span", { class: "cycles" }, `${x.cycles.toLocaleString()} cycles`))));
 }
 
+function renderInterlocks(v) {
+  const s = v.safety;
+  setText("interlocks", s.interlocks === 0 ? "No interlocks configured."
+    : `Interlocks: ${s.interlocks} configured · ${s.failing.length ? `${s.failing.length} not met` : "all met"}` +
+      (s.trips ? ` · ${s.trips} trips since start` : ""));
+  replaceRows($("interlocks-failing"), s.failing.map((f) => el("li", { "data-kind": f.kind }, `${f.kind}: ${f.text}`)));
+}
+
 function renderGroups(v) {
   setText("values-age", v.plc.stale ? `NOT LIVE · last reading ${clock(v.plc.last_frame_at)}` : `as of ${clock(v.plc.last_frame_at)}`);
   $("values-age").classList.toggle("ok", false);
@@ -206,7 +214,7 @@ function render(v) {
   lastViewAt = Date.now();
   document.body.classList.remove("waiting", "disconnected");
   $("link-lost").hidden = true;
-  for (const part of [renderHeader, renderProblems, renderRun, renderAlarms, renderValves, renderGroups, renderRuns, renderFooter, renderTrends]) {
+  for (const part of [renderHeader, renderProblems, renderRun, renderAlarms, renderValves, renderInterlocks, renderGroups, renderRuns, renderFooter, renderTrends]) {
     try { part(v); } catch (err) { console.error(part.name, err); }
   }
 }
