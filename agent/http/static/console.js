@@ -9,6 +9,7 @@ const TREND_WINDOW_S = 600;    // the trend ring buffer's window, as the agent k
 
 const $ = (id) => document.getElementById(id);
 let lastViewAt = 0;
+const loadedAt = Date.now();
 let source = null;
 let trend = { signature: "", rows: [], plots: [] };
 
@@ -229,10 +230,10 @@ function connect() {
 }
 
 setInterval(() => {
-  if (lastViewAt && Date.now() - lastViewAt > STALE_AFTER_MS) {
+  if (Date.now() - (lastViewAt || loadedAt) > STALE_AFTER_MS) {  // gone, or never reached
     document.body.classList.add("disconnected");
     $("link-lost").hidden = false;
-    setText("updated", `last update ${new Date(lastViewAt).toLocaleTimeString([], { hour12: false })}`);
+    if (lastViewAt) setText("updated", `last update ${new Date(lastViewAt).toLocaleTimeString([], { hour12: false })}`);
   }
 }, 1000);
 window.addEventListener("resize", resizeCharts);
