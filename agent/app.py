@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +32,12 @@ from agent import __version__
 from agent.cloud import CloudClient, cloud_for
 from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
+from agent.console import Console, no_alarms
 from agent.heartbeat import Heartbeat, log_status
-from agent.http import HttpServer
+from agent.http import HttpServer, assess
 from agent.metrics import AgentMetrics
 from agent.onboarding import require_machine
-from agent.parameters import load_interlock_rows, load_map, watch_rows
+from agent.parameters import load_interlock_rows, load_map, remember_machine_name, watch_rows
 from agent.plc import PlcConnection, PlcDevice
 from agent.plc_setup import connection_for, device_for, load_register_map, simulated_plc
 from agent.safety import (
@@ -47,6 +49,7 @@ from agent.safety import (
     Ownership,
     RunController,
     TripWatch,
+    Violation,
     Watchdog,
     WriteGate,
     run_records_shipped,
@@ -85,6 +88,7 @@ class Parts:
     ownership: Ownership
     heartbeat: Heartbeat
     metrics: AgentMetrics
+    console: Console
 
 
 class Agent:
@@ -107,6 +111,8 @@ class Agent:
         self.http_port: int | None = None
         #: Set once start-up has built everything (None while starting).
         self.parts: Parts | None = None
+        #: The machine's name, as Supabase knows it at start-up (None when it could not be asked).
+        self.machine_name: str | None = None
         self._sampling: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -117,7 +123,10 @@ class Agent:
         async with contextlib.AsyncExitStack() as stack:
             spool = await stack.enter_async_context(Spool(spool_path, max_bytes=int(s.SPOOL_MAX_MB * 2**20)))
             cloud = await stack.enter_async_context(cloud_for(s))
-            await require_machine(cloud, self.machine_id)  # ConfigError (exit 2) for an unknown machine
+            # ConfigError (exit 2) for an unknown machine; its name for the console
+            self.machine_name = await remember_machine_name(
+                await require_machine(cloud, self.machine_id), cache=spool_path.with_suffix(".machine.json")
+            )
             source = await load_map(
                 cloud,
                 machine_id=self.machine_id,
@@ -211,6 +220,7 @@ class Agent:
             exit_timeout_s=s.SHUTDOWN_TIMEOUT / 2,
         )
         trips = TripWatch(runs, lambda: gate.interlocks)
+        console = self._console(device, gate, runs, fence, trips)
         publisher = TelemetryPublisher(
             writer,
             machine_id=self.machine_id,
@@ -223,6 +233,7 @@ class Agent:
             trips.observe(frame)  # before publishing: a trip acts on the frame that shows it
             if fence.publishes():  # one publisher per machine: its owner (a standby keeps its PLC link warm)
                 publisher.submit(frame)
+            console.observe(frame)
 
         sampler = Sampler(
             device,
@@ -293,7 +304,45 @@ class Agent:
             ownership=ownership,
             heartbeat=heartbeat,
             metrics=metrics,
+            console=console,
         )
+
+    def _console(
+        self, device: PlcDevice, gate: WriteGate, runs: RunController, fence: MachineFence, trips: TripWatch
+    ) -> Console:
+        def owner() -> str:
+            if fence.owns:
+                return "this agent"
+            if fence.holder is None:
+                return "unknown"
+            return "nobody" if fence.holder == 0 else "another agent"
+
+        def interlocks_failing(values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+            return tuple(
+                (str(i.kind), Violation(i, failing).explain())
+                for i in gate.interlocks.interlocks
+                if (failing := i.failing(values))
+            )
+
+        def health(snapshot: AgentSnapshot) -> tuple[str, tuple[str, ...]]:
+            status, reasons = assess(snapshot)
+            return status.value, reasons
+
+        console = Console(
+            snapshot=self.snapshot,
+            health=health,
+            register_map=lambda: device.map,
+            active_run=lambda: runs.active,
+            owner=owner,
+            last_trip=lambda: trips.last.explain() if trips.last else None,
+            interlocks_failing=interlocks_failing,
+            alarms=no_alarms,  # TODO(#13): the alarm evaluator's `active` once agent.alarms lands
+            machine_name=self.machine_name,
+        )
+        runs.on_step_started.append(console.journal.step_started)
+        runs.on_step_ended.append(console.journal.step_ended)
+        runs.on_run_ended.append(console.journal.run_ended)
+        return console
 
     def _http(self, parts: Parts) -> HttpServer:
         s = self.settings
@@ -303,6 +352,7 @@ class Agent:
             host=s.HTTP_HOST,
             port=s.HTTP_PORT,
             admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
+            console=parts.console,
         )
         http.add_admin_route("POST", "/admin/handover", parts.handover.post_handover)
         http.add_admin_route("GET", "/admin/handover", parts.handover.get_state)

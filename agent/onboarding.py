@@ -105,21 +105,22 @@ async def register_machine(cloud: CloudClient, *, name: str, serial: str, regist
     )
 
 
-async def require_machine(cloud: CloudClient, machine_id: str) -> bool:
+async def require_machine(cloud: CloudClient, machine_id: str) -> str | None:
     """Refuse to run for a machine Supabase does not have: `ConfigError` with one line naming it.
 
-    Returns True when Supabase confirmed the machine, False when it could not be asked (unreachable: the agent
-    starts anyway and spools, as it would for any outage; the machine existed when it was deployed).
+    Returns the machine's name when Supabase confirmed the machine (the console shows it: an operator knows
+    the tool by name, not by UUID), None when it could not be asked (unreachable: the agent starts anyway and
+    spools, as it would for any outage; the machine existed when it was deployed).
     """
     try:
-        rows: Sequence[dict[str, Any]] = await cloud.select("machines", columns="id", eq={"id": machine_id})
+        rows: Sequence[dict[str, Any]] = await cloud.select("machines", columns="id,name", eq={"id": machine_id})
     except CloudPermanentError as exc:
         raise ConfigError(f"MACHINE_ID: cannot check machine {machine_id} in Supabase: {exc}") from exc
     except CloudError:
-        return False
+        return None
     if not rows:
         raise ConfigError(f"MACHINE_ID: machine {machine_id} does not exist in Supabase; {REGISTER_HINT}")
-    return True
+    return str(rows[0].get("name") or machine_id)
 
 
 def machine_key(machine_id: str, *, secret: str, lifetime_s: int = MACHINE_KEY_LIFETIME_S) -> str:

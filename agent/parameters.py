@@ -25,7 +25,7 @@ from agent.cloud import CloudClient, Watch
 from agent.errors import CloudError, MapError
 from agent.plc import RegisterMap, map_from_rows
 
-__all__ = ["InterlockRows", "MapSource", "load_interlock_rows", "load_map", "watch_rows"]
+__all__ = ["InterlockRows", "MapSource", "load_interlock_rows", "load_map", "remember_machine_name", "watch_rows"]
 
 RELOAD_DEBOUNCE_S = 0.5
 _PROBLEM_CHARS = 500
@@ -118,6 +118,17 @@ async def watch_rows(
         await asyncio.sleep(RELOAD_DEBOUNCE_S)
         pending.clear()
         need_db = not await reload()
+
+
+async def remember_machine_name(name: str | None, *, cache: Path) -> str | None:
+    """The machine's name as Supabase gave it at start-up (`require_machine`), kept in `cache` for the next
+    start; None from Supabase (unreachable) → the cached name, so the console still names the tool; else None."""
+    if name is not None:
+        await asyncio.to_thread(_write_cache, cache, [{"name": name}])
+        return name
+    rows = await asyncio.to_thread(_read_cache, cache)
+    cached = rows[0].get("name") if rows and isinstance(rows[0], dict) else None
+    return cached if isinstance(cached, str) and cached else None
 
 
 def _write_cache(path: Path, rows: list[dict[str, Any]]) -> None:

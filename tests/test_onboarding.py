@@ -86,10 +86,10 @@ async def test_an_edited_map_updates_rows_and_reports_keys_it_no_longer_has(clea
     assert rows["pressure_gauge_1.pressure"]["scale"] == 0.5
 
 
-async def test_require_machine(clean_db: BackgroundStack) -> None:
+async def test_require_machine_names_the_machine(clean_db: BackgroundStack) -> None:
     unknown = str(uuid.uuid4())
     async with CloudClient(clean_db.url, clean_db.service_key) as cloud:
-        assert await require_machine(cloud, SEED_MACHINE_ID) is True
+        assert await require_machine(cloud, SEED_MACHINE_ID) == "ALD reference reactor"
         with pytest.raises(ConfigError) as refused:
             await require_machine(cloud, unknown)
     assert str(refused.value).startswith(f"MACHINE_ID: machine {unknown} does not exist in Supabase; register it")
@@ -98,7 +98,7 @@ async def test_require_machine(clean_db: BackgroundStack) -> None:
 
 async def test_an_unreachable_supabase_does_not_refuse_the_start(unused_tcp_port: int) -> None:
     async with CloudClient(f"http://127.0.0.1:{unused_tcp_port}", "key", timeout_s=1) as cloud:
-        assert await require_machine(cloud, SEED_MACHINE_ID) is False
+        assert await require_machine(cloud, SEED_MACHINE_ID) is None
 
 
 async def test_the_machine_key_acts_for_that_machine_only(clean_db: BackgroundStack) -> None:
@@ -107,7 +107,7 @@ async def test_the_machine_key_acts_for_that_machine_only(clean_db: BackgroundSt
     key = machine_key(result.machine_id, secret=clean_db.jwt_secret)
     async with CloudClient(clean_db.url, key) as scoped:
         seen = [row["id"] for row in await scoped.select("machines", columns="id")]
-        assert await require_machine(scoped, result.machine_id) is True
+        assert await require_machine(scoped, result.machine_id) == "tool 4"
         with pytest.raises(ConfigError):
             await require_machine(scoped, SEED_MACHINE_ID)  # another machine's row is invisible to this key
     assert seen == [result.machine_id]

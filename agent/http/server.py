@@ -1,8 +1,9 @@
-"""The agent's HTTP server: /health/basic, /health, /metrics, the status page and the admin route group.
+"""The agent's HTTP server: /health/basic, /health, /metrics, the operator console and the admin route group.
 
 A thin I/O shell: each handler takes one snapshot (a cheap sync call, never blocking the loop) and hands it to
-the pure functions in `health.py`, `page.py` and `agent.metrics`. Shared objects live in the aiohttp app under
-typed `AppKey`s.
+the pure functions in `health.py` and `agent.metrics`; the console's page, view and event stream are
+`console.py`'s (the view itself is built by `agent.console`, connected by the app). Shared objects live in
+the aiohttp app under typed `AppKey`s.
 
     async with HttpServer(snapshot=app.snapshot, metrics=metrics, host="0.0.0.0", port=8000,
                           admin_token=token) as server:   # port=0 picks a free port: see server.port
@@ -27,8 +28,8 @@ from aiohttp import web
 from loguru import logger
 
 from agent.http.auth import ADMIN_TOKEN_KEY, Handler, require_admin
-from agent.http.health import DEFAULT_THRESHOLDS, HealthThresholds, assess, basic_health, full_health
-from agent.http.page import render_status_page
+from agent.http.console import CONSOLE_INTERVAL_S, ConsoleSource, add_console_routes
+from agent.http.health import DEFAULT_THRESHOLDS, HealthThresholds, basic_health, full_health
 from agent.metrics import CONTENT_TYPE, AgentMetrics
 from agent.status import AgentSnapshot
 
@@ -89,21 +90,12 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE, **NO_STORE})
 
 
-async def _status_page(request: web.Request) -> web.Response:
-    try:
-        snapshot = _snapshot(request)
-    except Exception:
-        _log.exception("snapshot failed for /")
-        return web.Response(status=503, text="agent snapshot failed\n", headers=NO_STORE)
-    status, reasons = assess(snapshot, thresholds=request.app[THRESHOLDS_KEY])
-    return web.Response(text=render_status_page(snapshot, status, reasons), content_type="text/html", headers=NO_STORE)
-
-
 class HttpServer:
     """One aiohttp `AppRunner` + `TCPSite` serving the agent's endpoints; an `async with` object.
 
     `admin_token` None or "" disables admin: every admin route answers 401. Routes added with
-    `add_admin_route` before start are wrapped by `require_admin`.
+    `add_admin_route` before start are wrapped by `require_admin`. Without a `console` source the page is
+    served but its view answers 503 (the page says so).
     """
 
     def __init__(
@@ -116,6 +108,8 @@ class HttpServer:
         admin_token: str | None = None,
         thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
         shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+        console: ConsoleSource | None = None,
+        console_interval_s: float = CONSOLE_INTERVAL_S,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -128,7 +122,7 @@ class HttpServer:
         self._app[METRICS_KEY] = metrics
         self._app[THRESHOLDS_KEY] = thresholds
         self._app[ADMIN_TOKEN_KEY] = admin_token or ""
-        self._app.router.add_get("/", _status_page)
+        add_console_routes(self._app, console, interval_s=console_interval_s)
         self._app.router.add_get("/health/basic", _health_basic)
         self._app.router.add_get("/health", _health)
         self._app.router.add_get("/metrics", _metrics)

@@ -29,6 +29,7 @@ from agent.plc import PlcDevice
 from agent.quoting import clip
 from agent.recipes import (
     Plan,
+    PlanStep,
     Recipe,
     RecipeExecutor,
     RunOutcome,
@@ -56,6 +57,14 @@ def _describe(exc: BaseException) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _notify(hooks: list[Callable[..., None]], *args: Any) -> None:
+    for hook in hooks:
+        try:
+            hook(*args)
+        except Exception:
+            logger.exception("run observer failed")
 
 
 @dataclass
@@ -88,6 +97,11 @@ class RunController:
         self.finished.set()
         #: Called (synchronously) after every run has ended and its records were queued: a deferred map applies.
         self.on_finished: list[Callable[[], None]] = []
+        #: Observers (the operator console's journal), called synchronously after the controller's own records;
+        #: one that fails is logged and never disturbs the run (they sit on the step-timing path).
+        self.on_step_started: list[Callable[[ActiveRun, PlanStep], None]] = []
+        self.on_step_ended: list[Callable[[ActiveRun, StepRecord], None]] = []
+        self.on_run_ended: list[Callable[[ActiveRun], None]] = []
 
     async def __aenter__(self) -> RunController:
         return self
@@ -267,6 +281,7 @@ class RunController:
             run.plan.total_steps,
             f": {error}" if error else "",
         )
+        _notify(self.on_run_ended, run)
         self.active = None
         self.finished.set()
         for hook in self.on_finished:
@@ -275,9 +290,10 @@ class RunController:
             except Exception:
                 logger.exception("run-finished hook failed")
 
-    def _step_started(self, run: ActiveRun, step: Any) -> None:
+    def _step_started(self, run: ActiveRun, step: PlanStep) -> None:
         run.row["current_step"] = step.describe()
         self._write_run(run)
+        _notify(self.on_step_started, run, step)
 
     def _step_ended(self, run: ActiveRun, record: StepRecord) -> None:
         if record.status == "succeeded":
@@ -304,6 +320,7 @@ class RunController:
             self.on_step_timing_error(error_ms / 1000)
 
         self._write_run(run)
+        _notify(self.on_step_ended, run, record)
 
     def _transitioned(self, run: ActiveRun, old: State, new: State) -> None:
         if new is State.PAUSED:

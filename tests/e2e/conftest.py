@@ -15,6 +15,7 @@ from agent.config import load_settings
 from agent.plc.sim import Simulator
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
+from tests.support.browser import Browser, browser_missing
 from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
 
@@ -80,3 +81,16 @@ async def stop(agent: Agent) -> None:
         lambda: not agent.serving and agent.parts.spool is not None and agent.parts.spool.state.value == "closed",
         within=30,
     )
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium (tests/support/browser.py); skips, naming the package, where it is not installed."""
+    missing = browser_missing()
+    if missing:
+        pytest.skip(missing)
+    page = await asyncio.to_thread(Browser)
+    try:
+        yield page
+    finally:
+        await asyncio.to_thread(page.quit)

@@ -1,4 +1,4 @@
-"""Health verdicts (pure): the status rules as a table, the /health body shape, /health/basic, the status page."""
+"""Health verdicts (pure): the status rules as a table, the /health body shape, /health/basic."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.http import DEFAULT_THRESHOLDS, HealthStatus, assess, basic_health, full_health, render_status_page
+from agent.http import DEFAULT_THRESHOLDS, HealthStatus, assess, basic_health, full_health
 from agent.status import AgentSnapshot
 
 H, D, U = HealthStatus.HEALTHY, HealthStatus.DEGRADED, HealthStatus.UNHEALTHY
@@ -160,12 +160,3 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
 def test_custom_thresholds(healthy: AgentSnapshot) -> None:
     strict = replace(DEFAULT_THRESHOLDS, memory_mb=50.0)
     assert assess(healthy, thresholds=strict) == (HealthStatus.DEGRADED, ("memory 61 MB > 50 MB",))
-
-
-def test_status_page_escapes_outside_text(healthy: AgentSnapshot) -> None:
-    snap = replace(healthy, plc_last_error="<script>alert(1)</script>", current_run={"name": "a&b"})
-    html = render_status_page(snap, *assess(snap))
-    assert "<script>" not in html
-    assert "&lt;script&gt;" in html
-    assert "a&amp;b" in html
-    assert "blue 1.4.2" in html

@@ -20,8 +20,8 @@ from agent.status import AgentSnapshot
 
 def test_public_surface() -> None:
     assert sorted(agent.http.__all__) == sorted(
-        ["DEFAULT_THRESHOLDS", "AuthOutcome", "HealthStatus", "HealthThresholds", "HttpServer", "ServerState",
-         "assess", "authorize", "basic_health", "full_health", "render_status_page", "require_admin"]
+        ["DEFAULT_THRESHOLDS", "AuthOutcome", "ConsoleSource", "HealthStatus", "HealthThresholds", "HttpServer",
+         "ServerState", "assess", "authorize", "basic_health", "full_health", "require_admin"]
     )  # fmt: skip
 
 
@@ -118,11 +118,13 @@ async def test_secrets_never_served(server: HttpServer, live: LiveSnapshot, sess
         assert ADMIN_TOKEN not in text, path
 
 
-async def test_status_page(server: HttpServer, session: aiohttp.ClientSession) -> None:
+async def test_the_console_page_is_served_without_a_console(server: HttpServer, session: aiohttp.ClientSession) -> None:
+    """The page and its assets are files in the package; with no console connected its view says 503."""
     status, content_type, text = await _get(session, f"{server.url}/")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
-    assert "ald-agent blue 1.4.2" in text
-    assert "healthy" in text
+    assert '<script src="/static/console.js"' in text and "http" + "s://" not in text  # every asset is local
+    assert (await _get(session, f"{server.url}/console.json"))[0] == 503
+    assert (await _get(session, f"{server.url}/events"))[0] == 503
 
 
 async def test_broken_snapshot_fails_closed(make_server: ServerFactory, session: aiohttp.ClientSession) -> None:
@@ -134,7 +136,6 @@ async def test_broken_snapshot_fails_closed(make_server: ServerFactory, session:
     status, _, text = await _get(session, f"{server.url}/health")
     assert (status, "agent snapshot failed" in text) == (503, True)
     assert (await _get(session, f"{server.url}/metrics"))[0] == 500
-    assert (await _get(session, f"{server.url}/"))[0] == 503
 
 
 async def test_two_servers_side_by_side(make_server: ServerFactory, session: aiohttp.ClientSession) -> None:
