@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -31,28 +32,32 @@ def _env(stdout: str) -> dict[str, str]:
     return pairs
 
 
-def _postmaster_pids() -> set[int]:
-    """Postmasters whose data dir is one of ours (other engineers' servers are left out)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    return {int(line.split()[0]) for line in out.splitlines() if "postgres -D" in line and "supalocal-pg-" in line}
+def _postmaster_pids(*database_urls: str) -> set[int]:
+    """The postmasters serving these stacks, known by their ports (tests running beside this one have their own)."""
+    ports = {f"port={urlsplit(url).port}" for url in database_urls}
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return {
+        int(line.split()[0])
+        for line in out.splitlines()
+        if "postgres -D" in line and "supalocal-pg-" in line and ports & set(line.split())
+    }
 
 
-def _wait_gone(pids: set[int]) -> set[int]:
+def _wait_gone(pids: set[int], *database_urls: str) -> set[int]:
     deadline = time.monotonic() + GONE_TIMEOUT_S
-    while time.monotonic() < deadline and pids & _postmaster_pids():
+    while time.monotonic() < deadline and pids & _postmaster_pids(*database_urls):
         time.sleep(0.1)
-    return pids & _postmaster_pids()
+    return pids & _postmaster_pids(*database_urls)
 
 
 def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
-    before = _postmaster_pids()
     started = _cli(tmp_path, "start", "--ephemeral")
     assert started.returncode == 0, started.stderr
     first = _env(started.stdout)
     other = _cli(tmp_path, "start", "--ephemeral", "--name", "other")
     assert other.returncode == 0, other.stderr
     second = _env(other.stdout)
-    ours = _postmaster_pids() - before
+    ours = _postmaster_pids(first["DATABASE_URL"], second["DATABASE_URL"])
     try:
         assert first["SUPABASE_URL"] != second["SUPABASE_URL"]
         assert first["DATABASE_URL"] != second["DATABASE_URL"]
@@ -85,7 +90,7 @@ def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
     finally:
         stopped = [_cli(tmp_path, "stop"), _cli(tmp_path, "stop", "--name", "other")]
     assert [s.returncode for s in stopped] == [0, 0]
-    assert _wait_gone(ours) == set(), "postgres left behind"
+    assert _wait_gone(ours, first["DATABASE_URL"], second["DATABASE_URL"]) == set(), "postgres left behind"
     assert _cli(tmp_path, "status").returncode == 3
     assert _cli(tmp_path, "reset").returncode == 0, "a stopped instance's reset wipes its (absent) data"
     assert _cli(tmp_path, "stop").returncode == 0, "stop is idempotent"
@@ -94,7 +99,6 @@ def test_daemon_lifecycle_side_by_side(tmp_path: Path) -> None:
 
 def test_run_in_foreground_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "SUPALOCAL_HOME": str(tmp_path)}
-    before = _postmaster_pids()
     proc = subprocess.Popen(
         [sys.executable, "-m", "supalocal", "run", "--ephemeral", "--name", "fg"],
         stdout=subprocess.PIPE,
@@ -106,14 +110,15 @@ def test_run_in_foreground_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert proc.stdout is not None
         first_line = proc.stdout.readline()
         assert first_line.startswith("SUPABASE_URL=http://127.0.0.1:"), first_line
-        ours = _postmaster_pids() - before
+        printed = _env(first_line + "".join(proc.stdout.readline() for _ in range(len(ENV_NAMES) - 1)))
+        ours = _postmaster_pids(printed["DATABASE_URL"])
         assert len(ours) == 1
         assert (tmp_path / "fg" / "state.json").exists()
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
-    assert _wait_gone(ours) == set()
+    assert _wait_gone(ours, printed["DATABASE_URL"]) == set()
     assert not (tmp_path / "fg" / "state.json").exists()
 
 
