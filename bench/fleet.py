@@ -260,6 +260,9 @@ async def bench_main(args: argparse.Namespace) -> None:
             results = list(await asyncio.gather(*(w.stop() for w in workers)))
         report.agents = [a for r in results for a in r["agents"].values()]
         report.worker_maxrss_mb = [float(r["maxrss_mb"]) for r in results]
+        report.requests = [tuple(x) for r in results for x in r.get("requests", [])]
+        report.shipped = [tuple(x) for r in results for x in r.get("shipped", [])]
+        report.lag = [tuple(x) for r in results for x in r.get("lag", [])]
         print_tables(report)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,9 @@ from agent.plc.sim.image import RegisterImage
 from agent.plc.sim.reactor import ReactorModel
 from agent.safety import Lease
 from agent.sampling import Sampler, TelemetryPublisher
-from agent.spool import Shipper, Spool, SpoolWriter
+from agent.spool import Record, Shipper, Spool, SpoolWriter
 
-__all__ = ["AgentCounts", "ImageConnection", "VirtualAgent"]
+__all__ = ["AgentCounts", "ImageConnection", "Trace", "VirtualAgent"]
 
 HEARTBEAT_S = 10.0  # as agent/heartbeat.py
 COMMAND_POLL_S = 5.0  # the COMMAND_POLL_INTERVAL default
@@ -66,6 +66,23 @@ class ImageConnection(PlcConnection):
 
 
 @dataclass
+class Trace:
+    """Timings shared by every agent of a worker, for the parent to split read → row into its parts."""
+
+    requests: list[tuple[float, str, float]] = field(default_factory=list)  # (end epoch, operation, seconds)
+    shipped: list[tuple[float, float, float]] = field(default_factory=list)  # history: (ts, appended, accepted)
+
+    def observe_request(self, operation: str, seconds: float, answered: bool) -> None:
+        self.requests.append((time.time(), operation if answered else f"{operation} (no answer)", seconds))
+
+    def observe_shipped(self, records: list[Record]) -> None:
+        accepted = time.time()
+        for r in records:
+            if r.kind == "history":
+                self.shipped.append((datetime.fromisoformat(r.payload["ts"]).timestamp(), r.created, accepted))
+
+
+@dataclass
 class AgentCounts:
     """What the worker reports per virtual agent."""
 
@@ -80,9 +97,9 @@ class AgentCounts:
 class VirtualAgent:
     """``await VirtualAgent(...).run(stop)``: runs until `stop` is set; `ready` once leased and subscribed."""
 
-    def __init__(self, machine_id: str, *, url: str, key: str, interval_s: float, workdir: Path) -> None:
+    def __init__(self, machine_id: str, *, url: str, key: str, interval_s: float, workdir: Path, trace: Trace) -> None:
         self.machine_id, self.url, self.key, self.interval_s = machine_id, url, key, interval_s
-        self.workdir = workdir
+        self.workdir, self.trace = workdir, trace
         self.instance_id = f"fleet-{machine_id[:8]}"
         self.ready = asyncio.Event()
         self.counts = AgentCounts()
@@ -110,6 +127,7 @@ class VirtualAgent:
         self.workdir.mkdir(parents=True, exist_ok=True)
         async with CloudClient(self.url, self.key) as cloud, Spool(self.workdir / "spool.sqlite") as spool:
             self._spool = spool
+            cloud.request_observers.append(self.trace.observe_request)
             source = await load_map(
                 cloud, machine_id=self.machine_id, cache=self.workdir / "map.json", fallback=load_default_map()
             )
@@ -126,6 +144,7 @@ class VirtualAgent:
             device = PlcDevice(ImageConnection(model), source.register_map)
             sampler = self._sampler = Sampler(device, interval_s=self.interval_s, sink=publisher.submit)
             shipper = self._shipper = Shipper(spool, cloud)
+            shipper.shipped_observers.append(self.trace.observe_shipped)
             lease = Lease(cloud, machine_id=self.machine_id, holder=self.instance_id)
             intake = self._intake = CommandIntake(
                 cloud, lease, machine_id=self.machine_id, poll_s=COMMAND_POLL_S, handle=self._finish

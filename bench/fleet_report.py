@@ -41,6 +41,9 @@ class Report:
     worker_rss_mb: list[float] = field(default_factory=list)  # summed over the workers, per sample
     worker_maxrss_mb: list[float] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)  # AgentCounts of every agent, at the end
+    requests: list[tuple[float, str, float]] = field(default_factory=list)  # (end epoch, operation, s)
+    shipped: list[tuple[float, float, float]] = field(default_factory=list)  # (ts, appended, accepted) epoch
+    lag: list[tuple[float, float]] = field(default_factory=list)  # (epoch, workers' loop wake-up lag s)
     rows: int = 0
     bytes: int = 0
     values_bytes: float = 0.0
@@ -133,6 +136,37 @@ def print_tables(r: Report) -> None:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-"
     none = " **none claimed**" if r.commands and not claimed else ""
     print(f"| {r.machines} | {len(r.commands)} | {len(claimed)}{none} | {summary} | {p50} | {p99} | {worst} |")
+
+    t0, t1 = r.window
+    shipped = [x for x in r.shipped if t0 <= x[0] <= t1]
+    lag = [x[1] * 1000 for x in r.lag if t0 <= x[0] <= t1]
+    print("\n## fleet: where read → row goes (the agents' own stamps: frame ts, spool append, API accepted)")
+    print(
+        "| machines | ts → appended p50 / p99 ms | appended → accepted p50 / p99 ms | ts → accepted p50 / p99 ms | "
+        "worker loop lag p50 / p99 / max ms |"
+    )
+    print("|---|---|---|---|---|")
+    cells = []
+    for part in ([(a - ts) * 1000 for ts, a, _ in shipped], [(d - a) * 1000 for _, a, d in shipped]):
+        m50, m99, _ = _ms(part)
+        cells.append(f"{m50} / {m99}")
+    m50, m99, _ = _ms([(d - ts) * 1000 for ts, _, d in shipped])
+    cells.append(f"{m50} / {m99}")
+    l50, l99, lmax = _ms(lag)
+    print(f"| {r.machines} | {' | '.join(cells)} | {l50} / {l99} / {lmax} |")
+
+    print("\n## fleet: REST calls into the stand-in over the window (as the agents' CloudClient timed them)")
+    print("| machines | operation | calls | per s | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|---|---|")
+    by_op: dict[str, list[float]] = {}
+    for t, op, seconds in r.requests:
+        if t0 <= t <= t1:
+            by_op.setdefault(op, []).append(seconds * 1000)
+    total = sum(len(v) for v in by_op.values())
+    for op, durations in sorted(by_op.items(), key=lambda kv: -len(kv[1])):
+        d50, d99, dmax = _ms(durations)
+        print(f"| {r.machines} | {op} | {len(durations)} | {len(durations) / r.seconds:.1f} | {d50} | {d99} | {dmax} |")
+    print(f"| {r.machines} | all | {total} | {total / r.seconds:.1f} | | | |" if r.seconds else "")
 
     api, pg = cpu_shares(r)
     api_pss = max((s.api.pss_mb for s in r.stack_samples), default=0.0)

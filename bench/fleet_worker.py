@@ -8,7 +8,8 @@ worker per `--per-worker` machines, because a real agent process costs ~90 MB an
 Protocol with the parent: one JSON line on stdout when every agent holds its lease and has its Realtime
 channels subscribed (`{"ready": n}`); then, every second, `{"t": epoch, "depth": spool records waiting,
 summed}`. On SIGTERM (or stdin closing) the agents stop and the per-agent counts, this process's CPU and
-peak RSS go to `out` as JSON.
+peak RSS, every REST call's duration, every history record's (ts, appended, accepted) and this loop's
+wake-up lag go to `out` as JSON.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loguru import logger
 
-from bench.fleet_agent import VirtualAgent
+from bench.fleet_agent import Trace, VirtualAgent
 
 __all__ = ["main"]
 
 READY_TIMEOUT_S = 120.0
+LAG_PROBE_S = 0.1
 START_SPREAD_S = 0.05  # between two agents' start-ups: 200 clients at once would be a thundering herd
 
 
@@ -44,6 +46,8 @@ async def run(config: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    trace = Trace()
+    lag: list[tuple[float, float]] = []
     agents = [
         VirtualAgent(
             machine_id,
@@ -51,6 +55,7 @@ async def run(config: dict[str, Any]) -> None:
             key=config["key"],
             interval_s=float(config["interval_s"]),
             workdir=Path(config["workdir"]) / machine_id,
+            trace=trace,
         )
         for machine_id in config["machines"]
     ]
@@ -61,10 +66,12 @@ async def run(config: dict[str, Any]) -> None:
     async with asyncio.timeout(READY_TIMEOUT_S):
         await asyncio.gather(*(agent.ready.wait() for agent in agents))
     _emit({"ready": len(agents)})
+    probe = asyncio.create_task(_probe_lag(lag))
     while not stop.is_set():
         _emit({"t": time.time(), "depth": sum(a.snapshot().depth for a in agents)})
         await asyncio.sleep(1.0)
     await asyncio.gather(*tasks, return_exceptions=True)
+    probe.cancel()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     Path(config["out"]).write_text(  # noqa: ASYNC240 - once, at exit, after every agent stopped
         json.dumps(
@@ -72,9 +79,21 @@ async def run(config: dict[str, Any]) -> None:
                 "agents": {a.machine_id: asdict(a.snapshot()) for a in agents},
                 "cpu_s": usage.ru_utime + usage.ru_stime,
                 "maxrss_mb": usage.ru_maxrss / 1024,
+                "requests": trace.requests,
+                "shipped": trace.shipped,
+                "lag": lag,
             }
         )
     )
+
+
+async def _probe_lag(lag: list[tuple[float, float]]) -> None:
+    """How late this loop wakes a 100 ms sleeper: the delay every agent's callbacks share in this process."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LAG_PROBE_S
+        await asyncio.sleep(LAG_PROBE_S)
+        lag.append((time.time(), loop.time() - due))
 
 
 def main(argv: list[str] | None = None) -> int:
