@@ -55,7 +55,7 @@ from bench.children import REPO, StackProcess, read_proc
 from bench.fleet_report import CommandRow, Report, print_tables
 from bench.harness import load1, log, run_until_interrupted
 from bench.pg_probe import FrameWatch, install_frame_trigger, seed_bench_machine
-from bench.proc_tree import StackSample, sample_stack
+from bench.proc_tree import StackSample, sample_stack, sched_wait_s
 from supalocal.testing import SEED_MACHINE_ID
 
 MACHINES, DURATION_S, WARMUP_S, COMMAND_RATE, PER_WORKER, INTERVAL_S = 50, 60.0, 10.0, 2.0, 50, 1.0
@@ -286,6 +286,7 @@ async def measure(
     t0 = time.time()
     before: StackSample = sample_stack(supabase.proc.pid)
     workers_before = [read_proc(w.proc.pid) for w in workers]
+    wait_before = sum(sched_wait_s(w.proc.pid) for w in workers)
     inserter = asyncio.create_task(insert_commands(db, machines, rate=args.command_rate, until=t0 + args.duration))
     while time.time() < t0 + args.duration:
         await asyncio.sleep(min(SAMPLE_S, max(0.0, t0 + args.duration - time.time())))
@@ -294,6 +295,7 @@ async def measure(
     t1 = time.time()
     after = sample_stack(supabase.proc.pid)
     workers_after = [read_proc(w.proc.pid) for w in workers]
+    report.workers_wait_s = sum(sched_wait_s(w.proc.pid) for w in workers) - wait_before
     report.load = (report.load[0], load1())
     report.uptime = (report.uptime[0], loadavg())
     command_ids = await inserter

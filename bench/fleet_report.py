@@ -14,6 +14,8 @@ __all__ = ["CommandRow", "Report", "print_tables"]
 
 GROWTH_LIMIT = 5  # spool records per machine: a backlog growing by more than this is not sustained
 SATURATED = 85.0  # % of one core: a single-threaded process (the stand-in) cannot go much past 100
+STARVED = 25.0  # % of the window runnable without a CPU: the box, not the part, sets the pace
+BOX_FULL = 170.0  # % of a core: the bench's own processes alone nearly fill the 2 cores
 SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30.4
 
@@ -38,6 +40,7 @@ class Report:
     stack: tuple[StackSample, StackSample] | None = None
     stack_samples: list[StackSample] = field(default_factory=list)
     workers_cpu_s: float = 0.0
+    workers_wait_s: float = 0.0  # run-queue wait of the workers' threads over the window
     worker_rss_mb: list[float] = field(default_factory=list)  # summed over the workers, per sample
     worker_maxrss_mb: list[float] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)  # AgentCounts of every agent, at the end
@@ -70,19 +73,30 @@ def cpu_shares(r: Report) -> tuple[float, float]:
     )
 
 
+def waits(r: Report) -> tuple[float, float, float]:
+    """(stand-in, PostgreSQL, workers) run-queue wait over the window, % of the window (sum over threads)."""
+    if r.stack is None or r.seconds <= 0:
+        return 0.0, 0.0, 0.0
+    before, after = r.stack
+    return (
+        (after.api.wait_s - before.api.wait_s) / r.seconds * 100,
+        (after.postgres.wait_s - before.postgres.wait_s) / r.seconds * 100,
+        r.workers_wait_s / r.seconds * 100,
+    )
+
+
 def saturation(r: Report) -> str:
-    """Which part is at its limit, from the CPU shares and whether the load was sustained."""
+    """Which part is at its limit: the stand-in near its one core, or the box (the stack waiting for a CPU)."""
     api, pg = cpu_shares(r)
+    api_wait, pg_wait, _ = waits(r)
     workers = r.workers_cpu_s / r.seconds * 100 if r.seconds else 0.0
     parts = []
     if api >= SATURATED:
         parts.append(f"the stand-in ({api:.0f} % of its one core: single-threaded)")
-    if api + pg + workers >= 170:
-        parts.append(f"the box (stack + fleet {api + pg + workers:.0f} % of 200 %)")
-    if pg >= SATURATED:
-        parts.append(
-            f"PostgreSQL ({pg:.0f} % of a core over {r.stack[1].postgres.processes if r.stack else 0} processes)"
-        )
+    if api_wait >= STARVED or pg_wait >= STARVED:
+        parts.append(f"the box's CPUs (stack waited {api_wait:.0f} + {pg_wait:.0f} % for a CPU)")
+    if api + pg + workers >= BOX_FULL:
+        parts.append(f"stack + fleet use {api + pg + workers:.0f} % of the box's 200 %")
     return "; ".join(parts) or "nothing (no part near its limit)"
 
 
@@ -174,16 +188,23 @@ def print_tables(r: Report) -> None:
     pg_procs = max((s.postgres.processes for s in r.stack_samples), default=0)
     workers = r.workers_cpu_s / r.seconds * 100 if r.seconds else 0.0
     worker_rss = max(r.worker_rss_mb, default=0.0)
+    calls = total or 1
+    api_ms, pg_ms = (share / 100 * r.seconds / calls * 1000 for share in (api, pg))
     print("\n## fleet: CPU and memory of the stack (% of one core over the window; PSS max sampled)")
     print(
         "| machines | stand-in CPU % | stand-in PSS MB | PostgreSQL CPU % | PostgreSQL PSS MB (processes) | "
-        "fleet workers CPU % | fleet workers RSS MB | saturated |"
+        "CPU ms per REST call: stand-in / PostgreSQL | fleet workers CPU % | fleet workers RSS MB | saturated |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {r.machines} | {api:.0f} | {api_pss:.0f} | {pg:.0f} | {pg_pss:.0f} ({pg_procs}) | {workers:.0f} | "
-        f"{worker_rss:.0f} | {saturation(r)} |"
+        f"| {r.machines} | {api:.0f} | {api_pss:.0f} | {pg:.0f} | {pg_pss:.0f} ({pg_procs}) | "
+        f"{api_ms:.2f} / {pg_ms:.2f} | {workers:.0f} | {worker_rss:.0f} | {saturation(r)} |"
     )
+    api_wait, pg_wait, workers_wait = waits(r)
+    print("\n## fleet: waiting for a CPU (run-queue wait over the window, % of the window, summed over threads)")
+    print("| machines | stand-in | PostgreSQL | fleet workers |")
+    print("|---|---|---|---|")
+    print(f"| {r.machines} | {api_wait:.0f} | {pg_wait:.0f} | {workers_wait:.0f} |")
     print(f"\n/proc/loadavg at the window's start: {r.uptime[0]}; at its end: {r.uptime[1]}")
 
     per_row = r.bytes / r.rows if r.rows else 0.0

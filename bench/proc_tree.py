@@ -4,7 +4,9 @@ Read from /proc (no extra dependency): the stack process is the bench's child; P
 the stack's child, and every backend is the postmaster's. CPU is utime + stime of every live process of a
 group plus, for PostgreSQL, the postmaster's cutime + cstime (backends that exited were reaped by it, so
 their CPU stays counted). Memory is PSS (/proc/<pid>/smaps_rollup): shared buffers mapped by every backend
-count once in total, where summing RSS would count them once per backend.
+count once in total, where summing RSS would count them once per backend. Run-queue wait is the second
+field of /proc/<pid>/task/<tid>/schedstat summed over threads: time a group was ready to run but had no CPU,
+which tells a part at its own limit (busy, no wait) from a part starved by the box (waiting).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["GroupSample", "StackSample", "sample_stack"]
+__all__ = ["GroupSample", "StackSample", "sample_stack", "sched_wait_s"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -23,6 +25,7 @@ class GroupSample:
     cpu_s: float
     pss_mb: float
     processes: int
+    wait_s: float = 0.0  # run-queue wait of the live processes' threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,21 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
+def sched_wait_s(pid: int) -> float:
+    """Seconds the threads of `pid` have spent runnable but waiting for a CPU (0 if the process is gone)."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def _children(parent: dict[int, int], root: int) -> list[int]:
     out, frontier = [], [root]
     while frontier:
@@ -81,6 +99,8 @@ def sample_stack(stack_pid: int) -> StackSample:
     if postmaster is not None:
         pg_cpu += stats[postmaster][3]
     return StackSample(
-        api=GroupSample(api[2], _pss_mb(stack_pid), 1),
-        postgres=GroupSample(pg_cpu, sum(_pss_mb(p) for p in pg_pids), len(pg_pids)),
+        api=GroupSample(api[2], _pss_mb(stack_pid), 1, sched_wait_s(stack_pid)),
+        postgres=GroupSample(
+            pg_cpu, sum(_pss_mb(p) for p in pg_pids), len(pg_pids), sum(sched_wait_s(p) for p in pg_pids)
+        ),
     )
