@@ -226,6 +226,18 @@ async def storage(db: asyncpg.Connection) -> tuple[int, int, float]:
     return rows, size, values
 
 
+_TABLE_WRITES_SQL = """
+select case when relname like 'parameter_history%' then 'parameter_history' else relname end as name,
+       sum(n_tup_ins + n_tup_upd)::bigint as writes
+from pg_catalog.pg_stat_user_tables where schemaname = 'public' group by 1
+"""
+
+
+async def table_writes(db: asyncpg.Connection) -> dict[str, int]:
+    """Rows inserted + updated per public table so far (PostgreSQL's statistics; partitions summed)."""
+    return {r["name"]: int(r["writes"]) for r in await db.fetch(_TABLE_WRITES_SQL)}
+
+
 async def bench_main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ald-bench-fleet-")))
@@ -283,6 +295,7 @@ async def measure(
     report = Report(machines=len(machines), workers=len(workers), interval_s=args.interval)
     report.load = (load1(), 0.0)
     report.uptime = (loadavg(), "")
+    writes_before = await table_writes(db)
     t0 = time.time()
     before: StackSample = sample_stack(supabase.proc.pid)
     workers_before = [read_proc(w.proc.pid) for w in workers]
@@ -293,6 +306,7 @@ async def measure(
         report.stack_samples.append(sample_stack(supabase.proc.pid))
         report.worker_rss_mb.append(sum(read_proc(w.proc.pid).rss_mb for w in workers))
     t1 = time.time()
+    writes_after = await table_writes(db)
     after = sample_stack(supabase.proc.pid)
     workers_after = [read_proc(w.proc.pid) for w in workers]
     report.workers_wait_s = sum(sched_wait_s(w.proc.pid) for w in workers) - wait_before
@@ -302,6 +316,9 @@ async def measure(
     log(f"window closed ({t1 - t0:.1f} s); waiting for the last frames and commands")
     await settle(db, watch, machines, command_ids, t1)
     report.window = (t0, t1)
+    report.table_writes = {
+        k: v - writes_before.get(k, 0) for k, v in writes_after.items() if v > writes_before.get(k, 0)
+    }
     report.stack = (before, after)
     report.workers_cpu_s = sum(a.cpu_s - b.cpu_s for a, b in zip(workers_after, workers_before, strict=True))
     report.frames = [f for m in machines for f in watch.of(m) if t0 <= f.ts <= t1]

@@ -47,6 +47,7 @@ class Report:
     requests: list[tuple[float, str, float]] = field(default_factory=list)  # (end epoch, operation, s)
     shipped: list[tuple[float, float, float]] = field(default_factory=list)  # (ts, appended, accepted) epoch
     lag: list[tuple[float, float]] = field(default_factory=list)  # (epoch, workers' loop wake-up lag s)
+    table_writes: dict[str, int] = field(default_factory=dict)  # rows inserted + updated in the window
     rows: int = 0
     bytes: int = 0
     values_bytes: float = 0.0
@@ -181,6 +182,13 @@ def print_tables(r: Report) -> None:
         d50, d99, dmax = _ms(durations)
         print(f"| {r.machines} | {op} | {len(durations)} | {len(durations) / r.seconds:.1f} | {d50} | {d99} | {dmax} |")
     print(f"| {r.machines} | all | {total} | {total / r.seconds:.1f} | | | |" if r.seconds else "")
+
+    print("\n## fleet: row writes per table over the window (pg_stat_user_tables inserts + updates)")
+    print("| machines | table | rows written | per s | per machine per s |")
+    print("|---|---|---|---|---|")
+    for name, writes in sorted(r.table_writes.items(), key=lambda kv: -kv[1]):
+        per_s = writes / r.seconds if r.seconds else 0.0
+        print(f"| {r.machines} | {name} | {writes} | {per_s:.1f} | {per_s / r.machines:.2f} |")
 
     api, pg = cpu_shares(r)
     api_pss = max((s.api.pss_mb for s in r.stack_samples), default=0.0)
