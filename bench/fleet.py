@@ -127,7 +127,7 @@ async def seed_fleet(db: asyncpg.Connection, machines: int) -> list[str]:
 
 
 async def start_worker(
-    stack: StackProcess, *, machines: list[str], tmp: Path, spool_dir: Path, n: int, interval_s: float
+    stack: StackProcess, *, machines: list[str], tmp: Path, spool_dir: Path, n: int, interval_s: float, nice: int
 ) -> Worker:
     out = tmp / f"worker-{n}.json"
     config = {
@@ -143,6 +143,7 @@ async def start_worker(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "MACHINE_", "PLC_"))}
     with _open_log(tmp / f"worker-{n}.log") as log_file:
         proc = await asyncio.create_subprocess_exec(
+            *(("nice", "-n", str(nice)) if nice else ()),  # nice execs the worker: the pid stays the worker's
             *(sys.executable, str(REPO / "bench" / "fleet_worker.py"), str(config_file)),
             cwd=REPO,
             env=env,
@@ -264,7 +265,13 @@ async def bench_main(args: argparse.Namespace) -> None:
             for n, group in enumerate(groups):
                 workers.append(
                     await start_worker(
-                        supabase, machines=group, tmp=tmp, spool_dir=spool_dir, n=n, interval_s=args.interval
+                        supabase,
+                        machines=group,
+                        tmp=tmp,
+                        spool_dir=spool_dir,
+                        n=n,
+                        interval_s=args.interval,
+                        nice=args.worker_nice,
                     )
                 )
             report = await measure(args, supabase, db, watch, machines, workers, tmp)
@@ -347,6 +354,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--command-rate", type=float, default=COMMAND_RATE, help=f"commands inserted per second ({COMMAND_RATE:g})"
     )
     parser.add_argument("--per-worker", type=int, default=PER_WORKER, help=f"agents per worker process ({PER_WORKER})")
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="niceness of the fleet workers (0); e.g. 10 gives the stack the CPU first, as if the agents ran on "
+        "their own boxes",
+    )
     parser.add_argument("--interval", type=float, default=INTERVAL_S, help=f"sampling interval, s ({INTERVAL_S:g})")
     parser.add_argument(
         "--spool-dir",
