@@ -1,7 +1,7 @@
 """Fleet benchmark (issue 14 item 6): many machines' agents against ONE local stack on real PostgreSQL.
 
     .venv/bin/python bench/fleet.py [--machines 50] [--duration 60] [--warmup 10] [--command-rate 2]
-                                    [--per-worker 50] [--interval 1.0] [--quick]
+                                    [--per-worker 50] [--interval 1.0] [--worker-nice 0] [--quick]
 
 What runs where:
 - the local stack (`python -m supalocal run --ephemeral`, bench/children.py): PostgreSQL with our migrations
@@ -19,6 +19,8 @@ What runs where:
   copy of the reference map (`agent/plc/default_map.csv`) as `parameters` rows;
 - spools live in `--spool-dir` (tmpfs by default): each edge box fsyncs its own disk, not the stack's, so
   200 spools' fsyncs on this box's one disk are kept out of the stack's figures;
+- `--worker-nice 10` runs the workers niced, so the stack gets a CPU before the simulated fleet does, as it
+  would if the agents ran on their own boxes (other programs on the box still compete at their own niceness);
 - this process: a LISTEN probe (bench/pg_probe.py's trigger: read → row visible), the dashboard inserting
   `machine_commands` (asyncpg) and /proc readings of the stack (bench/proc_tree.py) and the workers.
 
