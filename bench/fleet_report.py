@@ -14,6 +14,7 @@ __all__ = ["CommandRow", "Report", "print_tables"]
 
 GROWTH_LIMIT = 5  # spool records per machine: a backlog growing by more than this is not sustained
 SATURATED = 85.0  # % of one core: a single-threaded process (the stand-in) cannot go much past 100
+ALWAYS_RUNNABLE = 95.0  # % of the window running or waiting for a CPU: the process always had work
 STARVED = 25.0  # % of the window runnable without a CPU: the box, not the part, sets the pace
 BOX_FULL = 170.0  # % of a core: the bench's own processes alone nearly fill the 2 cores
 SECONDS_PER_DAY = 86_400
@@ -87,13 +88,18 @@ def waits(r: Report) -> tuple[float, float, float]:
 
 
 def saturation(r: Report) -> str:
-    """Which part is at its limit: the stand-in near its one core, or the box (the stack waiting for a CPU)."""
+    """Which part is at its limit: the stand-in near its one core, or always runnable (it had work the whole
+    window and got only the CPU the box gave it), or the box (the stack waiting for a CPU)."""
     api, pg = cpu_shares(r)
     api_wait, pg_wait, _ = waits(r)
     workers = r.workers_cpu_s / r.seconds * 100 if r.seconds else 0.0
     parts = []
     if api >= SATURATED:
         parts.append(f"the stand-in ({api:.0f} % of its one core: single-threaded)")
+    elif api + api_wait >= ALWAYS_RUNNABLE:
+        parts.append(
+            f"the stand-in: runnable {api + api_wait:.0f} % of the window (ran {api:.0f}, waited {api_wait:.0f})"
+        )
     if api_wait >= STARVED or pg_wait >= STARVED:
         parts.append(f"the box's CPUs (stack waited {api_wait:.0f} + {pg_wait:.0f} % for a CPU)")
     if api + pg + workers >= BOX_FULL:
