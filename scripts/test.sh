@@ -8,7 +8,8 @@ usage: scripts/test.sh [PYTEST_ARGS...]
 
 Creates the virtualenv (VENV=${VENV:-.venv}) with ald-agent[dev], makes sure PostgreSQL binaries exist for the
 local Supabase stack and Node.js 20+ with the supabase-js test packages (npm ci in tests/supalocal/js), runs ruff
-and mypy (strict), then pytest with PYTEST_ARGS (default: the whole suite).
+and mypy (strict), then pytest with PYTEST_ARGS (default: the whole suite, the timing-sensitive tests alone after
+the rest has run on two workers).
 USAGE
 }
 
@@ -32,8 +33,17 @@ main() {
   step "mypy"
   "$VENV/bin/mypy"
 
-  step "pytest"
-  "$VENV/bin/python" -m pytest -q -ra --durations=30 "$@"
+  if [ "$#" -gt 0 ]; then
+    step "pytest $*"
+    "$VENV/bin/python" -m pytest -q -ra "$@"
+    return
+  fi
+  # The whole suite: what does not measure time on two workers, then the timing-sensitive tests alone
+  # (the `serial` marker, tests/conftest.py), each part listing its slowest tests.
+  step "pytest: the parallel part (2 workers)"
+  "$VENV/bin/python" -m pytest -q -ra --durations=15 -n 2 --dist loadfile -m "not serial"
+  step "pytest: the timing-sensitive part (alone)"
+  "$VENV/bin/python" -m pytest -q -ra --durations=15 -m serial
 }
 
 main "$@"

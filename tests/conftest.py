@@ -23,6 +23,17 @@ if os.environ.get("CI"):
 
 SimulatorFactory = Callable[..., Awaitable[Simulator]]
 
+# Tests that measure real timing (pulse widths, deadlines, outage ride-through) or run whole agents and benches:
+# scripts/test.sh runs them alone, after the rest has run on two workers, so a neighbour's load never skews them.
+SERIAL = ("tests/e2e/", "tests/recipes/test_recipe_executor.py", "tests/test_bench_")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix().startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture
 def default_map() -> RegisterMap:
