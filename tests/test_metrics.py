@@ -126,8 +126,8 @@ def test_names_are_pinned() -> None:
     assert agent.metrics.AGENT_INFO_LABELS == ("version", "color", "role", "instance_id", "machine_id")
     assert agent.metrics.BUILD_INFO_LABELS == ("version", "color")
     assert sorted(agent.metrics.__all__) == sorted(
-        ["AGENT_INFO", "AGENT_INFO_LABELS", "ALARMS_ACTIVE", "ALARM_SEVERITIES", "BUILD_INFO", "BUILD_INFO_LABELS", "COMMAND_LATENCY",
-         "COMMAND_LATENCY_BUCKETS", "CONTENT_TYPE", "ERRORS_TOTAL_TEMPLATE", "KNOWN_ERROR_AREAS",
+        ["AGENT_INFO", "AGENT_INFO_LABELS", "ALARMS_ACTIVE", "ALARM_SEVERITIES", "BUILD_INFO", "BUILD_INFO_LABELS",
+         "COMMAND_LATENCY", "COMMAND_LATENCY_BUCKETS", "CONTENT_TYPE", "ERRORS_TOTAL_TEMPLATE", "KNOWN_ERROR_AREAS",
          "SNAPSHOT_METRICS", "STEP_TIMING_ERROR", "STEP_TIMING_ERROR_BUCKETS", "AgentMetrics", "error_metric_name"]
     )  # fmt: skip
 

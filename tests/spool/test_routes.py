@@ -52,7 +52,10 @@ from agent.spool.routes import column_groups, waits_for
                 {"id": "b", "state": "active_unacked", "acked_at": None},
                 {"id": "a", "state": "active_acked", "acked_at": "t"},
             ],
-            [{"id": "b", "state": "active_unacked", "acked_at": None}, {"id": "a", "state": "active_acked", "acked_at": "t"}],
+            [
+                {"id": "b", "state": "active_unacked", "acked_at": None},
+                {"id": "a", "state": "active_acked", "acked_at": "t"},
+            ],
         ),
     ],
     ids=[
