@@ -138,7 +138,8 @@ def parse_alarm_limits(rows: Iterable[Mapping[str, Any]]) -> tuple[LimitSet, lis
     file may be old, a self-hosted schema may lag)."""
     limits: list[AlarmLimit] = []
     problems: list[str] = []
-    for row in rows:
+    rows_seen = list(rows)
+    for row in rows_seen:
         key = row.get("key")
         where = f"alarm limits of {key!r}" if isinstance(key, str) else "alarm limits row"
         if not isinstance(key, str) or not key:
@@ -150,12 +151,9 @@ def parse_alarm_limits(rows: Iterable[Mapping[str, Any]]) -> tuple[LimitSet, lis
             limits.extend(_parse_row(row, key))
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
-    if not problems:
-        seen: set[tuple[str, AlarmKind]] = set()
-        for limit in limits:
-            if (limit.key, limit.kind) in seen:
-                problems.append(f"alarm limits of {limit.key!r}: more than one row")
-            seen.add((limit.key, limit.kind))
+    keys = [row.get("key") for row in rows_seen]
+    for key in sorted({k for k in keys if isinstance(k, str) and keys.count(k) > 1}):
+        problems.append(f"alarm limits of {key!r}: more than one row")
     return LimitSet(tuple(limits)), problems
 
 
