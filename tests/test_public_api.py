@@ -29,7 +29,16 @@ SURFACES = {
         "plan_reads",
         "validate_write",
     ],
-    "agent.plc.sim": ["AddressFault", "ReactorModel", "RegisterImage", "Simulator", "ValveEvent"],
+    "agent.plc.sim": [
+        "AddressFault",
+        "ReactorModel",
+        "RegisterImage",
+        "Simulator",
+        "ValveEvent",
+        "follow_force_file",
+        "parse_force",
+        "parse_forces",
+    ],
     "agent.sampling": [
         "Frame",
         "FrameSink",
