@@ -28,7 +28,7 @@ from typing import Any
 from loguru import logger
 
 from agent import __version__
-from agent.alarms import AlarmBook, keep_cached, load_open_alarms
+from agent.alarms import ActiveAlarm, AlarmBook, keep_cached, keep_in_sync, load_open_alarms
 from agent.cloud import CloudClient, cloud_for
 from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
@@ -142,11 +142,12 @@ class Agent:
             parts.metrics.attach(cloud=cloud, writer=writer, shipper=parts.shipper, sampler=parts.sampler, spool=spool)
             parts.interlock_guard.offer(interlock_rows)
             parts.alarms.offer(limit_rows)
-            parts.alarms.restore(
-                await load_open_alarms(
-                    cloud, spool, machine_id=self.machine_id, cache=spool_path.with_suffix(".alarms.json")
-                )
-            )
+            alarm_cache = spool_path.with_suffix(".alarms.json")
+
+            async def open_alarms() -> list[ActiveAlarm]:
+                return await load_open_alarms(cloud, spool, machine_id=self.machine_id, cache=alarm_cache)
+
+            parts.alarms.restore(await open_alarms())
             await parts.fence.observe()  # who owns the machine, before the first frame is published
             if source.problem:
                 parts.map_guard.refuse(source.problem)
@@ -191,9 +192,8 @@ class Agent:
                             ("alarm_limits", self._reload_alarm_limits, limit_rows.origin != "database"),
                         )
                     ),
-                    tasks.create_task(
-                        keep_cached(parts.alarms, spool_path.with_suffix(".alarms.json")), name="alarm-cache"
-                    ),
+                    tasks.create_task(keep_cached(parts.alarms, alarm_cache), name="alarm-cache"),
+                    tasks.create_task(keep_in_sync(parts.alarms, open_alarms), name="alarm-sync"),
                     tasks.create_task(parts.watchdog.run(), name="plc-watchdog"),
                 ]
                 self.serving = True
@@ -240,6 +240,8 @@ class Agent:
             if fence.publishes():  # one publisher per machine: its owner (a standby keeps its PLC link warm)
                 alarms.observe(frame)  # ... and one alarm book: a standby raises nothing
                 publisher.submit(frame)
+            else:
+                alarms.standby()
 
         sampler = Sampler(
             device,

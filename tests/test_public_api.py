@@ -100,6 +100,7 @@ SURFACES = {
         "alarm_from_row",
         "alarm_row",
         "keep_cached",
+        "keep_in_sync",
         "load_open_alarms",
         "parse_alarm_limits",
     ],

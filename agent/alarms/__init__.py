@@ -4,7 +4,7 @@ acknowledgement through the command table, every move shipped through the spool.
     model.py      ActiveAlarm, AlarmLimit, parse_alarm_limits, states   pure: alarms and limits as data
     evaluator.py  LimitEvaluator                                         pure: on-delay, deadband, raise/clear
     book.py       AlarmBook                                              the live book: frames, trips, acks
-    store.py      load_open_alarms, keep_cached                          restart: Supabase, cache, spool
+    store.py      load_open_alarms, keep_cached, keep_in_sync            restart and hand-over: Supabase, cache, spool
 """
 
 from agent.alarms.book import ACK_ALL, AlarmBook
@@ -22,7 +22,7 @@ from agent.alarms.model import (
     alarm_row,
     parse_alarm_limits,
 )
-from agent.alarms.store import keep_cached, load_open_alarms
+from agent.alarms.store import keep_cached, keep_in_sync, load_open_alarms
 
 __all__ = [
     "ACK_ALL",
@@ -41,6 +41,7 @@ __all__ = [
     "alarm_from_row",
     "alarm_row",
     "keep_cached",
+    "keep_in_sync",
     "load_open_alarms",
     "parse_alarm_limits",
 ]

@@ -11,6 +11,11 @@
 - restart: `restore` takes the open alarms `agent.alarms.store` found (Supabase, the local cache, the spool's
   unshipped records); active limit alarms are marked active in the evaluator, so they clear by the usual rule
   instead of being raised a second time, and `changed` tells the cache writer to save the book.
+- one book per machine: only the agent that publishes the machine's telemetry evaluates (app.py); the other
+  color calls `standby()` on its frames. Its book may go stale meanwhile (the publisher raises, acknowledges
+  and closes alarms), so the first frame after it becomes the publisher asks for a resync (`resync_needed`,
+  served by `agent.alarms.store.keep_in_sync`) and evaluates nothing until `restore` has replaced the book with
+  what Supabase knows: a hand-over neither raises an alarm twice nor reopens one the other color closed.
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ class AlarmBook:
         self.raised = 0
         #: Set on every change, for the cache writer (`agent.alarms.store.keep_cached`).
         self.changed = asyncio.Event()
+        #: Set when the book must be reloaded before it may evaluate again (`agent.alarms.store.keep_in_sync`).
+        self.resync_needed = asyncio.Event()
+        self._stale = False
         self._open: dict[str, ActiveAlarm] = {}  # id → alarm, oldest first
         self._by_slot: dict[tuple[str, AlarmKind], str] = {}  # active alarm of each (key, kind) → its id
 
@@ -94,6 +102,11 @@ class AlarmBook:
     def limits(self) -> LimitSet:
         return self.evaluator.limits
 
+    @property
+    def stale(self) -> bool:
+        """True while the book waits for a resync (it became the publisher after a time as standby)."""
+        return self._stale
+
     # --- configuration ------------------------------------------------------------------------------------
 
     def offer(self, source: ConfigRows) -> None:
@@ -110,8 +123,13 @@ class AlarmBook:
         logger.bind(area="alarms").info("alarm limits: {} in force ({})", len(limits), source.origin)
 
     def restore(self, alarms: Iterable[ActiveAlarm]) -> None:
-        """The open alarms found at start (call after the first `offer`)."""
+        """Replace the book by the open alarms found at start or on a resync (call after the first `offer`)."""
         now_s = time.monotonic()
+        self._open.clear()
+        self._by_slot.clear()
+        self.evaluator.reset()  # what is active comes from `alarms`
+        self._stale = False
+        self.resync_needed.clear()
         for alarm in alarms:
             if not alarm.open:
                 continue
@@ -131,12 +149,19 @@ class AlarmBook:
 
     def observe(self, frame: Frame) -> None:
         """Evaluate one published frame (never blocks)."""
+        if self._stale:
+            self.resync_needed.set()
+            return
         for move in self.evaluator.observe(frame.values, time.monotonic()):
             if isinstance(move, Raised):
                 self._raise_limit(move, frame)
             elif isinstance(move, Cleared):
                 self._clear(move.key, move.kind)
         self._clear_trips(frame)
+
+    def standby(self) -> None:
+        """A frame this agent does not publish: the other color keeps the book; ours goes stale."""
+        self._stale = True
 
     def on_trip(self, violation: Violation) -> None:
         """A trip interlock fired (TripWatch's hook): a critical alarm, unless one is already active for it."""

@@ -110,6 +110,10 @@ class LimitEvaluator:
         self.limits = limits
         return removed
 
+    def reset(self) -> None:
+        """Forget every phase (every limit normal again)."""
+        self._phase.clear()
+
     def mark_active(self, slots: Iterable[tuple[str, AlarmKind]], now_s: float) -> None:
         """Alarms known to be active (restored after a restart): they clear only by the usual rule."""
         for slot in slots:

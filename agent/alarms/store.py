@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from agent.cloud import CloudClient
 from agent.errors import CloudError
 from agent.spool import Spool
 
-__all__ = ["keep_cached", "load_open_alarms"]
+__all__ = ["keep_cached", "keep_in_sync", "load_open_alarms"]
 
 OPEN_STATES = (AlarmState.ACTIVE_UNACKED, AlarmState.ACTIVE_ACKED, AlarmState.CLEARED_UNACKED)
 #: Rows read per state (PostgREST's max_rows on Supabase): more open alarms than that is a flood nobody reads.
@@ -61,6 +62,16 @@ async def load_open_alarms(cloud: CloudClient, spool: Spool, *, machine_id: str,
         known = found.get(alarm.id)
         found[alarm.id] = alarm if known is None else merge_alarms(known, alarm)
     return sorted((a for a in found.values() if a.open), key=lambda a: a.raised_at)
+
+
+async def keep_in_sync(book: AlarmBook, load: Callable[[], Awaitable[list[ActiveAlarm]]]) -> None:
+    """Reload the book whenever it asks (`AlarmBook.resync_needed`: it became the publisher). Runs until
+    cancelled; `load` never raises for a source that fails (`load_open_alarms`)."""
+    while True:
+        await book.resync_needed.wait()
+        alarms = await load()
+        book.restore(alarms)
+        logger.info("alarms: book resynchronised ({} open)", len(alarms))
 
 
 async def keep_cached(book: AlarmBook, cache: Path) -> None:

@@ -169,3 +169,17 @@ def test_restored_alarms_are_not_raised_again_and_clear_by_the_rule(recorder: Re
     assert again.records == []  # still beyond: nothing raised a second time
     book.observe(frame(3, temp=300.0, pressure=12.0))
     assert sorted(again.states()) == [(TEMP, "high", "cleared_unacked"), (PRESSURE, "high", "closed")]
+
+
+def test_a_standby_evaluates_nothing_and_asks_for_a_resync_before_it_publishes_again(recorder: Recorder) -> None:
+    book = make_book(recorder)
+    book.observe(frame(1, temp=355.0))
+    (mine,) = book.active()
+    book.standby()  # the other color publishes now: it acknowledges and closes this alarm meanwhile
+    book.observe(frame(2, temp=300.0))  # our first frame as the publisher again
+    assert book.stale and book.resync_needed.is_set()
+    assert [s for *_, s in recorder.states()] == ["active_unacked"]  # nothing evaluated on a stale book
+    book.restore([])  # what Supabase knows: nothing open
+    assert not book.stale and book.active() == []
+    book.observe(frame(3, temp=300.0))
+    assert recorder.states() == [(TEMP, "high", "active_unacked")] and mine.state == "active_unacked"

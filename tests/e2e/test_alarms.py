@@ -12,6 +12,7 @@ import asyncio
 import time
 
 import asyncpg
+import httpx
 import pytest
 
 from agent.app import Agent
@@ -233,4 +234,32 @@ async def test_open_alarms_survive_a_restart_and_are_not_raised_twice(
     assert offline.parts is not None
     assert [(a.id, a.state) for a in offline.parts.alarms.active()] == [(str(alarm["id"]), "active_acked")]
     await cloud_proxy.restore()
+    simulator.force(PRESSURE, None)
+
+
+async def test_a_hand_over_neither_raises_an_alarm_twice_nor_reopens_one(
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+) -> None:
+    token = "test-admin-token-at-least-32-characters"
+    blue = await active_agent(start_agent, ADMIN_TOKEN=token)
+    green = await start_agent(AGENT_COLOR="green", ADMIN_TOKEN=token, COMMAND_POLL_INTERVAL=0.5)
+    simulator.force(PRESSURE, 600.0)
+    alarm = await until_alarm(db, PRESSURE, "high", "active_unacked")
+    done = await until_final(db, await insert_command(db, SEED_MACHINE_ID, "ack_alarm", {"alarm_id": "all"}))
+    assert done["status"] == "succeeded" and done["claimed_by"] == blue.instance_id
+    assert green.parts is not None and green.parts.alarms.stale  # green has not been watching
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{blue.http_port}") as http:
+        assert (await http.post("/admin/handover", headers={"Authorization": f"Bearer {token}"})).status_code in (
+            200,
+            202,
+        )
+    await eventually(lambda: green.parts is not None and green.parts.fence.publishes(), within=30)
+    await eventually(lambda: book(green) == [(PRESSURE, "high", "active_acked")], within=15)  # what blue left
+    await asyncio.sleep(3.0)  # longer than the on-delay, still beyond the limit
+    assert [r["id"] for r in await alarm_rows(db, PRESSURE)] == [alarm["id"]]  # not raised a second time
+
+    simulator.force(PRESSURE, 12.0)
+    closed = await until_alarm(db, PRESSURE, "high", "closed")  # acknowledged by blue, back to normal under green
+    assert closed["acked_by"] == done["requested_by"]
     simulator.force(PRESSURE, None)
