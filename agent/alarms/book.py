@@ -75,6 +75,7 @@ class AlarmBook:
         #: Set when the book must be reloaded before it may evaluate again (`agent.alarms.store.keep_in_sync`).
         self.resync_needed = asyncio.Event()
         self._stale = False
+        self._run_id: str | None = None  # the run of the last frame evaluated (a trip's alarm names it)
         self._open: dict[str, ActiveAlarm] = {}  # id → alarm, oldest first
         self._by_slot: dict[tuple[str, AlarmKind], str] = {}  # active alarm of each (key, kind) → its id
 
@@ -152,6 +153,7 @@ class AlarmBook:
         if self._stale:
             self.resync_needed.set()
             return
+        self._run_id = frame.run_id
         for move in self.evaluator.observe(frame.values, time.monotonic()):
             if isinstance(move, Raised):
                 self._raise_limit(move, frame)
@@ -185,7 +187,7 @@ class AlarmBook:
             value=value,
             limit=limit,
             message=f"trip: {violation.explain()}",
-            run_id=None,
+            run_id=self._run_id,  # TripWatch sees each frame just before the book does: the run it stopped
         )
 
     # --- acknowledgement ------------------------------------------------------------------------------

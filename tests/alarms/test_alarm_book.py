@@ -123,6 +123,7 @@ def test_acknowledging_an_unknown_alarm_is_a_clear_error_and_changes_nothing(rec
 
 def test_a_trip_is_a_critical_alarm_until_its_interlock_holds_again(recorder: Recorder) -> None:
     book = make_book(recorder, limits=[])
+    book.observe(frame(0))  # a frame of run r-1
     interlocks, _ = parse_interlocks(TRIP_ROWS)
     (violation,) = TripMonitor(interlocks).observe({TEMP: 395.0}, 0.0)
     book.on_trip(violation)
@@ -131,7 +132,7 @@ def test_a_trip_is_a_critical_alarm_until_its_interlock_holds_again(recorder: Re
     assert (alarm.key, alarm.kind, alarm.severity, alarm.value, alarm.limit) == (
         "chamber-overtemperature", "trip", "critical", 395.0, 380.0
     )  # fmt: skip
-    assert "chamber_heater.temperature is 395" in alarm.message
+    assert "chamber_heater.temperature is 395" in alarm.message and alarm.run_id == "r-1"
     book.observe(frame(1, temp=None))  # unreadable: the interlock does not hold
     assert book.active()[0].state == "active_unacked"
     book.observe(frame(2, temp=300.0))

@@ -150,7 +150,8 @@ async def test_a_trip_interlock_appears_as_a_critical_alarm(
     assert trip["severity"] == "critical" and trip["value"] == pytest.approx(395.0) and trip["limit_value"] == 380
     assert "chamber_heater.temperature is 395" in trip["message"]
     assert (await until_final(db, command))["status"] == "failed"
-    assert (await run_of(db, command))["status"] == "aborted"
+    run = await run_of(db, command)
+    assert run["status"] == "aborted" and trip["run_id"] == run["id"]  # the alarm names the run it stopped
     await until_alarm(db, TEMP, "high_high", "active_unacked")  # the limit alarms follow after their on-delay
 
     simulator.force(TEMP, 300.0)  # the interlock holds again
