@@ -29,15 +29,16 @@ from typing import Any
 from loguru import logger
 
 from agent import __version__
+from agent.alarms import ActiveAlarm, AlarmBook, keep_cached, keep_in_sync, load_open_alarms
 from agent.cloud import CloudClient, cloud_for
 from agent.commands import CommandHandler, CommandIntake
 from agent.config import Settings
-from agent.console import Console, no_alarms
+from agent.console import Console
 from agent.heartbeat import Heartbeat, log_status
 from agent.http import HttpServer, assess
 from agent.metrics import AgentMetrics
 from agent.onboarding import require_machine
-from agent.parameters import load_interlock_rows, load_map, remember_machine_name, watch_rows
+from agent.parameters import load_alarm_limit_rows, load_interlock_rows, load_map, remember_machine_name, watch_rows
 from agent.plc import PlcConnection, PlcDevice
 from agent.plc_setup import connection_for, device_for, load_register_map, simulated_plc
 from agent.safety import (
@@ -77,6 +78,7 @@ class Parts:
     publisher: TelemetryPublisher
     runs: RunController
     trips: TripWatch
+    alarms: AlarmBook
     map_guard: MapGuard
     sampler: Sampler
     shipper: Shipper
@@ -136,6 +138,9 @@ class Agent:
             interlock_rows = await load_interlock_rows(
                 cloud, machine_id=self.machine_id, cache=spool_path.with_suffix(".interlocks.json")
             )
+            limit_rows = await load_alarm_limit_rows(
+                cloud, machine_id=self.machine_id, cache=spool_path.with_suffix(".alarm_limits.json")
+            )
             s = await simulated_plc(s, stack, register_map=source.register_map)  # PLC_TYPE=simulation: own PLC
             connection = await stack.enter_async_context(connection_for(s, on_request=self._on_plc_request))
             await connection.wait_connected(s.PLC_TIMEOUT_S * 3)
@@ -145,6 +150,13 @@ class Agent:
             parts = self._wire(spool, cloud, connection, device, writer, source.parameter_ids, source.origin)
             parts.metrics.attach(cloud=cloud, writer=writer, shipper=parts.shipper, sampler=parts.sampler, spool=spool)
             parts.interlock_guard.offer(interlock_rows)
+            parts.alarms.offer(limit_rows)
+            alarm_cache = spool_path.with_suffix(".alarms.json")
+
+            async def open_alarms() -> list[ActiveAlarm]:
+                return await load_open_alarms(cloud, spool, machine_id=self.machine_id, cache=alarm_cache)
+
+            parts.alarms.restore(await open_alarms())
             await parts.fence.observe()  # who owns the machine, before the first frame is published
             if source.problem:
                 parts.map_guard.refuse(source.problem)
@@ -186,8 +198,11 @@ class Agent:
                         for table, reload, stale in (
                             ("parameters", self._reload_map, source.origin != "database"),
                             ("interlocks", self._reload_interlocks, interlock_rows.origin != "database"),
+                            ("alarm_limits", self._reload_alarm_limits, limit_rows.origin != "database"),
                         )
                     ),
+                    tasks.create_task(keep_cached(parts.alarms, alarm_cache), name="alarm-cache"),
+                    tasks.create_task(keep_in_sync(parts.alarms, open_alarms), name="alarm-sync"),
                     tasks.create_task(parts.watchdog.run(), name="plc-watchdog"),
                 ]
                 self.serving = True
@@ -219,8 +234,9 @@ class Agent:
             on_step_timing_error=metrics.observe_step_timing_error,
             exit_timeout_s=s.SHUTDOWN_TIMEOUT / 2,
         )
-        trips = TripWatch(runs, lambda: gate.interlocks)
-        console = self._console(device, gate, runs, fence, trips)
+        alarms = AlarmBook(writer, machine_id=self.machine_id, interlocks=lambda: gate.interlocks)
+        trips = TripWatch(runs, lambda: gate.interlocks, on_trip=alarms.on_trip)
+        console = self._console(device, gate, runs, fence, trips, alarms)
         publisher = TelemetryPublisher(
             writer,
             machine_id=self.machine_id,
@@ -232,7 +248,10 @@ class Agent:
         def on_frame(frame: Frame) -> None:
             trips.observe(frame)  # before publishing: a trip acts on the frame that shows it
             if fence.publishes():  # one publisher per machine: its owner (a standby keeps its PLC link warm)
+                alarms.observe(frame)  # ... and one alarm book: a standby raises nothing
                 publisher.submit(frame)
+            else:
+                alarms.standby()
             console.observe(frame)
 
         sampler = Sampler(
@@ -254,6 +273,7 @@ class Agent:
             cloud=cloud,
             gate=gate,
             runs=runs,
+            alarms=alarms,
             on_latency=metrics.observe_command_latency,
             on_claimed=metrics.note_command,
         )
@@ -293,6 +313,7 @@ class Agent:
             publisher=publisher,
             runs=runs,
             trips=trips,
+            alarms=alarms,
             map_guard=MapGuard(device=device, gate=gate, publisher=publisher, runs=runs, origin=map_origin),
             sampler=sampler,
             shipper=Shipper(spool, cloud),
@@ -308,7 +329,13 @@ class Agent:
         )
 
     def _console(
-        self, device: PlcDevice, gate: WriteGate, runs: RunController, fence: MachineFence, trips: TripWatch
+        self,
+        device: PlcDevice,
+        gate: WriteGate,
+        runs: RunController,
+        fence: MachineFence,
+        trips: TripWatch,
+        alarms: AlarmBook,
     ) -> Console:
         def owner() -> str:
             if fence.owns:
@@ -336,7 +363,7 @@ class Agent:
             owner=owner,
             last_trip=lambda: trips.last.explain() if trips.last else None,
             interlocks_failing=interlocks_failing,
-            alarms=no_alarms,  # TODO(#13): the alarm evaluator's `active` once agent.alarms lands
+            alarms=alarms.active,
             machine_name=self.machine_name,
         )
         runs.on_step_started.append(console.journal.step_started)
@@ -417,6 +444,18 @@ class Agent:
         self.parts.interlock_guard.offer(rows)
         return True
 
+    async def _reload_alarm_limits(self) -> bool:
+        assert self.parts is not None
+        rows = await load_alarm_limit_rows(
+            self.parts.cloud,
+            machine_id=self.machine_id,
+            cache=Path(self.settings.SPOOL_PATH).with_suffix(".alarm_limits.json"),
+        )
+        if rows.origin != "database":
+            return False
+        self.parts.alarms.offer(rows)
+        return True
+
     def _machine_status(self, status: str) -> None:
         assert self.parts is not None
         values: dict[str, Any] = {"status": status}
@@ -484,6 +523,10 @@ class Agent:
             cloud_auth_error=p.cloud.key.refused if p else None,
             cloud_auth_failures=p.cloud.key.refusals if p else 0,
             cloud_key_expires_at=p.cloud.key_claims.expires_at if p else None,
+            alarms_active=p.alarms.counts() if p else {},
+            alarms_unacknowledged=p.alarms.unacknowledged() if p else 0,
+            alarm_limits=len(p.alarms.limits) if p else 0,
+            alarm_limits_problem=p.alarms.problem if p else None,
         )
 
 

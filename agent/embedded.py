@@ -22,7 +22,7 @@ from agent.app import run_agent
 from agent.config import PlcType, Settings
 from agent.errors import AgentError
 
-__all__ = ["REFERENCE_MACHINE_ID", "banner", "run_embedded"]
+__all__ = ["REFERENCE_MACHINE_ID", "banner", "force_file", "run_embedded"]
 
 #: The reference machine of supabase/seed.sql, which the embedded default runs as.
 REFERENCE_MACHINE_ID = "00000000-0000-4000-8000-000000000001"
@@ -36,14 +36,15 @@ async def run_embedded(settings: Settings, *, status_every_s: float) -> int:
         print("==> starting the local Supabase stack (supalocal) …", flush=True)
         stack_lines = await _child(children, ["-m", "supalocal", "run", "--name", "embedded"], "DATABASE_URL=")
         env = dict(line.split("=", 1) for line in stack_lines if "=" in line)
+        spool = settings.SPOOL_PATH if "SPOOL_PATH" in os.environ else Path("var/embedded/spool.sqlite")
         print("==> starting the reactor simulator …", flush=True)
         sim_lines = await _child(
             children,
-            ["-m", "agent", "simulate", "--port", "0", "--watchdog-timeout", str(settings.WATCHDOG_TIMEOUT)],
+            ["-m", "agent", "simulate", "--port", "0", "--watchdog-timeout", str(settings.WATCHDOG_TIMEOUT),
+             "--force-file", str(force_file(spool))],
             "listening on ",
-        )
+        )  # fmt: skip
         host, port = sim_lines[-1].removeprefix("listening on ").strip().rsplit(":", 1)
-        spool = settings.SPOOL_PATH if "SPOOL_PATH" in os.environ else Path("var/embedded/spool.sqlite")
         embedded = settings.model_copy(
             update={
                 "SUPABASE_URL": env["SUPABASE_URL"],
@@ -60,6 +61,11 @@ async def run_embedded(settings: Settings, *, status_every_s: float) -> int:
     return 0
 
 
+def force_file(spool: Path) -> Path:
+    """The simulator's force file of the embedded default (agent/plc/sim/forcing.py), beside the spool."""
+    return spool.parent / "sim-force.json"
+
+
 def banner(embedded: Settings, *, database_url: str) -> str:
     """What the embedded default prints once everything is up: where each part listens, and the variables the
     CLI needs in another shell (README: `command …` and `recipe … --id` need SUPABASE_URL, SUPABASE_KEY and
@@ -69,6 +75,8 @@ def banner(embedded: Settings, *, database_url: str) -> str:
         f"\n  Supabase (local)  {embedded.SUPABASE_URL}   database {database_url}\n"
         f"  simulator         modbus://{embedded.PLC_HOST}:{embedded.PLC_PORT}"
         f"   (python -m agent plc read --all --port {embedded.PLC_PORT})\n"
+        f"                    drive a value: echo '{{\"chamber_heater.temperature\": 360}}' > "
+        f"{force_file(Path(embedded.SPOOL_PATH))}\n"
         f"  agent             http://127.0.0.1:{embedded.HTTP_PORT}/health   /metrics   /health/basic\n"
         f"  machine           {embedded.MACHINE_ID}\n\n"
         "  For the CLI in another shell (python -m agent command …, recipe … --id, machine list):\n"

@@ -53,7 +53,7 @@ class Heartbeat:
                 "realtime_connected": snap.realtime_connected,
                 "spool_depth": snap.spool_depth,
                 # degraded reasons the dashboard must see (a refused map, interlocks, an unconfirmed safe state)
-                "error": "; ".join(snap.safety_problems)[:1000] or None,
+                "error": "; ".join((*snap.safety_problems, *filter(None, [snap.alarm_limits_problem])))[:1000] or None,
             },
         )
 

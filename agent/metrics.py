@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # only for annotations: the metrics never import the parts th
 __all__ = [
     "AGENT_INFO",
     "AGENT_INFO_LABELS",
+    "ALARMS_ACTIVE",
+    "ALARM_SEVERITIES",
     "BUILD_INFO",
     "BUILD_INFO_LABELS",
     "COMMAND_LATENCY",
@@ -109,6 +111,10 @@ RECIPE_RUNS = "ald_recipe_runs_total"
 COMMANDS = "ald_commands_total"
 SPOOL_DISK_FREE = "ald_spool_disk_free_bytes"
 SPOOL_DISK_SIZE = "ald_spool_disk_size_bytes"
+ALARMS_ACTIVE = "ald_alarms_active"  # {severity}
+ALARMS_UNACKNOWLEDGED = "ald_alarms_unacknowledged"
+#: Every severity of agent/alarms/model.py, always exported (0 when none), so alert expressions see a series.
+ALARM_SEVERITIES = ("critical", "high", "medium", "low")
 
 # Always exported (0 when the snapshot has no entry), so alert expressions never see an absent series.
 KNOWN_ERROR_AREAS = ("plc", "database", "realtime")
@@ -126,7 +132,7 @@ LOGGING_INTERVAL_BUCKETS = (0.5, 0.9, 0.98, 0.99, 0.995, 1.0, 1.005, 1.01, 1.02,
 READ_TO_ROW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "aborted", "interrupted"})
 FINAL_COMMAND_STATUSES = frozenset({"succeeded", "failed", "rejected"})
-COMMAND_TYPES = ("start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter")
+COMMAND_TYPES = ("start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter", "ack_alarm")
 DATABASE_OPERATIONS = ("select", "insert", "update", "upsert", "rpc")
 
 _AREA_UNSAFE = re.compile(r"[^a-z0-9_]+")
@@ -174,6 +180,8 @@ SNAPSHOT_METRICS: dict[str, tuple[str, str, _Reading]] = {
                         lambda s: float(s.cloud_auth_error is not None)),
     CLOUD_AUTH_FAILURES: ("counter", "Supabase calls refused for the key (expired, revoked, wrong secret).",
                           lambda s: float(s.cloud_auth_failures)),
+    ALARMS_UNACKNOWLEDGED: ("gauge", "Open process alarms not acknowledged yet (active or back to normal).",
+                            lambda s: float(s.alarms_unacknowledged)),
     CLOUD_KEY_EXPIRY: ("gauge", "When SUPABASE_KEY expires (its exp claim), Unix seconds; absent without one.",
                        lambda s: None if s.cloud_key_expires_at is None else s.cloud_key_expires_at.timestamp()),
 }  # fmt: skip
@@ -267,6 +275,12 @@ class _SnapshotCollector(Collector):
             family.add_metric([], value)
             yield family
         yield from self._errors(snap)
+        alarms = GaugeMetricFamily(
+            ALARMS_ACTIVE, "Active process alarms (acknowledged or not), by severity.", labels=("severity",)
+        )
+        for severity in ALARM_SEVERITIES:
+            alarms.add_metric([severity], float(snap.alarms_active.get(severity, 0)))
+        yield alarms
 
     @staticmethod
     def _errors(snap: AgentSnapshot) -> Iterator[Metric]:

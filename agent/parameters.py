@@ -1,4 +1,5 @@
-"""Where the machine's configuration comes from: its register map and its interlocks, from Supabase, cached.
+"""Where the machine's configuration comes from: its register map, interlocks and alarm limits, from Supabase,
+cached.
 
 At start both are loaded from Supabase; a copy of each is written next to the spool so an agent restarted while
 Supabase is down still works with what it last knew. With no map at all (a brand-new agent offline), the
@@ -25,7 +26,16 @@ from agent.cloud import CloudClient, Watch
 from agent.errors import CloudError, MapError
 from agent.plc import RegisterMap, map_from_rows
 
-__all__ = ["InterlockRows", "MapSource", "load_interlock_rows", "load_map", "remember_machine_name", "watch_rows"]
+__all__ = [
+    "ConfigRows",
+    "InterlockRows",
+    "MapSource",
+    "load_alarm_limit_rows",
+    "load_interlock_rows",
+    "load_map",
+    "remember_machine_name",
+    "watch_rows",
+]
 
 RELOAD_DEBOUNCE_S = 0.5
 _PROBLEM_CHARS = 500
@@ -41,10 +51,16 @@ class MapSource:
 
 
 @dataclass(frozen=True)
-class InterlockRows:
+class ConfigRows:
+    """A machine's rows of one configuration table (interlocks, alarm limits) and where they came from."""
+
     rows: list[dict[str, Any]]
     origin: str  # database | cache | none
     problem: str | None = None
+
+
+#: The interlocks' rows (the name they had before alarm limits were loaded the same way).
+InterlockRows = ConfigRows
 
 
 def _from_rows(rows: list[dict[str, Any]], origin: str) -> MapSource:
@@ -83,18 +99,27 @@ async def load_map(cloud: CloudClient, *, machine_id: str, cache: Path, fallback
     return MapSource(fallback, {}, "file", problem)
 
 
-async def load_interlock_rows(cloud: CloudClient, *, machine_id: str, cache: Path) -> InterlockRows:
+async def load_interlock_rows(cloud: CloudClient, *, machine_id: str, cache: Path) -> ConfigRows:
     """The machine's `interlocks` rows from the database (refreshing the cache), else the cache."""
+    return await _load_rows(cloud, table="interlocks", order="name", machine_id=machine_id, cache=cache)
+
+
+async def load_alarm_limit_rows(cloud: CloudClient, *, machine_id: str, cache: Path) -> ConfigRows:
+    """The machine's `alarm_limits` rows from the database (refreshing the cache), else the cache."""
+    return await _load_rows(cloud, table="alarm_limits", order="key", machine_id=machine_id, cache=cache)
+
+
+async def _load_rows(cloud: CloudClient, *, table: str, order: str, machine_id: str, cache: Path) -> ConfigRows:
     try:
-        rows = await cloud.select("interlocks", eq={"machine_id": machine_id}, order="name")
+        rows = await cloud.select(table, eq={"machine_id": machine_id}, order=order)
     except CloudError as exc:
-        logger.warning("interlocks: cannot load from Supabase ({}); trying the local cache", exc)
+        logger.warning("{}: cannot load from Supabase ({}); trying the local cache", table, exc)
         cached = await asyncio.to_thread(_read_cache, cache)
         if cached is not None:
-            return InterlockRows(cached, "cache")
-        return InterlockRows([], "none", f"interlocks unknown: Supabase unreachable and no cache ({exc})"[:500])
+            return ConfigRows(cached, "cache")
+        return ConfigRows([], "none", f"{table} unknown: Supabase unreachable and no cache ({exc})"[:500])
     await asyncio.to_thread(_write_cache, cache, rows)
-    return InterlockRows(rows, "database")
+    return ConfigRows(rows, "database")
 
 
 async def watch_rows(

@@ -62,6 +62,12 @@ class AgentSnapshot:
     cloud_key_expires_at: datetime | None = None
     #: The spool is at its size bound and drops the oldest telemetry (it did within the last minute).
     telemetry_dropping: bool = False
+    #: Process alarms: active ones (acknowledged or not) by severity, every severity listed; open ones not yet
+    #: acknowledged; limits in force; why the alarm limits in Supabase are refused (None: in use).
+    alarms_active: Mapping[str, int] = field(default_factory=dict)
+    alarms_unacknowledged: int = 0
+    alarm_limits: int = 0
+    alarm_limits_problem: str | None = None
 
 
 def process_rss_mb() -> float:

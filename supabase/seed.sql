@@ -1,6 +1,6 @@
 -- Seed data, applied after the migrations by `supabase db reset` and by the local stack
 -- (python -m supalocal): one reference machine, its register map, two realistic recipes and the
--- reactor's interlocks.
+-- reactor's interlocks and process alarm limits.
 -- Fixed ids so tests, docs and the simulator can name them.
 --
 --   machine                    00000000-0000-4000-8000-000000000001
@@ -8,6 +8,7 @@
 --   recipe Al2O3/ZnO laminate  00000000-0000-4000-8000-000000000102  (nested loops)
 --   parameter ids              uuid5(machine id, key), see scripts/gen_seed.py
 --   interlocks                 00000000-0000-4000-8000-000000000201 … 0205
+--   alarm limits               00000000-0000-4000-8000-000000000301 … 0306
 --
 -- Valves of the reference reactor: 1 = TMA, 2 = H2O, 3 = DEZ (4-6 spare). N2 carrier/purge flow is
 -- MFC 1 (mfc_1.flow_sp).
@@ -287,3 +288,31 @@ insert into public.interlocks (id, machine_id, name, kind, targets, conditions, 
    'trip', '{}',
    '[{"key": "chamber_heater.temperature", "op": "le", "value": 380}]',
    0, 'abort', 'Abort the run at once if the chamber heater exceeds 380 °C.');
+
+-- ---------------------------------------------------------------------------------------------
+-- Process alarm limits of the reference reactor (docs/CONTRACT.md §2 "alarm_limits"; °C, Pa, sccm).
+-- Below the trips (chamber-overtemperature at 380 °C, chamber-overpressure at 5000 Pa), so the operator
+-- is warned before a run is aborted. The simulator's idle state (heaters at ambient heading for their idle
+-- setpoints of 150/80 °C, base pressure ~12 Pa, no flow) and the seed recipes raise none of them.
+-- ---------------------------------------------------------------------------------------------
+insert into public.alarm_limits (id, machine_id, key, low, high, high_high, low_severity, high_severity,
+                                 high_high_severity, deadband, on_delay_ms, description) values
+  ('00000000-0000-4000-8000-000000000301', '00000000-0000-4000-8000-000000000001', 'chamber_heater.temperature',
+   null, 350, 370, 'medium', 'high', 'critical', 2, 2000,
+   'Chamber above the process window (350 °C), then close to the overtemperature trip (380 °C).'),
+  ('00000000-0000-4000-8000-000000000302', '00000000-0000-4000-8000-000000000001', 'pressure_gauge_1.pressure',
+   1, 500, 2000, 'low', 'high', 'critical', 10, 2000,
+   'Chamber pressure: a leak or a failing pump (500 Pa, 2000 Pa, the trip is at 5000 Pa); below 1 Pa the gauge '
+   'reads implausibly low for this pump (check the gauge).'),
+  ('00000000-0000-4000-8000-000000000303', '00000000-0000-4000-8000-000000000001',
+   'precursor_1_heater.temperature', null, 180, 195, 'medium', 'high', 'critical', 1, 2000,
+   'TMA source: decomposition risk above 180 °C; the pulse permit needs it below 200 °C.'),
+  ('00000000-0000-4000-8000-000000000304', '00000000-0000-4000-8000-000000000001',
+   'precursor_3_heater.temperature', null, 180, 195, 'medium', 'high', 'critical', 1, 2000,
+   'DEZ source: too hot above 180 °C.'),
+  ('00000000-0000-4000-8000-000000000305', '00000000-0000-4000-8000-000000000001',
+   'frontline_heater.temperature', null, 220, null, 'medium', 'medium', 'critical', 2, 5000,
+   'Frontline heater above 220 °C (its setpoint range ends at 250 °C).'),
+  ('00000000-0000-4000-8000-000000000306', '00000000-0000-4000-8000-000000000001', 'mfc_1.flow',
+   null, 190, null, 'medium', 'medium', 'critical', 2, 5000,
+   'N2 carrier flow near the MFC''s full scale (200 sccm): the controller may have lost its setpoint.');

@@ -92,6 +92,8 @@ PINNED_FAMILIES = {
     "ald_read_to_row_seconds": "histogram",
     "ald_recipe_runs_total": "counter",
     "ald_commands_total": "counter",
+    "ald_alarms_active": "gauge",
+    "ald_alarms_unacknowledged": "gauge",
 }
 # Only with a spool attached (its filesystem).
 SPOOL_DISK_FAMILIES = {"ald_spool_disk_free_bytes": "gauge", "ald_spool_disk_size_bytes": "gauge"}
@@ -124,8 +126,8 @@ def test_names_are_pinned() -> None:
     assert agent.metrics.AGENT_INFO_LABELS == ("version", "color", "role", "instance_id", "machine_id")
     assert agent.metrics.BUILD_INFO_LABELS == ("version", "color")
     assert sorted(agent.metrics.__all__) == sorted(
-        ["AGENT_INFO", "AGENT_INFO_LABELS", "BUILD_INFO", "BUILD_INFO_LABELS", "COMMAND_LATENCY",
-         "COMMAND_LATENCY_BUCKETS", "CONTENT_TYPE", "ERRORS_TOTAL_TEMPLATE", "KNOWN_ERROR_AREAS",
+        ["AGENT_INFO", "AGENT_INFO_LABELS", "ALARMS_ACTIVE", "ALARM_SEVERITIES", "BUILD_INFO", "BUILD_INFO_LABELS",
+         "COMMAND_LATENCY", "COMMAND_LATENCY_BUCKETS", "CONTENT_TYPE", "ERRORS_TOTAL_TEMPLATE", "KNOWN_ERROR_AREAS",
          "SNAPSHOT_METRICS", "STEP_TIMING_ERROR", "STEP_TIMING_ERROR_BUCKETS", "AgentMetrics", "error_metric_name"]
     )  # fmt: skip
 
@@ -140,6 +142,7 @@ def test_values_come_from_the_snapshot() -> None:
         "ald_parameter_logging_interval_seconds",
         "ald_read_to_row",
         "ald_recipe_runs",
+        "ald_alarms_active",  # one sample per severity: test_alarms_active_by_severity
     )  # fed by hooks or read at scrape time, not from the snapshot
     assert {k: v for k, v in values.items() if not k.startswith(hooked)} == {
         "ald_agent_info": 1,
@@ -172,7 +175,16 @@ def test_values_come_from_the_snapshot() -> None:
         "ald_plc_errors_total": 5,
         "ald_database_errors_total": 0,
         "ald_realtime_errors_total": 0,
+        "ald_alarms_unacknowledged": 0,
     }  # logging interval and PLC read time never measured, a key without expiry: absent, not a fake 0
+
+
+def test_alarms_active_by_severity_every_severity_present() -> None:
+    snap = replace(SNAP, alarms_active={"critical": 2, "medium": 1}, alarms_unacknowledged=3)
+    families = text_string_to_metric_families(AgentMetrics(snapshot=lambda: snap).render().decode())
+    samples = {s.labels["severity"]: s.value for f in families if f.name == "ald_alarms_active" for s in f.samples}
+    assert samples == {"critical": 2, "high": 0, "medium": 1, "low": 0}
+    assert _values(AgentMetrics(snapshot=lambda: snap))["ald_alarms_unacknowledged"] == 3
 
 
 def test_info_labels() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from agent import __version__
-from agent.cli import commands, key, machine, plc, recipe, runs, spool
+from agent.cli import alarms, commands, key, machine, plc, recipe, runs, spool
 from agent.cli.output import EXIT_FAILED, EXIT_USAGE, errors
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, CommandError, ConfigError, RecipeError, ValidationError
@@ -35,8 +35,9 @@ all commands:
   plc safe-state                           emergency: valves closed, carrier MFC 0, read back
   recipe validate FILE|--id ID             check a recipe against the register map (every problem)
   recipe plan FILE|--id ID [--steps]       expanded step count and planned time
-  command start-recipe ID|stop|pause|resume|set KEY VALUE
+  command start-recipe ID|stop|pause|resume|set KEY VALUE|ack-alarm ID|all
                                            insert a command like the dashboard and follow it to its end
+  alarms list [--all] [--limit N] [--json] the machine's open process alarms (ids to acknowledge)
   runs list [--limit N] | runs show RUN_ID [--steps]
                                            the machine's runs: status, progress, step timings
   machine register --name N --serial S [--map FILE.csv]
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_parsers(sub)
     commands.add_parsers(sub)
     runs.add_parsers(sub)
+    alarms.add_parsers(sub)
     machine.add_parsers(sub)
     spool.add_parsers(sub)
     sub.add_parser("config", help="validate and show the effective configuration (secrets hidden)")
@@ -128,6 +130,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await commands.run(args, settings)
         case "runs":
             return await runs.run(args, settings)
+        case "alarms":
+            return await alarms.run(args, settings)
         case "machine":
             return await machine.run(args, settings)
         case "spool":

@@ -3,14 +3,22 @@
 What "its end" means depends on the command: `start-recipe` follows the *run* to its end (a progress line:
 steps done / total, current step, elapsed / remaining) and exits with the run's outcome, however long the
 recipe (no timeout unless --timeout); `pause` and `resume` answer once the run *is* paused / running again, not
-when the agent accepted the request; `stop` once the run ended in its safe state (the agent's own rule).
+when the agent accepted the request; `stop` once the run ended in its safe state (the agent's own rule);
+`ack-alarm` once the agent acknowledged the alarm (the alarm's row reads acknowledged before the command reads
+succeeded: the spool ships them in that order).
+
+Every command is inserted through the cloud client into `machine_commands`, exactly as the dashboard does, and
+the running agent acts on it: the CLI never goes around the agent. The row names who asked
+(`requested_by`: `cli:<user>@<host>`), which an acknowledgement records as the alarm's `acked_by`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import socket
 import sys
 import time
 import uuid
@@ -47,6 +55,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     setp = kinds.add_parser("set", help="set a parameter (refused while a recipe runs unless paused)")
     setp.add_argument("key", metavar="KEY")
     setp.add_argument("value", metavar="VALUE", help="a JSON number or true/false")
+    ack = kinds.add_parser("ack-alarm", help="acknowledge an alarm by id (`alarms list`), or every one with `all`")
+    ack.add_argument("alarm_id", metavar="ALARM_ID|all")
     for name, parser in kinds.choices.items():
         default = "until the run ends" if name == "start-recipe" else f"{DEFAULT_TIMEOUT_S:g} s"
         parser.add_argument("--timeout", type=float, default=None, metavar="S", help=f"how long to follow ({default})")
@@ -63,6 +73,8 @@ def _payload(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             except json.JSONDecodeError:
                 raise CommandError(f"VALUE must be a JSON number or true/false, got {args.value!r}") from None
             return "set_parameter", {"key": args.key, "value": value}
+        case "ack-alarm":
+            return "ack_alarm", {"alarm_id": args.alarm_id}
     return {"stop": "stop_recipe", "pause": "pause_recipe", "resume": "resume_recipe"}[args.command_type], {}
 
 
@@ -75,7 +87,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with cloud_for(settings) as cloud:
         row = await cloud.insert(
             "machine_commands",
-            {"machine_id": machine, "type": kind, "payload": payload, "idempotency_key": f"cli-{uuid.uuid4()}"},
+            {
+                "machine_id": machine,
+                "type": kind,
+                "payload": payload,
+                "idempotency_key": f"cli-{uuid.uuid4()}",
+                "requested_by": requester(),
+            },
         )
         print(f"command {row['id']}: {kind} {json.dumps(payload)} inserted", flush=True)
         if args.no_wait:
@@ -88,6 +106,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             follower.display.finish()
             print(f"command {row['id']}: still {follower.status} after {timeout_s:g} s (it goes on: `runs list`)")
             return EXIT_FAILED
+
+
+def requester() -> str:
+    """Who runs the CLI, as the command's `requested_by` (the service role may name the operator)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (a container), no LOGNAME
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"[:200]
 
 
 class _Display:

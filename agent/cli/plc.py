@@ -22,10 +22,11 @@ from agent.plc import (
     parse_value,
     plan_reads,
 )
-from agent.plc.sim import Simulator
+from agent.plc.sim import Simulator, follow_force_file, parse_force
 from agent.plc_setup import connection_for, device_for, load_register_map
 from agent.recipes import safe_state_writes
 from agent.safety import WriteGate, WritePurpose, check_write
+from agent.tasks import cancel_and_wait
 
 __all__ = ["add_parsers", "run_plc", "run_simulate"]
 
@@ -39,6 +40,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     sim.add_argument("--watchdog-timeout", type=float, default=5.0, metavar="S", help="0 disables (5 s)")
     sim.add_argument("--address-as-value", action="store_true", help="every register holds its own address")
     sim.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+    sim.add_argument(
+        "--force", action="append", default=[], metavar="KEY=VALUE", help="pin a value from the start (repeatable)"
+    )
+    sim.add_argument(
+        "--force-file", type=Path, metavar="FILE", help='pin values on demand: a JSON {"key": value} re-read on change'
+    )
 
     plc = commands.add_parser("plc", help="read, write and plan PLC parameters directly")
     plc_commands = plc.add_subparsers(dest="plc_command", metavar="PLC_COMMAND", required=True)
@@ -139,6 +146,12 @@ def _print_plan(register_map: RegisterMap, settings: Settings, *, as_json: bool)
 
 async def run_simulate(args: argparse.Namespace) -> int:
     register_map = load_map_csv(args.map) if args.map else load_default_map()
+    try:
+        forced = [parse_force(text) for text in args.force]
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    if unknown := sorted(key for key, _ in forced if key not in register_map):
+        raise ValidationError(f"--force: not in the register map: {', '.join(unknown)}")
     simulator = Simulator(
         register_map,
         host=args.host,
@@ -153,10 +166,19 @@ async def run_simulate(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with simulator:
+        for key, value in forced:
+            simulator.force(key, value)
         # The first stdout line is machine-readable: parents (embedded, tests) parse the port from it.
         print(f"listening on {simulator.host}:{simulator.port}", flush=True)
         logger.info(
             "ALD reactor simulator: {} parameters on modbus://{}:{}", len(register_map), simulator.host, simulator.port
         )
-        await stop.wait()
+        if args.force_file is None:
+            await stop.wait()
+            return 0
+        following = asyncio.create_task(follow_force_file(simulator, args.force_file), name="force-file")
+        try:
+            await stop.wait()
+        finally:
+            await cancel_and_wait([following])
     return 0

@@ -2,6 +2,14 @@
 
 from agent.commands.handler import CommandHandler, load_recipe
 from agent.commands.intake import CommandIntake
-from agent.commands.model import Command, CommandType, parse_command
+from agent.commands.model import AckAlarmPayload, Command, CommandType, parse_command
 
-__all__ = ["Command", "CommandHandler", "CommandIntake", "CommandType", "load_recipe", "parse_command"]
+__all__ = [
+    "AckAlarmPayload",
+    "Command",
+    "CommandHandler",
+    "CommandIntake",
+    "CommandType",
+    "load_recipe",
+    "parse_command",
+]

@@ -6,6 +6,9 @@
 - stop_recipe / pause_recipe / resume_recipe: act on the active run; refused when there is none, or (pause,
   resume) when the run is not in the state they need. A stop `succeeded` once the run has ended and the PLC
   confirmed the safe state, not when it was merely asked; `failed` (with the PLC's errors) otherwise.
+- ack_alarm {alarm_id: <uuid> | "all"}: acknowledge one open alarm, or every unacknowledged one
+  (agent.alarms.AlarmBook); who acknowledged is the command's `requested_by`. An id that is not an open alarm
+  of this machine is refused with that reason. Allowed at any time, run or not.
 - set_parameter {key, value}: through the safety gate (agent.safety.WriteGate: writable, range, whole numbers,
   never a pulse valve opened, never the watchdog register, permit interlocks) with read-back; refused while a
   run is active unless it is paused (an operator must not fight the recipe).
@@ -24,8 +27,16 @@ from typing import Any
 
 from loguru import logger
 
+from agent.alarms import AlarmBook
 from agent.cloud import CloudClient
-from agent.commands.model import Command, CommandType, SetParameterPayload, StartRecipePayload, parse_command
+from agent.commands.model import (
+    AckAlarmPayload,
+    Command,
+    CommandType,
+    SetParameterPayload,
+    StartRecipePayload,
+    parse_command,
+)
 from agent.errors import CloudError, CommandError, PlcError, RecipeError, ValidationError
 from agent.limits import MAX_RECIPE_STEPS
 from agent.recipes import InvalidRecipe, Recipe, compile_recipe
@@ -70,10 +81,12 @@ class CommandHandler:
         cloud: CloudClient,
         gate: WriteGate,
         runs: RunController,
+        alarms: AlarmBook | None = None,
         on_latency: Callable[[float], None] = lambda _s: None,
         on_claimed: Callable[[int, str], None] = lambda _id, _type: None,
     ) -> None:
         self.cloud, self.gate, self.runs, self.on_latency = cloud, gate, runs, on_latency
+        self.alarms = alarms
         #: Commands being handled now (a take-over must not settle them as a dead holder's leftovers).
         self.in_flight: set[int] = set()
         self.on_claimed = on_claimed  # (id, type) of each claimed row: the metrics count outcomes by type
@@ -125,7 +138,17 @@ class CommandHandler:
                 self.runs.resume()
             case CommandType.SET_PARAMETER:
                 await self._set_parameter(command.payload)
+            case CommandType.ACK_ALARM:
+                self._ack_alarm(command)
         return "succeeded"
+
+    def _ack_alarm(self, command: Command) -> None:
+        payload: AckAlarmPayload = command.payload
+        if self.alarms is None:
+            raise CommandError("ack_alarm: this agent keeps no alarms")
+        by = command.requested_by or f"command {command.id}"
+        acked = self.alarms.acknowledge(payload.alarm_id, by=by)
+        logger.info("command {}: {} alarm(s) acknowledged by {}", command.id, len(acked), by)
 
     async def _stop(self, command: Command) -> None:
         self.runs.stop(f"stop requested by command {command.id}")

@@ -23,6 +23,7 @@ from agent.numbers import check_number
 from agent.quoting import clip, quote
 
 __all__ = [
+    "AckAlarmPayload",
     "Command",
     "CommandType",
     "NoPayload",
@@ -38,6 +39,7 @@ class CommandType(StrEnum):
     PAUSE_RECIPE = "pause_recipe"
     RESUME_RECIPE = "resume_recipe"
     SET_PARAMETER = "set_parameter"
+    ACK_ALARM = "ack_alarm"
 
 
 class _Payload(pydantic.BaseModel):
@@ -60,6 +62,24 @@ class SetParameterPayload(_Payload):
         return check_number(value)
 
 
+class AckAlarmPayload(_Payload):
+    """One alarm by id, or every unacknowledged one with "all"."""
+
+    alarm_id: str
+
+    @pydantic.field_validator("alarm_id", mode="before")
+    @classmethod
+    def _id_or_all(cls, value: object) -> object:
+        if value == "all":
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f'must be an alarm id (a UUID) or "all", got {type(value).__name__}')
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError(f'must be an alarm id (a UUID) or "all", got {quote(value)}') from None
+
+
 class NoPayload(_Payload):
     """stop/pause/resume take nothing but an optional free-text reason for the run log."""
 
@@ -73,6 +93,7 @@ _PAYLOADS: dict[CommandType, type[_Payload]] = {
     CommandType.STOP_RECIPE: NoPayload,
     CommandType.PAUSE_RECIPE: NoPayload,
     CommandType.RESUME_RECIPE: NoPayload,
+    CommandType.ACK_ALARM: AckAlarmPayload,
 }
 
 
@@ -82,6 +103,8 @@ class Command:
     type: CommandType
     payload: Any
     created_at: datetime | None = None
+    #: Who inserted it (`machine_commands.requested_by`, from the inserter's token), None if not known.
+    requested_by: str | None = None
 
 
 def parse_command(row: Mapping[str, Any]) -> Command:
@@ -108,4 +131,5 @@ def parse_command(row: Mapping[str, Any]) -> Command:
         type=kind,
         payload=parsed,
         created_at=datetime.fromisoformat(created) if isinstance(created, str) else created,
+        requested_by=clip(str(row["requested_by"]), 200) if row.get("requested_by") else None,
     )

@@ -14,7 +14,11 @@
                            ALDSpoolGrowing alert adds the slope of ald_spool_depth)
                            · last logging interval > `logging_interval_s` · memory > `memory_mb`
                            · a safety problem: register map or interlocks refused, safe state not confirmed
+                           · the alarm limits refused (the process is not watched as configured)
     healthy    (HTTP 200)  none of the above
+
+Process alarms do not change the verdict (they are the process's state, not the agent's); `/health` lists
+their counts under `alarms`.
 
 Degraded answers 200 on purpose: HAProxy must keep routing to an agent that is up but, say, lost its PLC (the
 operators still need its /health and the spool keeps data), while a dead sampler on the active color is worth
@@ -101,6 +105,8 @@ def assess(
     if snapshot.memory_mb > thresholds.memory_mb:
         warnings.append(f"memory {snapshot.memory_mb:.0f} MB > {thresholds.memory_mb:g} MB")
     warnings.extend(snapshot.safety_problems)
+    if snapshot.alarm_limits_problem:
+        warnings.append(snapshot.alarm_limits_problem)
     if fatal:
         return HealthStatus.UNHEALTHY, (*fatal, *warnings)
     if warnings:
@@ -169,6 +175,12 @@ def full_health(
             "interlock_blocks": s.interlock_blocks,
             "interlock_trips": s.interlock_trips,
             "safe_state_pending": s.safe_state_pending,
+        },
+        "alarms": {
+            "active": dict(s.alarms_active),
+            "unacknowledged": s.alarms_unacknowledged,
+            "limits": s.alarm_limits,
+            "limits_problem": s.alarm_limits_problem,
         },
         "errors": dict(s.errors),
         "current_run": None if s.current_run is None else dict(s.current_run),

@@ -39,14 +39,17 @@ ROUTES: dict[str, Route] = {
     "run": Route("process_runs", on_conflict="id", key=("id",), merge=True, batch=100),
     "step": Route("run_steps", on_conflict="run_id,seq", key=("run_id", "seq")),
     "command": Route("machine_commands", batch=100),  # status moves are ordered: never merged
+    # every alarm record is the whole row (agent/alarms/model.py alarm_row): the last one of an id wins
+    "alarm": Route("alarms", on_conflict="id", key=("id",), batch=100),
     "history": Route("parameter_history", on_conflict="machine_id,ts", key=("machine_id", "ts")),
     "latest": Route("parameter_latest", on_conflict="machine_id,parameter_id", key=("machine_id", "parameter_id")),
     "heartbeat": Route("agent_instances", on_conflict="instance_id", key=("instance_id",), batch=50),
 }
-# A run row lands before its steps and before machines.current_run_id points at it (foreign keys).
-SHIP_ORDER = ("run", "step", "machine", "command", "history", "latest", "heartbeat")
+# A run row lands before its steps and before machines.current_run_id points at it (foreign keys); an alarm
+# acknowledged by an ack_alarm command reads acknowledged before that command reads succeeded.
+SHIP_ORDER = ("run", "step", "machine", "alarm", "command", "history", "latest", "heartbeat")
 #: Kinds kept in append order relative to each other; telemetry is independent and never waits behind them.
-CAUSAL = ("run", "step", "machine", "command")
+CAUSAL = ("run", "step", "machine", "alarm", "command")
 
 
 def waits_for(kind: str) -> tuple[str, ...]:

@@ -82,3 +82,18 @@ def test_a_short_admin_token_stops_the_start() -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "error: ADMIN_TOKEN: must be at least 32 characters (e.g. `openssl rand -hex 32`), got 9"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("force", "message"),
+    [
+        ("chamber_heater.temperature", "error: --force takes KEY=VALUE, got 'chamber_heater.temperature'"),
+        ("chamber_heater.temperature=hot", "error: --force chamber_heater.temperature: VALUE must be a JSON number"),
+        ("no.such.key=1", "error: --force: not in the register map: no.such.key"),
+    ],
+    ids=["no-value", "not-a-number", "unknown-key"],
+)
+def test_a_bad_simulator_force_stops_it_before_it_listens(force: str, message: str) -> None:
+    done = agent("simulate", "--port", "0", "--force", force)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.startswith(message) and len(done.stderr.splitlines()) == 1

@@ -40,8 +40,23 @@ RECIPE = str(uuid.uuid4())
             CommandType.SET_PARAMETER,
             {"key": "valve_1.state", "value": True},
         ),
+        (
+            {"id": 7, "type": "ack_alarm", "payload": {"alarm_id": RECIPE.upper()}},
+            CommandType.ACK_ALARM,
+            {"alarm_id": RECIPE},  # canonical form: the book's ids are lower case
+        ),
+        ({"id": 8, "type": "ack_alarm", "payload": {"alarm_id": "all"}}, CommandType.ACK_ALARM, {"alarm_id": "all"}),
     ],
-    ids=["start", "stop", "pause-no-payload", "resume-with-reason", "set-number", "set-bool-stays-bool"],
+    ids=[
+        "start",
+        "stop",
+        "pause-no-payload",
+        "resume-with-reason",
+        "set-number",
+        "set-bool-stays-bool",
+        "ack-one",
+        "ack-all",
+    ],
 )
 def test_valid_commands(row: dict, kind: CommandType, payload: dict) -> None:  # type: ignore[type-arg]
     command = parse_command(row)
@@ -64,6 +79,9 @@ def test_valid_commands(row: dict, kind: CommandType, payload: dict) -> None:  #
         ({"id": 1, "type": "set_parameter", "payload": {"key": "a.b"}}, "value: Field required"),
         ({"id": 1, "type": "stop_recipe", "payload": {"force": True}}, "force: Extra inputs are not permitted"),
         ({"id": 1, "type": "pause_recipe", "payload": [1]}, "payload must be a JSON object, got list"),
+        ({"id": 1, "type": "ack_alarm", "payload": {}}, "ack_alarm: invalid payload: alarm_id: Field required"),
+        ({"id": 1, "type": "ack_alarm", "payload": {"alarm_id": ["all"]}}, "alarm_id: must be an alarm id"),
+        ({"id": 1, "type": "ack_alarm", "payload": {"alarm_id": "ALL"}}, "or \"all\", got 'ALL'"),
     ],
     ids=[
         "unknown-type",
@@ -74,6 +92,9 @@ def test_valid_commands(row: dict, kind: CommandType, payload: dict) -> None:  #
         "missing-value",
         "extra-field",
         "payload-not-object",
+        "ack-without-id",
+        "ack-id-not-a-string",
+        "ack-all-is-lower-case",
     ],
 )
 def test_malformed_commands_are_refused_with_a_reason(row: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -92,6 +113,13 @@ def _set(value: object, key: str = "mfc_1.flow_sp") -> dict:  # type: ignore[typ
 
 
 FITS = "value: must fit in 64 bits (-2**63 … 2**64-1) as every PLC register does, got "
+
+
+def test_requested_by_is_carried_bounded() -> None:
+    row = {"id": 1, "type": "ack_alarm", "payload": {"alarm_id": "all"}}
+    assert parse_command(row).requested_by is None
+    assert parse_command(row | {"requested_by": "eng@fab.example"}).requested_by == "eng@fab.example"
+    assert len(parse_command(row | {"requested_by": "x" * 5000}).requested_by or "") <= 200
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,17 @@ import pytest
 
 from agent.app import Agent
 from agent.plc.sim import Simulator
+from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
 from tests.e2e.conftest import StartAgent, stop
 from tests.e2e.recipes import insert_command, insert_recipe, loop, purge, valve
+from tests.e2e.test_commands import _cli
 from tests.support.browser import DESKTOP, TABLET, Browser
 from tests.support.poll import eventually
 
 RECIPE = "Al2O3 console check"
 MACHINE_NAME = "ALD reference reactor"  # supabase/seed.sql
+TEMP = "chamber_heater.temperature"
 NOW = datetime.now(UTC)
 
 
@@ -183,41 +186,37 @@ class FakeAlarm:
     cleared_at: datetime | None = None
 
 
-@pytest.mark.skip(reason="needs agent.alarms")
+@pytest.mark.timeout(90)
 async def test_a_value_past_its_limit_raises_an_alarm_and_a_cli_ack_changes_the_page(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, browser: Browser
+    start_agent: StartAgent, clean_db: BackgroundStack, simulator: Simulator, browser: Browser
 ) -> None:
-    """Issue 13 part 3, for the lead to finish once agent.alarms is connected (app: `alarms=parts.alarms.active`).
-
-    The seed's limits for the reference reactor apply; the simulator pins the chamber pressure above its high
-    limit, the page shows an active unacknowledged alarm, `python -m agent alarm ack` acknowledges it and the
-    row turns acknowledged; releasing the value clears it.
-    """
+    """The seed's limits for the reference reactor apply (chamber high at 350 °C, 2 s on-delay): the simulator
+    pins the chamber temperature above it, the page shows an active unacknowledged alarm, `python -m agent
+    command ack-alarm ID` (the dashboard's command path) acknowledges it and the row says so; releasing the
+    value clears it and, acknowledged, it leaves the page."""
     agent = await active_agent(start_agent)
     await browser.open(f"http://127.0.0.1:{agent.http_port}/")
     await shows(browser, "#machine-name", MACHINE_NAME)
     assert await browser.script("return document.querySelectorAll('#alarms tr').length") == 0
 
-    simulator.force("pressure_gauge_1.pressure", 90_000.0)  # TODO(#13): a value past the seed's high limit
-    await eventually(lambda: _is(browser, "#alarms tr[data-key='pressure_gauge_1.pressure']", "data-state",
-                                 "active_unacked"), within=20, every=0.2)  # fmt: skip
+    simulator.force(TEMP, 360.0)
+    row = f"#alarms tr[data-key='{TEMP}']"
+    await eventually(lambda: _is(browser, row, "data-state", "active_unacked"), within=20, every=0.2)
     assert (await browser.text("#alarm-count")) == "1"
-    alarm_id = await browser.attr("#alarms tr[data-key='pressure_gauge_1.pressure']", "data-id")
+    assert "350" in (await browser.text(row))  # the limit it crossed
+    alarm_id = await browser.attr(row, "data-id")
+    assert alarm_id is not None
     await browser.screenshot("alarm-active-1280x800")
 
-    import asyncio
-    import sys
+    code, out = await _cli(clean_db, "command", "ack-alarm", alarm_id)
+    assert code == 0, out
+    acked = f"#alarms tr[data-id='{alarm_id}']"
+    await eventually(lambda: _is(browser, acked, "data-state", "active_acked"), within=20, every=0.2)
+    assert "by cli:" in (await browser.text(acked))  # who acknowledged it
+    await browser.screenshot("alarm-acked-1280x800")
 
-    ack = await asyncio.create_subprocess_exec(  # TODO(#13): the CLI's ack command as agent.alarms names it
-        sys.executable, "-m", "agent", "alarm", "ack", str(alarm_id), "--by", "console-test"
-    )
-    assert await ack.wait() == 0
-    await eventually(lambda: _is(browser, f"#alarms tr[data-id='{alarm_id}']", "data-state", "active_acked"),
-                     within=20, every=0.2)  # fmt: skip
-    assert "console-test" in (await browser.text(f"#alarms tr[data-id='{alarm_id}']"))
-
-    simulator.force("pressure_gauge_1.pressure", None)
-    await eventually(lambda: _absent(browser, f"#alarms tr[data-id='{alarm_id}']"), within=20, every=0.2)
+    simulator.force(TEMP, None)  # the heater's own model takes it back below the limit less its deadband
+    await eventually(lambda: _absent(browser, acked), within=30, every=0.2)
 
 
 async def _absent(page: Browser, css: str) -> bool:

@@ -151,6 +151,7 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
             "interlock_trips": 0,
             "safe_state_pending": False,
         },
+        "alarms": {"active": {}, "unacknowledged": 0, "limits": 0, "limits_problem": None},
         "errors": {"plc": 3, "database": 1},
         "current_run": run,
     }

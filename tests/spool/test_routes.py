@@ -45,8 +45,27 @@ from agent.spool.routes import column_groups, waits_for
             [{"id": 1, "values": {"status": "running"}}, {"id": 1, "values": {"status": "succeeded"}}],
             [{"id": 1, "values": {"status": "running"}}, {"id": 1, "values": {"status": "succeeded"}}],
         ),
+        (
+            "alarm",
+            [
+                {"id": "a", "state": "active_unacked", "acked_at": None},
+                {"id": "b", "state": "active_unacked", "acked_at": None},
+                {"id": "a", "state": "active_acked", "acked_at": "t"},
+            ],
+            [
+                {"id": "b", "state": "active_unacked", "acked_at": None},
+                {"id": "a", "state": "active_acked", "acked_at": "t"},
+            ],
+        ),
     ],
-    ids=["history-in-order", "replayed-frame-once", "latest-newest-wins", "machine-merged", "commands-never-merged"],
+    ids=[
+        "history-in-order",
+        "replayed-frame-once",
+        "latest-newest-wins",
+        "machine-merged",
+        "commands-never-merged",
+        "alarm-whole-row-last-wins",
+    ],
 )
 def test_collapse(kind: str, payloads: list, expected: list) -> None:  # type: ignore[type-arg]
     assert collapse(ROUTES[kind], payloads) == expected
@@ -61,7 +80,8 @@ def test_runs_ship_before_what_references_them() -> None:
 def test_a_runs_story_keeps_its_append_order_and_telemetry_waits_for_nothing() -> None:
     assert waits_for("run") == ()
     assert waits_for("step") == ("run",)
-    assert waits_for("command") == ("run", "step", "machine")  # a command is final only after its run is written
+    # a command is final only after its run is written, and an ack_alarm only after the alarm reads acknowledged
+    assert waits_for("command") == ("run", "step", "machine", "alarm")
     assert all(waits_for(kind) == () for kind in ("history", "latest", "heartbeat"))
 
 

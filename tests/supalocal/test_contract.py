@@ -57,6 +57,7 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
         "error",
         "idempotency_key",
         "created_at",
+        "requested_by",
     },
     "process_runs": {
         "id",
@@ -117,13 +118,54 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
         "created_at",
         "updated_at",
     },
+    "alarm_limits": {
+        "id",
+        "machine_id",
+        "key",
+        "enabled",
+        "low_low",
+        "low",
+        "high",
+        "high_high",
+        "low_low_severity",
+        "low_severity",
+        "high_severity",
+        "high_high_severity",
+        "deadband",
+        "on_delay_ms",
+        "description",
+        "created_at",
+        "updated_at",
+    },
+    "alarms": {
+        "id",
+        "machine_id",
+        "key",
+        "kind",
+        "severity",
+        "state",
+        "value",
+        "limit_value",
+        "message",
+        "run_id",
+        "raised_at",
+        "acked_at",
+        "acked_by",
+        "cleared_at",
+        "created_at",
+        "updated_at",
+    },
 }
 CONTRACT_ENUMS: list[tuple[str, str, set[str]]] = [
     ("machines", "status", {"offline", "idle", "running", "paused", "error", "maintenance"}),
     ("parameters", "data_type", {"bool", "int16", "uint16", "int32", "uint32", "float32"}),
     ("parameters", "register", {"coil", "discrete_input", "holding", "input"}),
     ("recipe_steps", "type", {"valve", "purge", "parameter", "wait", "loop"}),
-    ("machine_commands", "type", {"start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter"}),
+    (
+        "machine_commands",
+        "type",
+        {"start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter", "ack_alarm"},
+    ),
     (
         "machine_commands",
         "status",
@@ -134,6 +176,9 @@ CONTRACT_ENUMS: list[tuple[str, str, set[str]]] = [
     ("agent_instances", "color", {"blue", "green"}),
     ("interlocks", "kind", {"permit", "trip"}),
     ("interlocks", "action", {"abort", "hold"}),
+    ("alarms", "kind", {"low_low", "low", "high", "high_high", "trip"}),
+    ("alarms", "severity", {"critical", "high", "medium", "low"}),
+    ("alarms", "state", {"active_unacked", "active_acked", "cleared_unacked", "closed"}),
 ]
 PRIMARY_KEYS = {
     "machines": ["id"],
@@ -144,6 +189,8 @@ PRIMARY_KEYS = {
     "run_steps": ["run_id", "seq"],
     "agent_instances": ["instance_id"],
     "interlocks": ["id"],
+    "alarm_limits": ["id"],
+    "alarms": ["id"],
 }
 RPCS = {
     "public.acquire_lease(uuid,text,double precision)": "bigint",
@@ -161,8 +208,19 @@ REALTIME_TABLES = {
     "agent_instances",
     "parameters",
     "interlocks",
+    "alarm_limits",
+    "alarms",
 }
-REPLICA_FULL = {"machines", "machine_commands", "process_runs", "agent_instances", "parameters", "interlocks"}
+REPLICA_FULL = {
+    "machines",
+    "machine_commands",
+    "process_runs",
+    "agent_instances",
+    "parameters",
+    "interlocks",
+    "alarm_limits",
+    "alarms",
+}
 
 
 @pytest.fixture
@@ -592,6 +650,8 @@ TABLE_PRIVILEGES: dict[str, dict[str, str]] = {
     "agent_instances": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
     "agent_instance_status": {"authenticated": "SELECT", "service_role": _ALL},
     "interlocks": {"authenticated": _ALL, "service_role": _ALL, "ald_agent": "SELECT"},
+    "alarm_limits": {"authenticated": _ALL, "service_role": _ALL, "ald_agent": "SELECT"},
+    "alarms": {"authenticated": "SELECT", "service_role": _ALL, "ald_agent": _AGENT_WRITES},
 }
 #: (table, role) → the columns it may INSERT / UPDATE without a table-wide grant
 COLUMN_PRIVILEGES: dict[tuple[str, str], str] = {
@@ -619,6 +679,8 @@ FUNCTION_PRIVILEGES: dict[str, set[str]] = {
     "parameter_write_footprint(text,text,integer,integer)": {"service_role", "authenticated"},
     "json_numbers_fit_64_bits(jsonb)": {"service_role", "authenticated", "ald_agent"},
     "drop_parameter_history_partitions(integer)": {"service_role"},
+    # the default of machine_commands.requested_by, evaluated by whoever inserts commands
+    "jwt_requester()": {"service_role", "authenticated"},
 }
 _PRIVILEGE_NAMES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 

@@ -192,3 +192,20 @@ async def test_seed_interlocks_name_real_parameters(db: asyncpg.Connection) -> N
         for pattern in rule["targets"]:
             assert fnmatch.filter(writable, pattern), f"{rule['name']}: {pattern} guards nothing"
     assert sorted(fnmatch.filter(writable, "valve_*.state")) == [f"valve_{n}.state" for n in range(1, VALVE_COUNT + 1)]
+
+
+async def test_seed_alarm_limits_are_usable_and_name_real_parameters(db: asyncpg.Connection) -> None:
+    """The agent accepts the seed's limits as they are, each on a parameter of the map, below the trips."""
+    from agent.alarms import AlarmKind, parse_alarm_limits
+
+    rows = [dict(r) for r in await db.fetch("select * from public.alarm_limits where machine_id = $1", SEED_MACHINE_ID)]
+    limits, problems = parse_alarm_limits(rows)
+    assert problems == []
+    parameters = await db.fetch("select key from public.parameters where machine_id = $1", SEED_MACHINE_ID)
+    keys = {r["key"] for r in parameters}
+    assert set(limits.keys()) <= keys
+    assert {"chamber_heater.temperature", "pressure_gauge_1.pressure", "precursor_1_heater.temperature"} <= keys
+    chamber = limits.get("chamber_heater.temperature", AlarmKind.HIGH_HIGH)
+    pressure = limits.get("pressure_gauge_1.pressure", AlarmKind.HIGH_HIGH)
+    assert chamber is not None and chamber.threshold < 380  # warned before the overtemperature trip
+    assert pressure is not None and pressure.threshold < 5000  # and before the overpressure trip
