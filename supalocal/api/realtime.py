@@ -153,6 +153,11 @@ class RealtimeHub:
         self._pool = pool
         self._secret = jwt_secret
         self._sockets: set[Socket] = set()
+        # who listens to which table, rebuilt when a socket, channel or binding changes (`_changed`): a change
+        # to a table nobody subscribed to (most of them, under a fleet's telemetry) then costs one dict lookup
+        self._generation = 0
+        self._listeners: dict[tuple[str, str], list[tuple[Socket, Channel]]] = {}
+        self._listeners_generation = -1
         self._columns_json: dict[tuple[str, str], tuple[Table, str]] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -165,6 +170,7 @@ class RealtimeHub:
         await ws.prepare(request)
         sock = Socket(ws, serializer_for(request.query.get("vsn")), claims)
         self._sockets.add(sock)
+        self._changed()
         try:
             async for msg in ws:
                 try:
@@ -179,6 +185,7 @@ class RealtimeHub:
                 await self._on_frame(sock, frame)
         finally:
             self._sockets.discard(sock)
+            self._changed()
             for channel in list(sock.channels.values()):
                 self._presence_leave(channel)
             await sock.close()
@@ -193,6 +200,7 @@ class RealtimeHub:
             sock.reply(frame, '{"status":"error","response":{"reason":"unmatched topic"}}')
         elif frame.event == "phx_leave":
             channel = sock.channels.pop(frame.topic)
+            self._changed()
             self._presence_leave(channel)
             sock.reply(frame, _OK_EMPTY)
             sock.send(
@@ -262,6 +270,7 @@ class RealtimeHub:
             reason = _token_reason(str(token), exc).removeprefix("InvalidJWTToken: ")
             sock.system(channel, status="error", message=reason, extension="system")
             sock.channels.pop(channel.topic, None)
+            self._changed()
             self._presence_leave(channel)
             sock.send(
                 topic=channel.topic,
@@ -300,6 +309,7 @@ class RealtimeHub:
             presence_enabled=bool(presence.get("enabled")),
         )
         sock.channels[frame.topic] = channel
+        self._changed()
         sock.reply(frame, json.dumps({"status": "ok", "response": {"postgres_changes": echoed}}))
         if channel.presence_enabled:
             state = state_of((m.presence_key, m.presence_meta) for _, m in self._members(frame.topic))
@@ -314,6 +324,7 @@ class RealtimeHub:
             return
         try:
             channel.bindings, channel.bypass_rls = await self._subscribe(echoed, claims)
+            self._changed()
         except _SubscribeError as exc:
             sock.system(channel, status="error", message=str(exc))
             return
@@ -349,26 +360,41 @@ class RealtimeHub:
                 bindings.append(Binding(p["id"], event, table.schema, table.name, row_filter))
         return bindings, bypass
 
+    def _changed(self) -> None:
+        self._generation += 1
+
+    def _listening(self, schema: str, table: str) -> list[tuple[Socket, Channel]]:
+        if self._listeners_generation != self._generation:
+            listeners: dict[tuple[str, str], list[tuple[Socket, Channel]]] = {}
+            for sock in self._sockets:
+                for channel in sock.channels.values():
+                    for key in dict.fromkeys((b.schema, b.table) for b in channel.bindings):
+                        listeners.setdefault(key, []).append((sock, channel))
+            self._listeners, self._listeners_generation = listeners, self._generation
+        return self._listeners.get((schema, table), [])
+
     async def dispatch(self, change: Change) -> None:
         """Queue one ``postgres_changes`` frame per matching channel, in the order changes arrive."""
+        listening = self._listening(change.schema, change.table)
+        if not listening:
+            return
         table = self._capture.tables.get((change.schema, change.table))
         if table is None:
             return
         types = {c.name: c.typname for c in table.columns}
-        for sock in list(self._sockets):
-            for channel in list(sock.channels.values()):
-                ids = [b.id for b in channel.bindings if b.matches(change, types)]
-                if not ids:
-                    continue
-                if not channel.bypass_rls and not await self._visible(change, table, channel):
-                    continue
-                sock.send(
-                    topic=channel.topic,
-                    event="postgres_changes",
-                    payload_json=changes_payload(change, table, ids),
-                    ref=None,
-                    join_ref=channel.join_ref,
-                )
+        for sock, channel in listening:
+            ids = [b.id for b in channel.bindings if b.matches(change, types)]
+            if not ids:
+                continue
+            if not channel.bypass_rls and not await self._visible(change, table, channel):
+                continue
+            sock.send(
+                topic=channel.topic,
+                event="postgres_changes",
+                payload_json=changes_payload(change, table, ids),
+                ref=None,
+                join_ref=channel.join_ref,
+            )
 
     async def _visible(self, change: Change, table: Table, channel: Channel) -> bool:
         """Row security for non-bypass subscribers: can their role/claims SELECT the new row?"""
