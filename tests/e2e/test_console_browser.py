@@ -19,6 +19,7 @@ from agent.app import Agent
 from agent.plc.sim import Simulator
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
+from tests.console.console_support import FakeAlarm
 from tests.e2e.conftest import StartAgent, stop
 from tests.e2e.recipes import insert_command, insert_recipe, loop, purge, valve
 from tests.e2e.test_commands import _cli
@@ -166,24 +167,6 @@ async def test_alarms_from_the_source_show_with_their_state_and_follow_it(
     await eventually(lambda: _hidden(browser, "#no-alarms", False), within=10)
     assert (await browser.text("#alarm-count")) == ""
     assert await browser.attr("#alarm-badge", "hidden") is not None
-
-
-@dataclasses.dataclass(frozen=True)
-class FakeAlarm:
-    """An AlarmLike: the console reads these attributes, nothing else."""
-
-    id: str
-    key: str = "pressure_gauge_1.pressure"
-    kind: str = "high"
-    severity: str = "high"
-    state: str = "active_unacked"
-    value: float | None = 1250.0
-    limit: float | None = 1000.0
-    message: str = ""
-    raised_at: datetime = NOW
-    acked_at: datetime | None = None
-    acked_by: str | None = None
-    cleared_at: datetime | None = None
 
 
 @pytest.mark.timeout(90)
