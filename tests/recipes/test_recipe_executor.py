@@ -115,7 +115,7 @@ async def test_nested_loops_run_to_success(simulator: Simulator, device: PlcDevi
         total_steps=10,
         reason="completed",
         safe_state_ok=True,
-        touched=("mfc_1.flow_sp", "valve_1.state", "valve_2.state"),
+        touched=("mfc_1.flow_sp", "valve_1.pulse_trigger", "valve_1.state", "valve_2.pulse_trigger", "valve_2.state"),
     )
     assert rec.transitions == [(IDLE, RUNNING), (RUNNING, FINISHED)]
     cycle = [("2/1", OK), ("2/2/1", OK), ("2/2/1", OK), ("2/3", OK)]
@@ -213,7 +213,11 @@ class _RecordingDevice(PlcDevice):
 
 
 #: The safe state for the default map, in order: every pulse valve closed (by number), then the MFC to 0.
-SAFE_STATE_WRITES = [*((f"valve_{n}.state", False) for n in range(1, 7)), ("mfc_1.flow_sp", 0.0)]
+SAFE_STATE_WRITES = [
+    *((f"valve_{n}.pulse_trigger", 0) for n in range(1, 7)),
+    *((f"valve_{n}.state", False) for n in range(1, 7)),
+    ("mfc_1.flow_sp", 0.0),
+]
 
 
 @pytest.mark.parametrize("mfc_delay_s", [0.0, 0.3], ids=["prompt-mfc-write", "slow-mfc-write"])
