@@ -57,7 +57,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     plan.add_argument("--json", action="store_true")
     safe = plc_commands.add_parser(
         "safe-state",
-        help="emergency: close every pulse valve and set the carrier MFC to 0 now, read back (heaters kept)",
+        help="emergency: cancel PLC-timed pulses, close every pulse valve and set the carrier MFC to 0 now, read "
+        "back (heaters kept)",
         description="Writes the machine's safe state directly to the PLC, as a recipe's end does: for when the "
         "agent is down or not answering. With a healthy agent prefer `command stop` (the run is recorded).",
     )

@@ -130,6 +130,8 @@ class ReactorModel:
                 self.put(p.key, p.max_value if "pressure" in p.key else 200.0)
             elif p.key.endswith(".scale_max_voltage"):
                 self.put(p.key, 10.0)
+            elif p.key.endswith(".pulse_ms"):  # a valid length at power-up (0 would be a rejected pulse)
+                self.put(p.key, p.min_value or 1)
         for key in ("vacuum_pump.power_on", "exhaust_valve.state", "n2_generator.power_on"):
             self.put(key, True)
         self.put("pressure_gauge_1.pressure", BASE_PRESSURE_PA)
