@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import signal
+import sys
 from pathlib import Path
 
 from loguru import logger
@@ -27,7 +28,10 @@ from agent.plc_setup import connection_for, device_for, load_register_map
 from agent.recipes import safe_state_writes
 from agent.safety import WriteGate, WritePurpose, check_write
 
-__all__ = ["add_parsers", "run_plc", "run_simulate"]
+__all__ = ["SIM_SWITCH_INTERVAL_S", "add_parsers", "run_plc", "run_simulate"]
+
+#: The simulator process's interpreter switch interval (the default is 5 ms).
+SIM_SWITCH_INTERVAL_S = 0.0002
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,6 +143,9 @@ def _print_plan(register_map: RegisterMap, settings: Settings, *, as_json: bool)
 
 
 async def run_simulate(args: argparse.Namespace) -> int:
+    # This process stands in for a PLC: its pulse task's thread must get the interpreter within a fraction of a
+    # millisecond of a pulse's deadline, not after the default 5 ms switch interval (agent/plc/sim/pulses.py).
+    sys.setswitchinterval(SIM_SWITCH_INTERVAL_S)
     register_map = load_map_csv(args.map) if args.map else load_default_map()
     simulator = Simulator(
         register_map,

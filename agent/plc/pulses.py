@@ -19,7 +19,7 @@ value again, which the PLC ignores; a coil set true twice would need a reset in 
 Example::
 
     keys = pulse_registers(1, register_map)      # None: valve 1 is agent-timed
-    trigger = next_trigger(current_trigger)      # 1…65535, never 0, never the current value
+    trigger = next_trigger(current_trigger, last_done)  # 1…65535: never 0, the current trigger or the last ack
 """
 
 from __future__ import annotations
@@ -117,6 +117,9 @@ def valve_of_trigger(key: str) -> str | None:
     return None if match is None else f"valve_{match.group(1)}.state"
 
 
-def next_trigger(current: int) -> int:
-    """The trigger value that starts the next pulse: differs from `current`, never 0, wraps after 65535."""
-    return current % MAX_TRIGGER + 1
+def next_trigger(current: int, done: int) -> int:
+    """The trigger value that starts the next pulse: never 0, never `current` (the PLC would not see a change),
+    never `done` (the last acknowledgement would look like this pulse's: after a cancel, trigger 0 → 1 while
+    `pulse_done` still says 1); counts up from `current` and wraps after 65535."""
+    trigger = current % MAX_TRIGGER + 1
+    return trigger % MAX_TRIGGER + 1 if trigger == done else trigger

@@ -82,12 +82,33 @@ def test_a_half_declared_timer_is_no_timer(register_map: RegisterMap) -> None:
 
 
 @pytest.mark.parametrize(
-    ("current", "expected"),
-    [(0, 1), (1, 2), (41, 42), (65534, 65535), (65535, 1)],
-    ids=["after-cancel", "second", "any", "to-max", "wraps-past-zero"],
+    ("current", "done", "expected"),
+    [
+        (0, 0, 1),
+        (1, 1, 2),
+        (41, 41, 42),
+        (65534, 65534, 65535),
+        (65535, 65535, 1),
+        (0, 1, 2),
+        (0, 65535, 1),
+        (65535, 1, 2),
+        (7, 3, 8),
+    ],
+    ids=[
+        "first",
+        "after-a-done-pulse",
+        "any",
+        "to-max",
+        "wraps-past-zero",
+        "after-a-cancel-the-stale-ack-is-skipped",
+        "after-a-cancel-at-max",
+        "wraps-onto-the-stale-ack",
+        "an-older-ack",
+    ],
 )
-def test_the_next_trigger_is_new_and_never_zero(current: int, expected: int) -> None:
-    assert next_trigger(current) == expected
+def test_the_next_trigger_is_new_to_the_plc_and_never_zero(current: int, done: int, expected: int) -> None:
+    assert next_trigger(current, done) == expected
+    assert expected not in (0, current, done)
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,18 @@ async def test_a_pulse_already_running_fails_the_step_without_a_trigger(simulato
     assert outcome.status is RunStatus.FAILED and "already running" in (outcome.error or "")
     assert "trigger" not in ended[0].detail and simulator.pulses.counts["started"] == 1
     assert at_plc(simulator, "valve_3.state") is False  # the run's safe state cancelled the stray pulse
+
+
+async def test_a_run_after_a_run_pulses_again_despite_the_stale_acknowledgement(
+    simulator: Simulator, connect: Connect
+) -> None:
+    """Regression: the first run's safe state sets the trigger to 0 while `pulse_done` keeps that run's last
+    trigger (1); the next run's trigger must skip 1, or the stale acknowledgement ends its pulse at once."""
+    device = await connect(simulator)
+    for run in (1, 2):
+        ended: list[StepRecord] = []
+        outcome = await executor_for(device, valve(1, 20), ended=ended).run()
+        assert outcome.status is RunStatus.SUCCEEDED, (run, outcome.error)
+        assert ended[0].detail["plc_status"] == "done" and ended[0].detail["plc_measured_us"] >= 20_000 - 1
+        assert at_plc(simulator, "valve_1.pulse_trigger") == 0  # the run's safe state
+    assert ended[0].detail["trigger"] == 2 and simulator.pulses.counts["done"] == 2
