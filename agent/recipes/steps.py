@@ -115,7 +115,7 @@ async def run_agent_pulse(ctx: StepContext, key: str, duration_ms: float) -> Non
 
 
 async def run_plc_pulse(ctx: StepContext, pulse: PulseRegisters, duration_ms: float) -> None:
-    """Write the duration (verified), then a new trigger (one the PLC has neither in `pulse_trigger` nor in
+    """Write the duration (verified; skipped when the PLC already holds it), then a new trigger (one the PLC has neither in `pulse_trigger` nor in
     `pulse_done`, so its acknowledgement cannot be a stale one); hold the duration, then poll until the PLC echoes the
     trigger in `pulse_done` and record its measured open time. On any other exit — stop, error, cancellation,
     a pulse the PLC rejected or did not finish in time — cancel it (trigger 0, coil closed) in `finally`.
@@ -129,14 +129,15 @@ async def run_plc_pulse(ctx: StepContext, pulse: PulseRegisters, duration_ms: fl
     ctx.touch(pulse.coil)
     started = ended = False
     try:
-        before = (await ctx.device.read([pulse.trigger, pulse.done, pulse.status])).values
+        before = (await ctx.device.read([pulse.duration, pulse.trigger, pulse.done, pulse.status])).values
         current, done, status = (before.get(k) for k in (pulse.trigger, pulse.done, pulse.status))
         if current is None or done is None or status is None:
             raise RecipeError(f"cannot read {pulse.trigger}, {pulse.done} and {pulse.status} before the pulse")
         if status == PulseStatus.RUNNING:
             raise RecipeError(f"the PLC reports a pulse already running on valve {pulse.valve} ({pulse.status})")
         whole = int(duration_ms) if float(duration_ms).is_integer() else duration_ms  # the gate refuses 20.5
-        await ctx.outputs.set_value(pulse.duration, whole)
+        if before.get(pulse.duration) != whole:  # in an ALD loop it already holds it: two round trips saved
+            await ctx.outputs.set_value(pulse.duration, whole)
         trigger = next_trigger(int(current), int(done))
         d["trigger"] = trigger
         started = True  # from here the PLC may be timing: the finally cancels unless the PLC reports the end
