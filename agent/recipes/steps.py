@@ -115,10 +115,11 @@ async def run_agent_pulse(ctx: StepContext, key: str, duration_ms: float) -> Non
 
 
 async def run_plc_pulse(ctx: StepContext, pulse: PulseRegisters, duration_ms: float) -> None:
-    """Write the duration (verified; skipped when the PLC already holds it), then a new trigger (one the PLC has neither in `pulse_trigger` nor in
-    `pulse_done`, so its acknowledgement cannot be a stale one); hold the duration, then poll until the PLC echoes the
-    trigger in `pulse_done` and record its measured open time. On any other exit — stop, error, cancellation,
-    a pulse the PLC rejected or did not finish in time — cancel it (trigger 0, coil closed) in `finally`.
+    """Write the duration (verified; skipped when the PLC already holds it), then a new trigger — one the PLC has
+    neither in `pulse_trigger` nor in `pulse_done`, so its acknowledgement cannot be a stale one; hold the duration,
+    then poll until the PLC echoes the trigger in `pulse_done` and record its measured open time. On any other
+    exit — stop, error, cancellation, a pulse the PLC rejected or did not finish in time — cancel it (trigger 0,
+    coil closed) in `finally`.
 
     The PLC's acknowledgement is what ends the step, so the valve is never still open when the next step runs;
     `timing_error_ms` is the PLC's measured time minus the planned one (docs/CONTRACT.md §8 "PLC-timed pulses").
