@@ -42,7 +42,7 @@ from agent.recipes import Recipe, RecipeExecutor, RunStatus, StepRecord, compile
 from agent.safety import WriteGate
 from bench.harness import load1, log, run_until_interrupted
 
-PULSES, LONG_PULSES, HOGS, PLC_PRIORITY = 100, 20, 2, 0
+PULSES, LONG_PULSES, HOGS, PLC_PRIORITY = 100, 20, 1, 0
 SHORT_MS, LONG_MS = (10, 50, 100), (500, 1000)
 GAP_MS = 20
 CONFIGS = ("plc-hog", "agent-hog", "agent-quiet", "plc-quiet")
