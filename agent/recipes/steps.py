@@ -22,7 +22,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent.errors import RecipeError
+from agent.errors import PlcError, RecipeError
 from agent.plc import PlcDevice, PulseRegisters, PulseStatus, next_trigger, pulse_registers
 from agent.recipes.compiler import PlanStep
 from agent.recipes.model import ParameterConfig, PurgeConfig, StepType, ValveConfig, WaitConfig
@@ -109,9 +109,13 @@ async def run_agent_pulse(ctx: StepContext, key: str, duration_ms: float) -> Non
         await _close_valve(ctx, key, duration_ms, quiet=interrupted)
     measured = key.removesuffix(".state") + ".pulse_measured_us"
     if measured in ctx.outputs.map:  # a PLC that measures its coils but has no pulse timer
-        frame = await ctx.device.read([measured])
-        if (value := frame.values.get(measured)) is not None:
-            ctx.detail["plc_measured_us"] = value
+        try:  # the record only: the pulse is over and the valve closed, so a failed read fails nothing
+            frame = await ctx.device.read([measured])
+        except PlcError as exc:
+            logger.bind(area="recipe").warning("{}: reading {} failed: {}", ctx.step.path, measured, exc)
+        else:
+            if (value := frame.values.get(measured)) is not None:
+                ctx.detail["plc_measured_us"] = value
 
 
 async def run_plc_pulse(ctx: StepContext, pulse: PulseRegisters, duration_ms: float) -> None:
