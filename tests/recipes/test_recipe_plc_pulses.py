@@ -165,3 +165,23 @@ async def test_a_run_after_a_run_pulses_again_despite_the_stale_acknowledgement(
         assert ended[0].detail["plc_status"] == "done" and ended[0].detail["plc_measured_us"] >= 20_000 - 1
         assert at_plc(simulator, "valve_1.pulse_trigger") == 0  # the run's safe state
     assert ended[0].detail["trigger"] == 2 and simulator.pulses.counts["done"] == 2
+
+
+async def test_a_plc_lost_mid_pulse_fails_the_step_and_the_plcs_timer_still_ends_the_pulse(
+    simulator: Simulator, connect: Connect
+) -> None:
+    """The difference PLC timing makes when the agent is cut off: the valve closes at the pulse's length, not
+    when the watchdog trips (an agent-timed valve stays open until then)."""
+    device = await connect(simulator)
+    ended: list[StepRecord] = []
+    task = asyncio.create_task(executor_for(device, valve(1, 400), ended=ended).run())
+    await eventually(lambda: at_plc(simulator, "valve_1.state") is True, within=5, every=0.002)
+    await simulator.unplug()
+    outcome = await asyncio.wait_for(task, 10)
+    assert outcome.status is RunStatus.FAILED and not outcome.safe_state_ok
+    assert "connection lost" in (outcome.error or "")
+    await eventually(lambda: at_plc(simulator, "valve_1.state") is False, within=5, every=0.005)
+    assert PulseStatus(int(at_plc(simulator, "valve_1.pulse_status"))) is PulseStatus.DONE  # ran its length
+    assert 400_000 - 1 <= int(at_plc(simulator, "valve_1.pulse_measured_us")) <= 400_000 + 200_000
+    assert "close_error" in ended[0].detail  # the cancel could not reach the PLC
+    await simulator.replug()
