@@ -24,3 +24,6 @@ def test_pulse_bench_quick_mode_measures_every_configuration() -> None:
         for length in ("10", "50", "100", "500", "1000", "all"):
             assert (config, length) in seen, f"{config} {length} ms missing:\n{done.stdout}"
     assert all(int(row[4]) > 0 for row in rows), done.stdout
+    overhead = table_rows(done.stdout, "## valve step overhead")
+    assert [row[1] for row in overhead] == ["plc-hog", "agent-hog", "agent-quiet", "plc-quiet"], done.stdout
+    assert all(int(row[3]) > 0 for row in overhead), done.stdout
