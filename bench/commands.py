@@ -351,6 +351,11 @@ async def bench_main(args: argparse.Namespace) -> None:
         sim = stack.enter_context(SimulatorThread(load_default_map()))
         db = await asyncpg.connect(supabase.env["DATABASE_URL"])
         stack.push_async_callback(db.close)
+        # This bench measures the agent-timed pulse path (issue #5): the machine's map loses its PLC pulse timers
+        # (docs/CONTRACT.md §8 "PLC-timed pulses") before the agent starts; bench/pulses.py measures both paths.
+        await db.execute(
+            "delete from parameters where machine_id = $1 and key like 'valve\\_%.pulse\\_%'", SEED_MACHINE_ID
+        )
         bench = Bench(tmp, supabase, sim, db)
 
         # A second realtime subscriber (the dashboard's view of the server's fan-out): INSERT arrival times.

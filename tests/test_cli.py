@@ -84,16 +84,16 @@ def test_config_hides_secrets() -> None:
 def test_plan_shows_the_requests() -> None:
     result = agent("plc", "plan")
     assert result.returncode == 0
-    assert result.stdout.splitlines()[-1].startswith("10 requests for 161 parameters")
+    assert result.stdout.splitlines()[-1].startswith("10 requests for 191 parameters")
     blocks = json.loads(agent("plc", "plan", "--json").stdout)
-    assert sum(len(b["keys"]) for b in blocks) == 161
+    assert sum(len(b["keys"]) for b in blocks) == 191
 
 
 def test_read_all_shows_live_changing_values(sim_port: str) -> None:
     first = json.loads(agent("plc", "read", "--all", "--json", "--port", sim_port).stdout)
     time.sleep(0.3)
     second = json.loads(agent("plc", "read", "--all", "--json", "--port", sim_port).stdout)
-    assert len(first) == 161 and None not in first.values()
+    assert len(first) == 191 and None not in first.values()
     changed = [k for k in first if first[k] != second[k]]
     assert "pressure_gauge_1.pressure" in changed
 

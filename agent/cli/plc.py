@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import signal
+import sys
 from pathlib import Path
 
 from loguru import logger
@@ -28,7 +30,10 @@ from agent.recipes import safe_state_writes
 from agent.safety import WriteGate, WritePurpose, check_write
 from agent.tasks import cancel_and_wait
 
-__all__ = ["add_parsers", "run_plc", "run_simulate"]
+__all__ = ["SIM_SWITCH_INTERVAL_S", "add_parsers", "run_plc", "run_simulate"]
+
+#: The simulator process's interpreter switch interval (the default is 5 ms).
+SIM_SWITCH_INTERVAL_S = 0.0002
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +69,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     plan.add_argument("--json", action="store_true")
     safe = plc_commands.add_parser(
         "safe-state",
-        help="emergency: close every pulse valve and set the carrier MFC to 0 now, read back (heaters kept)",
+        help="emergency: cancel PLC-timed pulses, close every pulse valve and set the carrier MFC to 0 now, read "
+        "back (heaters kept)",
         description="Writes the machine's safe state directly to the PLC, as a recipe's end does: for when the "
         "agent is down or not answering. With a healthy agent prefer `command stop` (the run is recorded).",
     )
@@ -145,6 +151,9 @@ def _print_plan(register_map: RegisterMap, settings: Settings, *, as_json: bool)
 
 
 async def run_simulate(args: argparse.Namespace) -> int:
+    # This process stands in for a PLC: its pulse task's thread must get the interpreter within a fraction of a
+    # millisecond of a pulse's deadline, not after the default 5 ms switch interval (agent/plc/sim/pulses.py).
+    sys.setswitchinterval(SIM_SWITCH_INTERVAL_S)
     register_map = load_map_csv(args.map) if args.map else load_default_map()
     try:
         forced = [parse_force(text) for text in args.force]
@@ -168,6 +177,9 @@ async def run_simulate(args: argparse.Namespace) -> int:
     async with simulator:
         for key, value in forced:
             simulator.force(key, value)
+        # Everything allocated so far lives as long as the process: out of the collector's way, so a full
+        # collection (milliseconds, holding the interpreter) does not delay a pulse's close.
+        gc.freeze()
         # The first stdout line is machine-readable: parents (embedded, tests) parse the port from it.
         print(f"listening on {simulator.host}:{simulator.port}", flush=True)
         logger.info(

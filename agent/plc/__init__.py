@@ -9,6 +9,14 @@ from agent.plc.connection import ConnectionState, PlcConnection
 from agent.plc.device import FrameRead, PlcDevice
 from agent.plc.planner import ReadBlock, plan_reads
 from agent.plc.protocol import WordOrder
+from agent.plc.pulses import (
+    PulseRegisters,
+    PulseStatus,
+    is_pulse_trigger,
+    next_trigger,
+    pulse_registers,
+    valve_of_trigger,
+)
 from agent.plc.registers import (
     DataType,
     Parameter,
@@ -28,6 +36,8 @@ __all__ = [
     "Parameter",
     "PlcConnection",
     "PlcDevice",
+    "PulseRegisters",
+    "PulseStatus",
     "ReadBlock",
     "RegisterKind",
     "RegisterMap",
@@ -35,11 +45,15 @@ __all__ = [
     "WordOrder",
     "decode_value",
     "encode_value",
+    "is_pulse_trigger",
     "load_default_map",
     "load_map_csv",
     "map_from_rows",
+    "next_trigger",
     "parse_map_csv",
     "parse_value",
     "plan_reads",
+    "pulse_registers",
     "validate_write",
+    "valve_of_trigger",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.plc import RegisterMap, Value
+from agent.plc import PulseRegisters, RegisterMap, Value
 from agent.recipes.safe_state import SafeStateResult
 
 __all__ = ["RunOutputs"]
@@ -29,10 +29,21 @@ class RunOutputs(Protocol):
         """Close pulse valve `key`. A failure raises, and hands the machine to the PLC's watchdog."""
         ...
 
+    async def trigger_pulse(self, pulse: PulseRegisters, trigger: int) -> None:
+        """Start a PLC-timed pulse: write `trigger` (non-zero, new) to its trigger register (a valve step only; the
+        valve's permits apply; unverified: the PLC opens the valve when it takes the write)."""
+        ...
+
+    async def cancel_pulse(self, pulse: PulseRegisters) -> None:
+        """End a PLC-timed pulse now: trigger 0 and the valve's coil closed (both tried). A failure raises, and
+        hands the machine to the PLC's watchdog."""
+        ...
+
     async def set_value(self, key: str, value: Value, *, verify: bool = True) -> Value:
         """A setpoint or switch write; the value read back."""
         ...
 
     async def safe_state(self) -> SafeStateResult:
-        """Every valve of the run's map (and the current one) closed, MFC flow 0; never raises for a failed write."""
+        """Every pulse of the run's map (and the current one) cancelled, every valve closed, MFC flow 0; never
+        raises for a failed write."""
         ...

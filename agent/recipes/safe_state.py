@@ -1,5 +1,8 @@
 """The machine's safe state, as data: every pulse valve closed, carrier MFC flow 0, heaters untouched. Pure.
 
+A valve with a PLC pulse timer (agent.plc.pulses) first gets its trigger set to 0, which makes the PLC end a
+pulse it is timing, and then its coil closed as every valve does: either alone closes the valve.
+
 `safe_state_writes` says which keys take which values for a given map; the safety gate
 (`agent.safety.WriteGate.apply_safe_state`) performs them, each in its own try/except so one failure does not
 keep the next valve open, and reports a `SafeStateResult`. Heaters are left alone on purpose: cutting a 200 °C
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.plc import DataType, RegisterMap, Value
+from agent.plc import DataType, RegisterMap, Value, is_pulse_trigger
 from agent.recipes.validate import MFC_FLOW_KEY
 
 __all__ = ["SafeStateResult", "safe_state_writes"]
@@ -33,13 +36,20 @@ class SafeStateResult:
 
 
 def safe_state_writes(register_map: RegisterMap) -> tuple[tuple[str, Value], ...]:
-    """(key, value) pairs: every writable bool `valve_N.state` → False (by N), then `mfc_1.flow_sp` → 0."""
+    """(key, value) pairs: every writable `valve_N.pulse_trigger` → 0 (by N), every writable bool `valve_N.state`
+    → False (by N), then `mfc_1.flow_sp` → 0."""
     valves = sorted(
         (int(m.group(1)), p.key)
         for p in register_map
         if (m := _VALVE_KEY.fullmatch(p.key)) and p.writable and p.data_type is DataType.BOOL
     )
-    writes: list[tuple[str, Value]] = [(key, False) for _, key in valves]
+    triggers = sorted(
+        (int(p.key.split(".")[0].removeprefix("valve_")), p.key)
+        for p in register_map
+        if is_pulse_trigger(p.key) and p.writable
+    )
+    writes: list[tuple[str, Value]] = [(key, 0) for _, key in triggers]
+    writes += [(key, False) for _, key in valves]
     flow = register_map.get(MFC_FLOW_KEY)
     if flow is not None and flow.writable:
         writes.append((MFC_FLOW_KEY, _FLOW_OFF))

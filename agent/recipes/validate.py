@@ -11,8 +11,10 @@ quickly as any other problem; the limits and how they were chosen are in `agent.
 refused mid-run for range or type.
 
 Safety rules beyond shapes:
-- a parameter step may not write a pulse valve (`valve_N.state`): only a valve step opens a valve, because
-  only it guarantees the close;
+- a parameter step may not write a pulse valve (`valve_N.state`) or a pulse trigger (`valve_N.pulse_trigger`):
+  only a valve step opens a valve, because only it guarantees the close;
+- a valve the PLC times (its map declares the pulse registers, agent.plc.pulses) takes whole milliseconds
+  within its `pulse_ms` range;
 - a purge with `flow_sccm` needs a writable `mfc_1.flow_sp` (silently dropping the flow is what upstream did).
 
 The process value (PV) of a setpoint, read by a parameter step's `wait`: a key ending in `_sp` reads the key
@@ -41,7 +43,7 @@ from agent.limits import (
     MAX_VALVE_NUMBER,
 )
 from agent.numbers import is_number
-from agent.plc import DataType, RegisterMap, WordOrder, validate_write
+from agent.plc import DataType, RegisterMap, WordOrder, is_pulse_trigger, pulse_registers, validate_write
 from agent.quoting import clip, quote
 from agent.recipes.config import (
     LoopConfig,
@@ -232,7 +234,7 @@ def _check_step(kind: StepType, step: RecipeStep, register_map: RegisterMap | No
     # Machine checks read the fields that are well-formed even when others are not, so a valve with a bad
     # duration still learns that valve 9 does not exist.
     if kind is StepType.VALVE:
-        yield from _check_valve(step.config.get("valve"), register_map)
+        yield from _check_valve(step.config.get("valve"), step.config.get("duration_ms"), register_map)
     elif kind is StepType.PARAMETER:
         yield from _check_parameter(step.config, register_map)
     elif kind is StepType.PURGE and step.config.get("flow_sccm") is not None:
@@ -260,7 +262,7 @@ def planned_ms(steps: Sequence[RecipeStep]) -> float:
 # --- per-step machine checks ----------------------------------------------------------------------
 
 
-def _check_valve(raw: object, register_map: RegisterMap) -> Iterator[str]:
+def _check_valve(raw: object, duration_ms: object, register_map: RegisterMap) -> Iterator[str]:
     valve = integral_number(raw)
     if not is_number(valve) or not isinstance(valve, int) or not 1 <= valve <= MAX_VALVE_NUMBER:
         return  # already reported as a config problem
@@ -270,6 +272,15 @@ def _check_valve(raw: object, register_map: RegisterMap) -> Iterator[str]:
         yield f"valve {valve} is not in the register map (no {key})"
     elif not param.writable or param.data_type is not DataType.BOOL:
         yield f"valve {valve}: {key} is not a writable bool"
+    pulse = pulse_registers(valve, register_map)
+    if pulse is not None and is_number(duration_ms) and duration_ms > 0:  # a bad duration: a config problem
+        if not float(duration_ms).is_integer():
+            yield f"valve {valve} is PLC-timed in whole milliseconds ({pulse.duration}): {duration_ms:g} ms is not"
+            return
+        try:
+            validate_write(register_map[pulse.duration], int(duration_ms), _CHECK_ORDER)
+        except ValidationError as exc:
+            yield f"valve {valve} is PLC-timed: {exc}"
 
 
 def _check_parameter(config: Mapping[str, Any], register_map: RegisterMap) -> Iterator[str]:
@@ -282,6 +293,9 @@ def _check_parameter(config: Mapping[str, Any], register_map: RegisterMap) -> It
         return
     if is_pulse_valve(key):
         yield f"{key} is a pulse valve: use a valve step, which always closes it"
+        return
+    if is_pulse_trigger(key):
+        yield f"{key} starts a PLC-timed pulse: use a valve step, which waits for its end"
         return
     if isinstance(value, bool) or is_number(value):
         try:

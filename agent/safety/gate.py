@@ -9,7 +9,8 @@ A write is, in order:
 2. authority: only the machine's owner moves an output away from its safe state (`may_write`), and nothing at
    all is written while another agent owns the machine (`fenced`; agent.safety.fence);
 3. permits (`interlocks`): the permits guarding the key are checked on values read from the PLC just before
-   (never a cached frame); a write toward the safe state (valve closed, setpoint 0) is never refused;
+   (never a cached frame); a write toward the safe state (valve closed, setpoint 0) is never refused. A
+   PLC-timed pulse's trigger is guarded by its valve's permits as well as its own (it opens that valve);
 4. the write itself through `PlcDevice`, read back when asked.
 
 A run writes through a `RunPort` bound to the map it started with, so a map edited mid-run never changes
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from agent.errors import InterlockError
-from agent.plc import Parameter, PlcDevice, RegisterMap, Value
+from agent.plc import Parameter, PlcDevice, PulseRegisters, RegisterMap, Value, valve_of_trigger
 from agent.recipes import SafeStateResult, safe_state_writes
 from agent.safety.interlocks import InterlockSet, Violation
 from agent.safety.rules import WATCHDOG_KEY, WritePurpose, check_write, is_safe_value
@@ -124,6 +125,9 @@ class WriteGate:
 
     async def _check_permits(self, param: Parameter, value: object, rmap: RegisterMap) -> None:
         permits = self.interlocks.permits_for(param.key)
+        coil = valve_of_trigger(param.key)
+        if coil is not None:  # a trigger opens its valve: the valve's permits guard it
+            permits += tuple(p for p in self.interlocks.permits_for(coil) if p not in permits)
         if not permits:
             return
         keys = sorted({k for p in permits for k in p.keys if k in rmap})
@@ -202,6 +206,23 @@ class RunPort:
         except Exception:
             self.gate.note_unsafe(f"closing {key} failed")
             raise
+
+    async def trigger_pulse(self, pulse: PulseRegisters, trigger: int) -> None:
+        await self.gate.write(
+            pulse.trigger, trigger, purpose=WritePurpose.VALVE_STEP, verify=False, register_map=self.map
+        )
+
+    async def cancel_pulse(self, pulse: PulseRegisters) -> None:
+        """Trigger 0 (the PLC ends the pulse) and the coil closed, both attempted; the first failure raises."""
+        failure: Exception | None = None
+        for key, value in ((pulse.trigger, 0), (pulse.coil, False)):
+            try:
+                await self.gate.write(key, value, purpose=WritePurpose.VALVE_STEP, verify=False, register_map=self.map)
+            except Exception as exc:  # CancelledError is not an Exception: it propagates
+                failure = failure or exc
+        if failure is not None:
+            self.gate.note_unsafe(f"cancelling the PLC-timed pulse of {pulse.coil} failed")
+            raise failure
 
     async def set_value(self, key: str, value: Value, *, verify: bool = True) -> Value:
         return await self.gate.write(key, value, purpose=WritePurpose.RECIPE, verify=verify, register_map=self.map)

@@ -6,7 +6,9 @@ own limits (writable, type, range: `agent.plc.validate_write`) the rules of an A
 - numbers must be finite and of a sane size (no 1e400, no 5,001-digit integer), and an integer parameter takes
   only whole numbers of its register's steps — 100.5 is refused for an int, never rounded (the CLI agrees);
 - a pulse valve (`valve_N.state`) is *opened* only by a valve step, which always closes it again; anyone may
-  close one (moving toward the safe state is never refused);
+  close one (moving toward the safe state is never refused). A PLC-timed pulse's trigger
+  (`valve_N.pulse_trigger`, agent.plc.pulses) counts as opening the valve: only a valve step writes a non-zero
+  trigger, and anyone may write 0 (which cancels a pulse); the gate checks the valve's permits for it too;
 - the watchdog register is the agent's alone: only the watchdog duty writes it, and it writes nothing else;
   likewise the ownership register (`plc.owner`, the machine-side fence) is written only to claim or release the
   machine.
@@ -20,7 +22,7 @@ import math
 from enum import StrEnum
 
 from agent.errors import ValidationError
-from agent.plc import Parameter, WordOrder, validate_write
+from agent.plc import Parameter, WordOrder, is_pulse_trigger, validate_write
 from agent.recipes import is_pulse_valve
 
 __all__ = ["MAX_ABS_VALUE", "OWNER_KEY", "WATCHDOG_KEY", "WritePurpose", "check_write", "is_safe_value"]
@@ -74,6 +76,10 @@ def check_write(param: Parameter, value: object, *, purpose: WritePurpose, order
     if is_pulse_valve(key) and opens and purpose is not WritePurpose.VALVE_STEP:
         raise ValidationError(
             f"{key} is a pulse valve: only a recipe's valve step opens it (and always closes it again)"
+        )
+    if is_pulse_trigger(key) and not is_safe_value(param, value) and purpose is not WritePurpose.VALVE_STEP:
+        raise ValidationError(
+            f"{key} starts a PLC-timed pulse: only a recipe's valve step triggers it (0, which cancels, is allowed)"
         )
     if isinstance(value, int | float) and not isinstance(value, bool):
         _check_number(param, value)

@@ -17,7 +17,7 @@ from supalocal.testing import SEED_MACHINE_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 MAP = ROOT / "agent/plc/default_map.csv"
-PARAMETERS = 161  # rows of MAP
+PARAMETERS = 191  # rows of MAP
 
 
 def agent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

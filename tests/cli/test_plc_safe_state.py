@@ -57,8 +57,9 @@ def test_safe_state_closes_every_valve_and_stops_the_flow(sim_port: str) -> None
     done = agent("plc", "safe-state", "--port", sim_port)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[:6] == [f"valve_{n}.state = false confirmed" for n in range(1, 7)]
-    assert lines[6:] == ["mfc_1.flow_sp = 0 confirmed", "safe state confirmed: 7 writes read back"]
+    assert lines[:6] == [f"valve_{n}.pulse_trigger = 0 confirmed" for n in range(1, 7)]  # PLC pulses cancelled
+    assert lines[6:12] == [f"valve_{n}.state = false confirmed" for n in range(1, 7)]
+    assert lines[12:] == ["mfc_1.flow_sp = 0 confirmed", "safe state confirmed: 13 writes read back"]
     read = agent("plc", "read", "valve_1.state", "valve_3.state", "mfc_1.flow_sp", "--json", "--port", sim_port)
     assert json.loads(read.stdout) == {"valve_1.state": False, "valve_3.state": False, "mfc_1.flow_sp": 0.0}
 

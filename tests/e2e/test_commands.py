@@ -74,10 +74,16 @@ async def test_the_al2o3_recipe_runs_with_exact_step_counts(
     assert len(steps) == 405 and all(s["status"] == "succeeded" for s in steps)
     pulses = [s for s in steps if s["type"] == "valve"]
     assert len(pulses) == 200
-    # every pulse held at least its duration, typically within a few ms (precise figures: bench/RESULTS.md;
-    # here the stack's API shares this test process, so a rare late wake-up is the test's, not the agent's)
-    errors = sorted(s["actual_ms"] - s["planned_ms"] for s in pulses)
-    assert errors[0] > -1 and errors[len(errors) // 2] < 10 and errors[-1] < 250, errors[-5:]
+    # The reference map's valves are PLC-timed: every pulse held at least its duration by the PLC's own
+    # measurement, typically within a millisecond (precise figures: bench/RESULTS.md; here the simulator shares
+    # this test process and its event loop with the agent and the stack's API, so a rare late close is the
+    # test's, not the agent's). The step around it adds the handshake's round trips (generous bound).
+    details = [json.loads(s["detail"]) for s in pulses]
+    assert {d["timed_by"] for d in details} == {"plc"} and {d["plc_status"] for d in details} == {"done"}
+    errors = sorted(d["timing_error_ms"] for d in details)
+    assert errors[0] > -0.01 and errors[len(errors) // 2] < 10 and errors[-1] < 250, errors[-5:]
+    overhead = sorted(s["actual_ms"] - s["planned_ms"] for s in pulses)
+    assert overhead[0] > -1 and overhead[len(overhead) // 2] < 100 and overhead[-1] < 500, overhead[-5:]
 
     assert {e.valve for e in simulator.valve_events} == {1, 2}
     assert sum(e.open for e in simulator.valve_events) == 200  # every pulse opened once ...

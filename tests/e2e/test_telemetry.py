@@ -63,7 +63,7 @@ async def test_frames_land_with_acquisition_time_and_the_live_view_fills(
     values = json.loads(rows[-1]["values"])
     logged = {p.key for p in agent.parts.device.map if p.logged}
     assert set(values) == logged and values["vacuum_pump.power_on"] is True
-    assert await db.fetchval("select count(*) from parameter_latest where machine_id = $1", SEED_MACHINE_ID) == 161
+    assert await db.fetchval("select count(*) from parameter_latest where machine_id = $1", SEED_MACHINE_ID) == 191
     assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "offline"
     beat = await db.fetchrow(
         "select role, color, plc_connected from agent_instances where machine_id = $1", SEED_MACHINE_ID

@@ -109,6 +109,11 @@ def map_without(*keys: str) -> RegisterMap:
     return RegisterMap.build(p for p in load_default_map() if p.key not in keys)
 
 
+def agent_timed_map() -> RegisterMap:
+    """The reference map without its PLC pulse timers: every valve step falls back to agent-timed pulses."""
+    return RegisterMap.build(p for p in load_default_map() if ".pulse_" not in p.key)
+
+
 def map_read_only(*keys: str) -> RegisterMap:
     return RegisterMap.build(
         dataclasses.replace(p, writable=False, write_address=None) if p.key in keys else p for p in load_default_map()

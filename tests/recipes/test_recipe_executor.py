@@ -10,16 +10,16 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pytest
-from recipe_support import loop, param, purge, recipe, valve, wait
+from recipe_support import agent_timed_map, loop, param, purge, recipe, valve, wait
 
 from agent.errors import TransitionError
-from agent.plc import PlcDevice
+from agent.plc import PlcDevice, RegisterMap
 from agent.plc.sim import Simulator
 from agent.recipes import (
     PlanStep,
@@ -42,6 +42,8 @@ PULSE_EARLY_MS, PULSE_LATE_MS = 1.0, 25.0
 SAFE_WITHIN_S = 0.100
 OK, ABORTED, FAILED = StepStatus.SUCCEEDED, StepStatus.ABORTED, StepStatus.FAILED
 IDLE, RUNNING, PAUSED, STOPPING, FINISHED = State
+MakeSim = Callable[[RegisterMap | None], Awaitable[Simulator]]
+Connect = Callable[[Simulator], Awaitable[PlcDevice]]
 
 
 @dataclass
@@ -98,7 +100,11 @@ async def _until_open(sim: Simulator, n: int) -> None:
     await eventually(lambda: any(e.open and e.valve == n for e in sim.valve_events), within=5, every=0.002)
 
 
-async def test_nested_loops_run_to_success(simulator: Simulator, device: PlcDevice) -> None:
+@pytest.mark.parametrize("timed_by", ["plc", "agent"])
+async def test_nested_loops_run_to_success(timed_by: str, make_simulator: MakeSim, connect: Connect) -> None:
+    """The same run whether the PLC times the pulses (the reference map) or the agent does (no pulse timers)."""
+    simulator = await make_simulator(None if timed_by == "plc" else agent_timed_map())
+    device = await connect(simulator)
     r = recipe(
         param("mfc_1.flow_sp", 10.0, "flow"),
         loop(2, valve(1, 30, "A"), loop(2, wait(5, "w")), purge(20, "p", flow_sccm=10), name="cycle"),
@@ -115,7 +121,11 @@ async def test_nested_loops_run_to_success(simulator: Simulator, device: PlcDevi
         total_steps=10,
         reason="completed",
         safe_state_ok=True,
-        touched=("mfc_1.flow_sp", "valve_1.state", "valve_2.state"),
+        touched=(
+            ("mfc_1.flow_sp", "valve_1.pulse_trigger", "valve_1.state", "valve_2.pulse_trigger", "valve_2.state")
+            if timed_by == "plc"
+            else ("mfc_1.flow_sp", "valve_1.state", "valve_2.state")
+        ),
     )
     assert rec.transitions == [(IDLE, RUNNING), (RUNNING, FINISHED)]
     cycle = [("2/1", OK), ("2/2/1", OK), ("2/2/1", OK), ("2/3", OK)]
@@ -131,8 +141,15 @@ async def test_nested_loops_run_to_success(simulator: Simulator, device: PlcDevi
         assert planned - PULSE_EARLY_MS <= held_ms <= planned + PULSE_LATE_MS
     first_pulse = rec.ended[1].detail
     assert first_pulse["valve"] == 1 and first_pulse["loops"] == [{"path": "2", "iteration": 1, "count": 2}]
+    assert first_pulse["timed_by"] == timed_by
     assert first_pulse["timing_error_ms"] == pytest.approx(first_pulse["held_ms"] - 30)
-    assert first_pulse["open_latency_ms"] >= 0 and first_pulse["close_latency_ms"] >= 0
+    assert first_pulse["open_latency_ms"] >= 0
+    if timed_by == "plc":  # the PLC's own measurement, and what the simulator saw, agree
+        assert first_pulse["held_ms"] == pytest.approx(first_pulse["plc_measured_us"] / 1000)
+        assert first_pulse["held_ms"] == pytest.approx(pulses[0][1], abs=0.01)
+        assert first_pulse["plc_status"] == "done" and first_pulse["trigger"] >= 1
+    else:
+        assert first_pulse["close_latency_ms"] >= 0 and "plc_measured_us" not in first_pulse
     assert first_pulse["opened_at"] < first_pulse["closed_at"]  # ISO text in UTC sorts by time
     assert rec.ended[4].path == "2/3" and rec.ended[4].detail["flow_sccm"] == 10.0  # read back from the MFC
     assert not any(_is_open(simulator, n) for n in range(1, 7))
@@ -213,7 +230,11 @@ class _RecordingDevice(PlcDevice):
 
 
 #: The safe state for the default map, in order: every pulse valve closed (by number), then the MFC to 0.
-SAFE_STATE_WRITES = [*((f"valve_{n}.state", False) for n in range(1, 7)), ("mfc_1.flow_sp", 0.0)]
+SAFE_STATE_WRITES = [
+    *((f"valve_{n}.pulse_trigger", 0) for n in range(1, 7)),
+    *((f"valve_{n}.state", False) for n in range(1, 7)),
+    ("mfc_1.flow_sp", 0.0),
+]
 
 
 @pytest.mark.parametrize("mfc_delay_s", [0.0, 0.3], ids=["prompt-mfc-write", "slow-mfc-write"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from recipe_support import map_read_only, map_without
+from recipe_support import agent_timed_map, map_read_only, map_without
 
 from agent.errors import TransitionError
 from agent.plc import RegisterMap, load_default_map
@@ -40,16 +40,23 @@ def test_check_transition(old: State, new: State) -> None:
 
 
 VALVES_CLOSED = [(f"valve_{n}.state", False) for n in range(1, 7)]
+PULSES_CANCELLED = [(f"valve_{n}.pulse_trigger", 0) for n in range(1, 7)]
+MFC_OFF = ("mfc_1.flow_sp", 0.0)
 
 
 @pytest.mark.parametrize(
     ("register_map", "expected"),
     [
-        (load_default_map(), [*VALVES_CLOSED, ("mfc_1.flow_sp", 0.0)]),
-        (map_without("mfc_1.flow_sp"), VALVES_CLOSED),
-        (map_read_only("valve_3.state"), [*VALVES_CLOSED[:2], *VALVES_CLOSED[3:], ("mfc_1.flow_sp", 0.0)]),
+        (load_default_map(), [*PULSES_CANCELLED, *VALVES_CLOSED, MFC_OFF]),
+        (map_without("mfc_1.flow_sp"), [*PULSES_CANCELLED, *VALVES_CLOSED]),
+        (
+            map_read_only("valve_3.state"),
+            [*PULSES_CANCELLED, *VALVES_CLOSED[:2], *VALVES_CLOSED[3:], MFC_OFF],
+        ),
+        (agent_timed_map(), [*VALVES_CLOSED, MFC_OFF]),
+        (map_without("valve_2.pulse_trigger"), [*PULSES_CANCELLED[:1], *PULSES_CANCELLED[2:], *VALVES_CLOSED, MFC_OFF]),
     ],
-    ids=["default-map", "no-mfc", "read-only-valve-skipped"],
+    ids=["default-map", "no-mfc", "read-only-valve-skipped", "agent-timed-map", "a-valve-without-trigger"],
 )
 def test_safe_state_writes(register_map: RegisterMap, expected: list[tuple[str, object]]) -> None:
     writes = safe_state_writes(register_map)

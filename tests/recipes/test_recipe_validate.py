@@ -3,6 +3,7 @@ every limit of `agent.limits` accepted at its bound and refused one above it, wi
 
 from __future__ import annotations
 
+import dataclasses
 import tracemalloc
 
 import pytest
@@ -13,6 +14,7 @@ from recipe_support import (
     AL2O3_ROWS,
     LAMINATE_RECIPE_ROW,
     LAMINATE_ROWS,
+    agent_timed_map,
     loop,
     map_read_only,
     map_without,
@@ -58,6 +60,12 @@ DEFAULT = load_default_map()
 HEATER_SP = "chamber_heater.temperature_sp"
 
 
+#: A PLC whose pulse timer on valve 1 accepts at most 10 ms.
+PULSE_MAX_10 = RegisterMap.build(
+    dataclasses.replace(p, max_value=10.0) if p.key == "valve_1.pulse_ms" else p for p in load_default_map()
+)
+
+
 def case(steps: list[dict], expected: list[str], *, id: str, map: RegisterMap = DEFAULT) -> object:
     """(steps, expected problem strings, register map) — the default map unless the case names another."""
     return pytest.param(steps, expected, map, id=id)
@@ -76,6 +84,15 @@ CASES = [
                  ["1 'v': valve must be a valid integer (got True)"], id="valve-number-bool"),
     case([step("valve", {"valve": 0, "duration_ms": 20}, "v")],
                  ["1 'v': valve must be greater than or equal to 1 (got 0)"], id="valve-zero"),
+    case([valve(1, 20.5, "v")],
+                 ["1 'v': valve 1 is PLC-timed in whole milliseconds (valve_1.pulse_ms): 20.5 ms is not"],
+                 id="plc-timed-valve-fraction-of-a-ms"),
+    case([valve(1, 20.5, "v")], [], map=agent_timed_map(), id="agent-timed-valve-fraction-of-a-ms"),
+    case([valve(1, 20, "v")], ["1 'v': valve 1 is PLC-timed: valve_1.pulse_ms: 20 is above the maximum 10 ms"],
+                 map=PULSE_MAX_10, id="plc-timed-valve-beyond-the-plcs-range"),
+    case([param("valve_2.pulse_trigger", 3, "s")],
+                 ["1 's': valve_2.pulse_trigger starts a PLC-timed pulse: use a valve step, which waits for its end"],
+                 id="parameter-triggers-a-pulse"),
     case([valve(7, 20, "v")], ["1 'v': valve 7 is not in the register map (no valve_7.state)"],
                  id="valve-unknown"),
     case([valve(6, 20, "v")], ["1 'v': valve 6: valve_6.state is not a writable bool"],

@@ -323,7 +323,8 @@ async def test_the_safe_state_closes_a_valve_at_both_coils_two_maps_give_it(
     result = await gate.apply_safe_state([old])
     assert result.ok and "valve_1.state" in result.done
     assert (coil(simulator, VALVE_1_COIL), coil(simulator, MOVED_COIL)) == (False, False)
-    assert gate.stats.writes - writes == 8  # 6 valves + flow of the old map, valve 1 again at its new coil only
+    # 6 pulse triggers + 6 valves + flow of the old map, valve 1 again at its new coil only
+    assert gate.stats.writes - writes == 14
 
 
 async def test_a_remembered_map_is_in_every_safe_state_until_one_is_confirmed(
@@ -408,4 +409,4 @@ async def test_a_failed_safe_state_write_is_reported_and_leaves_the_safe_state_p
     result = await gate.apply_safe_state()
     assert not result.ok and [key for key, _ in result.errors] == ["mfc_1.flow_sp"]
     assert "valve_6.state" in result.done  # one failure does not stop the other writes
-    assert gate.safe_state_pending and "1 of 7 writes failed" in gate.pending_reason
+    assert gate.safe_state_pending and "1 of 13 writes failed" in gate.pending_reason  # 6 triggers, 6 valves, MFC

@@ -122,6 +122,35 @@ def test_closing_a_pulse_valve_is_allowed_for_every_purpose(purpose: WritePurpos
     assert allowed("valve_3.state", value, purpose) is False
 
 
+# --- PLC-timed pulses: a trigger counts as opening its valve ------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1, 2, 65535], ids=["one", "two", "max"])
+@pytest.mark.parametrize("key", ["valve_1.pulse_trigger", "valve_6.pulse_trigger"], ids=["valve-1", "valve-6"])
+@pytest.mark.parametrize("purpose", [P.OPERATOR, P.RECIPE, P.SAFE_STATE], ids=str)
+def test_a_pulse_trigger_is_refused_except_for_a_valve_step(purpose: WritePurpose, key: str, value: int) -> None:
+    """`set_parameter`, `plc write` and a parameter step cannot start a PLC-timed pulse."""
+    error = refused(key, value, purpose)
+    assert "PLC-timed pulse" in str(error) and key in str(error)
+
+
+@pytest.mark.parametrize("value", [1, 40000], ids=["one", "large"])
+def test_a_valve_step_triggers_its_pulse(value: int) -> None:
+    assert allowed("valve_2.pulse_trigger", value, P.VALVE_STEP) == [value]
+
+
+@pytest.mark.parametrize("purpose", ORDINARY, ids=str)
+def test_cancelling_a_pulse_is_allowed_for_every_purpose(purpose: WritePurpose) -> None:
+    """Trigger 0 cancels: a write toward the safe state, never refused by the rules."""
+    assert allowed("valve_4.pulse_trigger", 0, purpose) == [0]
+    assert is_safe_value(MAP["valve_4.pulse_trigger"], 0) and not is_safe_value(MAP["valve_4.pulse_trigger"], 3)
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, "below the minimum"), (10001, "above the maximum")], ids=str)
+def test_a_pulse_length_outside_the_maps_range_is_refused(value: int, error: str) -> None:
+    assert error in str(refused("valve_1.pulse_ms", value, P.RECIPE))
+
+
 @pytest.mark.parametrize("key", ["exhaust_valve.state", "vacuum_pump.power_on", "chamber_heater.power_on"], ids=str)
 def test_other_coils_are_not_pulse_valves(key: str) -> None:
     """The pulse-valve rule is for `valve_N.state` only: an operator may open the exhaust or start the pump."""

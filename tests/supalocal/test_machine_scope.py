@@ -60,7 +60,7 @@ async def refused(call: object) -> CloudPermanentError:
 async def test_reads_its_machine_its_map_and_every_recipe_but_no_other_machine(scoped: CloudClient) -> None:
     assert [m["id"] for m in await scoped.select("machines")] == [SEED_MACHINE_ID]
     parameters = await scoped.select("parameters")
-    assert len(parameters) == 161 and {p["machine_id"] for p in parameters} == {SEED_MACHINE_ID}
+    assert len(parameters) == 191 and {p["machine_id"] for p in parameters} == {SEED_MACHINE_ID}
     assert len(await scoped.select("recipes")) == 2 and len(await scoped.select("recipe_steps")) > 0
     assert await scoped.select("parameters", eq={"machine_id": OTHER}) == []
 
@@ -153,7 +153,7 @@ async def test_behind_a_gateway_the_project_key_is_the_apikey_and_the_machine_ke
     key = make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret)
     events: list[dict] = []
     async with CloudClient(clean_db.url, key, api_key=clean_db.anon_key) as cloud:
-        assert len(await cloud.select("parameters")) == 161
+        assert len(await cloud.select("parameters")) == 191
         watch = await cloud.watch(Watch("machine_commands", None, events.append, events="INSERT"))
         await asyncio.wait_for(watch.ready.wait(), 10)
         foreign, own = await command(db, OTHER), await command(db, SEED_MACHINE_ID)

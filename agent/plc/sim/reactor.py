@@ -15,6 +15,9 @@ Physics per tick (dt seconds):
   the machine, 0 = none. A write of another non-zero id is accepted only while the machine has no live owner
   (owner 0, watchdog never armed, or tripped); otherwise the register keeps the live owner (the writer reads it
   back and stands by). A write of 0 (a release) is always accepted.
+- PLC-timed pulses (docs/CONTRACT.md §8 "PLC-timed pulses"): `pulses`, the pulse task on its own thread
+  (`agent/plc/sim/pulses.py`), hears of every write and tick right after the watchdog's safe state is applied,
+  so a trip aborts a running pulse and rejects new triggers.
 Keys absent from the map are simply not simulated, so any map can be served.
 
 Test hook: `force(key, value)` pins a value (a stuck gauge, a chamber that will not pump down) after every
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from agent.plc.codec import INTEGER_RANGES
 from agent.plc.registers import Parameter, RegisterMap
 from agent.plc.sim.image import RegisterImage
+from agent.plc.sim.pulses import PulseTimer
 
 __all__ = ["ReactorModel"]
 
@@ -58,6 +62,8 @@ class ReactorModel:
     forced: dict[str, float | bool] = field(default_factory=dict, init=False)
     owner: int = field(default=0, init=False)
     owner_refusals: int = field(default=0, init=False)
+    #: The pulse task (the Simulator starts one); None = no PLC-timed pulses.
+    pulses: PulseTimer | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -124,6 +130,8 @@ class ReactorModel:
                 self.put(p.key, p.max_value if "pressure" in p.key else 200.0)
             elif p.key.endswith(".scale_max_voltage"):
                 self.put(p.key, 10.0)
+            elif p.key.endswith(".pulse_ms"):  # a valid length at power-up (0 would be a rejected pulse)
+                self.put(p.key, p.min_value or 1)
         for key in ("vacuum_pump.power_on", "exhaust_valve.state", "n2_generator.power_on"):
             self.put(key, True)
         self.put("pressure_gauge_1.pressure", BASE_PRESSURE_PA)
@@ -143,6 +151,8 @@ class ReactorModel:
         self._note_owner()
         if self.watchdog_tripped:
             self._force_safe_state()
+        if self.pulses is not None:
+            self.pulses.sync(now, tripped=self.watchdog_tripped)
         self._apply_forced()
         self._count_valve_edges()
 
@@ -166,6 +176,8 @@ class ReactorModel:
             self.watchdog_tripped = True
         if self.watchdog_tripped:
             self._force_safe_state()
+        if self.pulses is not None:
+            self.pulses.sync(now, tripped=self.watchdog_tripped)
         self.put("plc.watchdog_tripped", self.watchdog_tripped)
         self._count_valve_edges()
         self._step_heaters(dt)

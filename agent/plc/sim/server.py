@@ -26,6 +26,7 @@ from pymodbus.simulator import SimData, SimDevice
 from agent.plc.protocol import WordOrder
 from agent.plc.registers import RegisterKind, RegisterMap
 from agent.plc.sim.image import TABLE_SIZE, RegisterImage
+from agent.plc.sim.pulses import PulseTimer
 from agent.plc.sim.reactor import ReactorModel
 
 __all__ = ["AddressFault", "Simulator", "ValveEvent"]
@@ -59,7 +60,8 @@ class AddressFault:
 
 @dataclass(frozen=True, slots=True)
 class ValveEvent:
-    """A pulse-valve coil changed: monotonic time of the write request, valve number, new state."""
+    """A pulse-valve coil changed: monotonic time of the write request (or of the pulse timer's own edge, for a
+    PLC-timed pulse), valve number, new state."""
 
     t: float
     valve: int
@@ -95,6 +97,10 @@ class Simulator:
         self.valve_events: deque[ValveEvent] = deque(maxlen=100_000)
         self._server: ModbusTcpServer | None = None
         self._ticker: asyncio.Task[None] | None = None
+        #: The PLC-timed pulse task (its own thread, started with the simulator; none in address-as-value mode).
+        self.pulses = PulseTimer(register_map, self.image, on_edge=self._pulse_edge)
+        if not address_as_value:
+            self.model.pulses = self.pulses
         self._valve_coils = {
             p.address: int(p.component.removeprefix("valve_"))
             for p in register_map
@@ -104,6 +110,7 @@ class Simulator:
     async def __aenter__(self) -> Simulator:
         await self._listen()
         if not self.address_as_value:
+            self.pulses.start()
             self._ticker = asyncio.create_task(self._tick(), name="simulator-physics")
         return self
 
@@ -114,6 +121,7 @@ class Simulator:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+            await asyncio.to_thread(self.pulses.stop)
         await self._close_listener()
 
     # --- faults ----------------------------------------------------------------------------------
@@ -137,6 +145,9 @@ class Simulator:
     @property
     def plugged(self) -> bool:
         return self._server is not None
+
+    def _pulse_edge(self, t: float, valve: int, is_open: bool) -> None:
+        self.valve_events.append(ValveEvent(t, valve, is_open))  # deque.append: safe from the timer thread
 
     # --- Modbus glue -----------------------------------------------------------------------------
     async def _listen(self) -> None:
