@@ -134,7 +134,9 @@ class Agent:
             writer = SpoolWriter(spool)
             stack.push_async_callback(writer.drain)  # after the run controller's exit: its final records land
             parts = self._wire(spool, cloud, connection, device, writer, source.parameter_ids, source.origin)
-            parts.metrics.attach(cloud=cloud, writer=writer, shipper=parts.shipper, sampler=parts.sampler, spool=spool)
+            parts.metrics.attach(
+                cloud=cloud, writer=writer, shipper=parts.shipper, sampler=parts.sampler, spool=spool, device=device
+            )
             parts.interlock_guard.offer(interlock_rows)
             await parts.fence.observe()  # who owns the machine, before the first frame is published
             if source.problem:
