@@ -59,6 +59,10 @@ from agent.tasks import cancel_and_wait
 
 __all__ = ["Agent", "Parts", "run_agent"]
 
+#: The longest the shipper waits for a PLC read in flight to end before shipping anyway (a read on a dead link
+#: lasts up to the PLC timeout; a healthy one a few ms).
+QUIET_WAIT_S = 0.25
+
 
 @dataclass
 class Parts:
@@ -286,7 +290,7 @@ class Agent:
             trips=trips,
             map_guard=MapGuard(device=device, gate=gate, publisher=publisher, runs=runs, origin=map_origin),
             sampler=sampler,
-            shipper=Shipper(spool, cloud),
+            shipper=Shipper(spool, cloud, quiet=lambda: sampler.wait_idle(timeout_s=QUIET_WAIT_S)),
             lease=lease,
             watchdog=watchdog,
             fence=fence,

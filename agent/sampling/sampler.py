@@ -16,6 +16,7 @@ it was measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -106,6 +107,26 @@ class Sampler:
         self.interval_observers: list[Callable[[float], None]] = []
         #: Called with every full read's duration, seconds (the metrics' read-latency histogram).
         self.read_observers: list[Callable[[float], None]] = []
+        self._idle = asyncio.Event()  # set while no read is in flight
+        self._idle.set()
+
+    @property
+    def reading(self) -> bool:
+        """A full read is in flight."""
+        return not self._idle.is_set()
+
+    async def wait_idle(self, *, timeout_s: float) -> None:
+        """Return once no read is in flight, or after `timeout_s` whatever happens (never an error).
+
+        CPU-heavy duties on the same event loop (the shipper's decoding, encoding and HTTP) await this before
+        each batch, so their work falls between two PLC reads instead of between the Modbus round trips of
+        one: a read's latency is then the PLC's, not the loop's. The timeout bounds the wait when a read
+        hangs on a dead link (the PLC timeout)."""
+        if self._idle.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
 
     async def run(self, *, max_ticks: int | None = None) -> None:
         """Sample until cancelled (or `max_ticks` frames were taken)."""
@@ -143,7 +164,11 @@ class Sampler:
 
     async def _acquire(self, tick: int, *, lateness: float) -> Frame:
         wall, before = self._wall(), self._monotonic()
-        read: FrameRead = await self.device.read_all()
+        self._idle.clear()
+        try:
+            read: FrameRead = await self.device.read_all()
+        finally:
+            self._idle.set()
         after = self._monotonic()
         # The midpoint of the read on the wall clock: both clocks are read once, together, before the read.
         ts = datetime.fromtimestamp(wall + (after - before) / 2, UTC)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -56,8 +56,12 @@ class ShipperStats:
 
 
 class Shipper:
-    def __init__(self, spool: Spool, cloud: CloudClient) -> None:
-        self.spool, self.cloud = spool, cloud
+    """Ships `spool` to `cloud`. `quiet`, when given, is awaited before each batch: the agent passes the
+    sampler's "no PLC read in flight" wait, so a batch's CPU work (decoding, encoding, HTTP) never lands
+    between the Modbus round trips of a read on the shared event loop (docs/DESIGN.md §5 "Sampling")."""
+
+    def __init__(self, spool: Spool, cloud: CloudClient, *, quiet: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.spool, self.cloud, self._quiet = spool, cloud, quiet
         self.stats = ShipperStats()
         #: Called with each batch Supabase accepted (the metrics' read → row cycle time).
         self.shipped_observers: list[Callable[[list[Record]], None]] = []
@@ -117,7 +121,8 @@ class Shipper:
         for kind in SHIP_ORDER:
             route = ROUTES[kind]
             limit = 1 if self._in_outage or self._refused else route.batch
-
+            if self._quiet is not None:
+                await self._quiet()
             records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES, behind=waits_for(kind))
 
             if records:

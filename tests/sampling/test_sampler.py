@@ -194,3 +194,49 @@ async def test_samples_the_simulator_over_tcp(simulator: Simulator, device: PlcD
     assert all(len(f.values) == len(device.map) and not f.failed_keys for f in sink.frames)
     assert all(before <= f.ts <= after for f in sink.frames)  # the system clocks by default
     assert [f.tick for f in sink.frames] == [0, 1, 2]
+
+
+async def test_the_sampler_is_reading_only_while_a_read_is_in_flight() -> None:
+    """The shipper's quiet gate: `wait_idle` returns at once between reads and waits out a read in flight."""
+    clock = FakeClock()
+    release = asyncio.Event()
+    seen: list[bool] = []
+
+    class GatedDevice(ScriptedDevice):
+        async def read_all(self) -> FrameRead:
+            seen.append(sampler.reading)
+            await release.wait()
+            return await super().read_all()
+
+    device = GatedDevice(clock, [0.001])
+    sampler = sampler_for(device, 1.0)
+    assert not sampler.reading
+    await sampler.wait_idle(timeout_s=10)  # idle: returns at once
+    running = asyncio.create_task(sampler.run(max_ticks=1))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(sampler.wait_idle(timeout_s=10))
+    await asyncio.sleep(0)
+    assert sampler.reading and not waiter.done()
+    release.set()
+    await running
+    await waiter
+    assert seen == [True] and not sampler.reading
+
+
+async def test_waiting_for_idle_is_bounded_when_a_read_hangs() -> None:
+    clock = FakeClock()
+
+    class HangingDevice(ScriptedDevice):
+        async def read_all(self) -> FrameRead:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    sampler = sampler_for(HangingDevice(clock, [0.0]), 1.0)
+    running = asyncio.create_task(sampler.run(max_ticks=1))
+    await asyncio.sleep(0)
+    await sampler.wait_idle(timeout_s=0.01)  # returns, no error
+    assert sampler.reading
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert not sampler.reading  # a cancelled read leaves the gate open
