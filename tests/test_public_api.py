@@ -72,7 +72,7 @@ SURFACES = {
         "realtime_refusal",
         "translate",
     ],
-    "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings"],
+    "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings", "unverified_claims"],
     "agent.safety": [
         "OWNER_KEY",
         "WATCHDOG_KEY",
