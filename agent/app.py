@@ -60,8 +60,8 @@ from agent.tasks import cancel_and_wait
 
 __all__ = ["Agent", "Parts", "run_agent"]
 
-#: The longest the shipper waits for a PLC read in flight to end before shipping anyway (a read on a dead link
-#: lasts up to the PLC timeout; a healthy one a few ms).
+#: The longest the shipper and the HTTP endpoints wait for a PLC read in flight to end before going ahead (a
+#: read on a dead link lasts up to the PLC timeout; a healthy one a few ms).
 QUIET_WAIT_S = 0.25
 
 
@@ -311,6 +311,7 @@ class Agent:
             host=s.HTTP_HOST,
             port=s.HTTP_PORT,
             admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
+            quiet=lambda: parts.sampler.wait_idle(timeout_s=QUIET_WAIT_S),
         )
         http.add_admin_route("POST", "/admin/handover", parts.handover.post_handover)
         http.add_admin_route("GET", "/admin/handover", parts.handover.get_state)

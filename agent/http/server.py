@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, Self
 
@@ -43,6 +43,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 SNAPSHOT_KEY = web.AppKey[Callable[[], AgentSnapshot]]("snapshot")  # not a class: typed in [ ]
 METRICS_KEY = web.AppKey("metrics", AgentMetrics)
 THRESHOLDS_KEY = web.AppKey("thresholds", HealthThresholds)
+QUIET_KEY = web.AppKey[Callable[[], Awaitable[None]]]("quiet")
 
 _log = logger.bind(area="application")
 _dumps = functools.partial(json.dumps, default=str)  # current_run may hold datetimes and UUIDs
@@ -71,7 +72,18 @@ async def _health_basic(request: web.Request) -> web.Response:
     return _json(body, status)
 
 
+async def _quiet(request: web.Request) -> None:
+    """Wait for the server's quiet gate (the agent's: no PLC read in flight) before CPU-heavy work: a /metrics
+    render takes several ms of Python, which would otherwise land between the Modbus round trips of a read."""
+    await request.app[QUIET_KEY]()
+
+
+async def _no_wait() -> None:
+    return None
+
+
 async def _health(request: web.Request) -> web.Response:
+    await _quiet(request)
     try:
         status, body = full_health(_snapshot(request), thresholds=request.app[THRESHOLDS_KEY])
     except Exception:
@@ -81,6 +93,7 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    await _quiet(request)
     try:
         text = request.app[METRICS_KEY].render()
     except Exception:
@@ -90,6 +103,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _status_page(request: web.Request) -> web.Response:
+    await _quiet(request)
     try:
         snapshot = _snapshot(request)
     except Exception:
@@ -103,7 +117,8 @@ class HttpServer:
     """One aiohttp `AppRunner` + `TCPSite` serving the agent's endpoints; an `async with` object.
 
     `admin_token` None or "" disables admin: every admin route answers 401. Routes added with
-    `add_admin_route` before start are wrapped by `require_admin`.
+    `add_admin_route` before start are wrapped by `require_admin`. `quiet`, when given, is awaited before
+    /metrics, /health and the status page are built (not /health/basic, the load balancer's cheap probe).
     """
 
     def __init__(
@@ -116,6 +131,7 @@ class HttpServer:
         admin_token: str | None = None,
         thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
         shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+        quiet: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -127,6 +143,7 @@ class HttpServer:
         self._app[SNAPSHOT_KEY] = snapshot
         self._app[METRICS_KEY] = metrics
         self._app[THRESHOLDS_KEY] = thresholds
+        self._app[QUIET_KEY] = quiet or _no_wait
         self._app[ADMIN_TOKEN_KEY] = admin_token or ""
         self._app.router.add_get("/", _status_page)
         self._app.router.add_get("/health/basic", _health_basic)
