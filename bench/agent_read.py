@@ -1,6 +1,7 @@
 """Whole-agent read path and cost (issue 14): read latency measured inside `python -m agent run`, CPU and RSS.
 
-    .venv/bin/python bench/agent_read.py [--duration 60] [--warmup 5] [--params 500] [--scrape 5] [--quick]
+    .venv/bin/python bench/agent_read.py [--duration 60] [--warmup 5] [--params 500] [--scrape 5] [--reference 30]
+                                         [--quick]
 
 What runs where (each in its own process, as in bench/telemetry.py):
 - the local stack (`python -m supalocal run`): PostgreSQL + the Supabase-compatible API;
@@ -19,6 +20,11 @@ stime of the agent process (all threads) from /proc over the window, as % of one
 window's end and VmHWM (the peak since start). Targets (issue 14): read p99 < 10 ms at 1 Hz and 10 Hz, CPU ≤ 8 %
 at 10 Hz and ≤ 2 % at 1 Hz, RSS ≤ 65 MB. The box's 1-minute load average is printed beside each run: the
 figures are only comparable at similar load.
+
+The reference table is the PLC layer alone, measured in this process right after each agent run: a bare
+`PlcDevice` on its own connection to the same simulator, reading the same map every tick of the same rate for
+--reference seconds (exact percentiles). Reads spaced like ticks are slower than back-to-back reads on a VM
+(both ends sleep in between), so this, not bench/read_cycle.py's back-to-back figure, is the like-for-like floor.
 """
 
 from __future__ import annotations
@@ -38,14 +44,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.plc import PlcConnection, PlcDevice, parse_map_csv
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
 from bench.harness import load1, log, run_until_interrupted
 from bench.pg_probe import seed_bench_machine
-from bench.read_cycle import SimulatorProcess
+from bench.read_cycle import SimulatorProcess, pct
 from bench.synthetic_map import synthetic_map_csv
 
-DURATION_S, WARMUP_S, PARAMS, SCRAPE_S = 60.0, 5.0, 500, 5.0
-QUICK = {"duration": 2.0, "warmup": 0.5, "params": 100, "scrape": 0.5}
+DURATION_S, WARMUP_S, PARAMS, SCRAPE_S, REFERENCE_S = 60.0, 5.0, 500, 5.0, 30.0
+QUICK = {"duration": 2.0, "warmup": 0.5, "params": 100, "scrape": 0.5, "reference": 1.0}
 RATES = (("10 Hz", 0.1), ("1 Hz", 1.0))
 READ_HISTOGRAM = "ald_plc_read_duration_seconds"
 TARGET_READ_P99_MS = 10.0
@@ -72,6 +79,8 @@ class Run:
     depth_end: int = 0
     load: tuple[float, float] = (0.0, 0.0)
     scrapes: int = 0
+    reference_ms: list[float] = field(default_factory=list)  # the bare PLC layer at the same rate
+    reference_load: tuple[float, float] = (0.0, 0.0)
 
 
 def read_buckets(text: str) -> tuple[Buckets, float]:
@@ -115,6 +124,24 @@ def max_bound(buckets: Buckets) -> float:
     """The upper bound of the highest non-empty bucket (the maximum is at most this), seconds."""
     total = buckets[max(buckets)]
     return min(le for le, count in buckets.items() if count >= total)
+
+
+async def reference_reads(map_csv: str, *, port: int, interval_s: float, duration_s: float) -> list[float]:
+    """Full-map reads by a bare `PlcDevice`, one per tick of `interval_s` for `duration_s`; milliseconds."""
+    async with PlcConnection(host="127.0.0.1", port=port) as connection:
+        if not await connection.wait_connected(10):
+            raise RuntimeError(f"the simulator on port {port} did not accept a connection")
+        device = PlcDevice(connection, parse_map_csv(map_csv))
+        for _ in range(5):  # warm-up, as the agent's window starts after one
+            await device.read_all()
+        durations: list[float] = []
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < duration_s:
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * interval_s - time.monotonic()))
+            durations.append((await device.read_all()).duration_s * 1000)
+    return durations
 
 
 async def scrape(client: httpx.AsyncClient) -> str:
@@ -199,6 +226,20 @@ def print_tables(runs: list[Run], params: int) -> None:
             f"{r.skipped} | {r.load[0]:.2f}→{r.load[1]:.2f} | {verdict(ok)} |"
         )
 
+    print("\n## reference: the PLC layer alone, reads spaced like the ticks (bare PlcDevice, same simulator and map)")
+    print("| rate | reads | p50 ms | p99 ms | max ms | over 10 ms | load 1-min |")
+    print("|---|---|---|---|---|---|---|")
+    for r in runs:
+        ms = r.reference_ms
+        if not ms:
+            print(f"| {r.label} | 0 | - | - | - | - | - |")
+            continue
+        over = sum(1 for d in ms if d > TARGET_READ_P99_MS)
+        print(
+            f"| {r.label} | {len(ms)} | {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms):.1f} | "
+            f"{over} ({100 * over / len(ms):.1f} %) | {r.reference_load[0]:.2f}→{r.reference_load[1]:.2f} |"
+        )
+
     print("\n## agent process cost (CPU: utime + stime, all threads, % of one core; RSS: VmRSS / VmHWM)")
     columns = (
         "run | window s | CPU s | CPU % | CPU target | RSS MB | VmHWM MB | RSS target | frames | shipped | spool end"
@@ -236,18 +277,23 @@ async def bench_main(args: argparse.Namespace) -> None:
         stack.push_async_callback(db.close)
         runs = []
         for label, interval in RATES:
-            runs.append(
-                await measure(
-                    args,
-                    tmp=tmp,
-                    stack=supabase,
-                    sim_port=sim.port,
-                    db=db,
-                    map_csv=map_csv,
-                    label=label,
-                    interval_s=interval,
-                )
+            run = await measure(
+                args,
+                tmp=tmp,
+                stack=supabase,
+                sim_port=sim.port,
+                db=db,
+                map_csv=map_csv,
+                label=label,
+                interval_s=interval,
             )
+            log(f"{label}: reference, the PLC layer alone for {args.reference:g} s; load {load1():.2f}")
+            load_before = load1()
+            run.reference_ms = await reference_reads(
+                map_csv, port=sim.port, interval_s=interval, duration_s=args.reference
+            )
+            run.reference_load = (load_before, load1())
+            runs.append(run)
         print_tables(runs, args.params)
 
 
@@ -259,6 +305,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--params", type=int, default=PARAMS, help=f"parameters in the synthetic map ({PARAMS})")
     parser.add_argument("--scrape", type=float, default=SCRAPE_S, help=f"/metrics scrape period, s ({SCRAPE_S:g})")
+    parser.add_argument(
+        "--reference", type=float, default=REFERENCE_S, help=f"the bare PLC layer's run per rate, s ({REFERENCE_S:g})"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke mode for CI: " + ", ".join(f"--{k} {v:g}" for k, v in QUICK.items())
     )

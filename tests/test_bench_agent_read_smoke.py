@@ -13,6 +13,7 @@ from tests.support.bench import run_quick, table_rows
 
 READS = "## full-map read inside `python -m agent run`"
 COST = "## agent process cost"
+REFERENCE = "## reference: the PLC layer alone"
 
 
 @pytest.mark.timeout(120)
@@ -25,3 +26,5 @@ def test_agent_read_bench_quick_mode_reports_reads_and_cost_per_rate() -> None:
     assert [row[1] for row in cost] == ["10 Hz", "1 Hz"], done.stdout
     assert all(int(row[9]) > 0 and int(row[10]) > 0 for row in cost), done.stdout  # frames taken and shipped
     assert all(float(row[6]) > 0 for row in cost), done.stdout  # RSS read from /proc
+    reference = table_rows(done.stdout, REFERENCE)
+    assert [row[1] for row in reference] == ["10 Hz", "1 Hz"] and all(int(row[2]) > 0 for row in reference), done.stdout
