@@ -7,12 +7,13 @@ name *is* its variable name. `load_settings()` turns pydantic's errors into one 
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import jwt
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent.errors import ConfigError
 from agent.plc.protocol import MAX_READ_REGISTERS, WordOrder
 
-__all__ = ["Color", "LogFormat", "PlcType", "Settings", "load_settings"]
+__all__ = ["Color", "LogFormat", "PlcType", "Settings", "load_settings", "unverified_claims"]
 
 #: ADMIN_TOKEN's minimum length: 32 characters of `openssl rand -hex 32` carry 128 bits.
 MIN_ADMIN_TOKEN_CHARS = 32
@@ -135,12 +136,28 @@ class Settings(BaseSettings):
         key copied onto the wrong machine fail at start with a clear line instead of as refused requests."""
         if self.SUPABASE_KEY is None:
             return None
-        try:
-            claims = jwt.decode(self.SUPABASE_KEY.get_secret_value(), options={"verify_signature": False})
-        except jwt.PyJWTError:
-            return None
-        scope = claims.get("machine_id") if isinstance(claims, dict) else None
+        claims = unverified_claims(self.SUPABASE_KEY.get_secret_value())
+        scope = claims.get("machine_id") if claims is not None else None
         return str(scope) if scope is not None else None
+
+
+def unverified_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWT (`header.payload.signature`, base64url JSON objects), read without verifying the
+    signature (only Supabase can); None when `token` is not shaped like one.
+
+    Why not PyJWT here: importing it loads `cryptography` (OpenSSL bindings, ~9 MB of resident memory) into an
+    agent that never verifies a signature. Only `python -m agent machine key` signs one, and imports PyJWT then.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header, payload = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) for part in parts[:2])
+    except (ValueError, UnicodeDecodeError):  # binascii.Error and JSONDecodeError are ValueErrors
+        return None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        return None
+    return payload
 
 
 def _describe(error: ErrorDetails) -> str:

@@ -7,16 +7,17 @@ collect time: the values are the real state, never a cached constant. Distributi
 pushed by hooks, because a snapshot cannot carry them:
 
     metrics = AgentMetrics(snapshot=app.snapshot)
-    metrics.attach(cloud=cloud, writer=writer, shipper=shipper, sampler=sampler, spool=spool)
+    metrics.attach(cloud=cloud, writer=writer, shipper=shipper, sampler=sampler, spool=spool, device=device)
     metrics.observe_command_latency(0.042)      # command insert → claimed, seconds
     metrics.observe_step_timing_error(-0.0013)  # |actual − planned| of one recipe step, seconds
     body = metrics.render()                     # Prometheus text format, CONTENT_TYPE below
 
 `attach` subscribes to the parts' observer lists: every REST call's duration (database response time), every
-frame interval (the logging interval as a distribution, to alert on ±10 ms), every shipped history record's
-append → accepted time (the read → row cycle: the append follows the PLC read by microseconds), and every run
-and command record the agent writes (recipe outcomes, commands by type and outcome). CPU % and the spool
-volume's free space are read at scrape time (`os.times`, `os.statvfs`: no blocking I/O).
+full PLC read's duration and each planned block's (to find a slow address range; the block label is bounded by
+`MAX_BLOCK_SERIES`), every frame interval (the logging interval as a distribution, to alert on ±10 ms), every
+shipped history record's append → accepted time (the read → row cycle: the append follows the PLC read by
+microseconds), and every run and command record the agent writes (recipe outcomes, commands by type and outcome).
+CPU % and the spool volume's free space are read at scrape time (`os.times`, `os.statvfs`: no blocking I/O).
 
 Metric and label names are a contract (docs/DESIGN.md §6, the alert rules and Grafana dashboards in monitoring/, the
 deploy harness): they are the constants below and a test pins them. `ald_memory_usage_mb` keeps its contract
@@ -41,6 +42,7 @@ from agent.status import AgentSnapshot
 
 if TYPE_CHECKING:  # only for annotations: the metrics never import the parts they observe at runtime
     from agent.cloud import CloudClient
+    from agent.plc import PlcDevice, ReadBlock
     from agent.sampling import Sampler
     from agent.spool import Record, Shipper, Spool, SpoolWriter
 
@@ -56,6 +58,10 @@ __all__ = [
     "CONTENT_TYPE",
     "ERRORS_TOTAL_TEMPLATE",
     "KNOWN_ERROR_AREAS",
+    "MAX_BLOCK_SERIES",
+    "PLC_BLOCK_READ_DURATION",
+    "PLC_READ_BUCKETS",
+    "PLC_READ_DURATION",
     "SNAPSHOT_METRICS",
     "STEP_TIMING_ERROR",
     "STEP_TIMING_ERROR_BUCKETS",
@@ -107,6 +113,8 @@ CPU_PERCENT = "ald_cpu_usage_percent"
 DATABASE_REQUEST = "ald_database_request_seconds"
 LOGGING_INTERVAL_DISTRIBUTION = "ald_parameter_logging_interval_seconds"
 READ_TO_ROW = "ald_read_to_row_seconds"
+PLC_READ_DURATION = "ald_plc_read_duration_seconds"
+PLC_BLOCK_READ_DURATION = "ald_plc_block_read_duration_seconds"
 RECIPE_RUNS = "ald_recipe_runs_total"
 COMMANDS = "ald_commands_total"
 SPOOL_DISK_FREE = "ald_spool_disk_free_bytes"
@@ -130,6 +138,18 @@ DATABASE_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2
 LOGGING_INTERVAL_BUCKETS = (0.5, 0.9, 0.98, 0.99, 0.995, 1.0, 1.005, 1.01, 1.02, 1.1, 1.5, 2.0, 3.0, 5.0)
 # Read → row: about a second when healthy (batching), minutes after an outage (the spool replays).
 READ_TO_ROW_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+# Full-frame PLC read: docs/DESIGN.md §8 targets p99 < 10 ms for 500 parameters, so 1 ms steps up to it (the
+# share of reads over target is one exact bucket), then coarser out to the 1 s PLC timeout and beyond.
+PLC_READ_BUCKETS = (
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01,
+    0.0125, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+# One planned block (one Modbus request when the PLC accepts it): a loopback round trip is ~0.3 ms, a LAN
+# one a few ms. Coarse on purpose: this family has one series set per block.
+PLC_BLOCK_READ_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+#: Blocks beyond this many distinct ones share the label value "other": a map of thousands of scattered
+#: parameters cannot explode the series count (16 blocks for the 500-parameter bench map, 10 for the reference).
+MAX_BLOCK_SERIES = 64
 FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "aborted", "interrupted"})
 FINAL_COMMAND_STATUSES = frozenset({"succeeded", "failed", "rejected"})
 COMMAND_TYPES = ("start_recipe", "stop_recipe", "pause_recipe", "resume_recipe", "set_parameter", "ack_alarm")
@@ -338,6 +358,22 @@ class AgentMetrics:
             buckets=READ_TO_ROW_BUCKETS,
             registry=self.registry,
         )
+        self._plc_read = Histogram(
+            PLC_READ_DURATION,
+            "Duration of one full-frame PLC read (every planned block), seconds.",
+            buckets=PLC_READ_BUCKETS,
+            registry=self.registry,
+        )
+        self._plc_block_read = Histogram(
+            PLC_BLOCK_READ_DURATION,
+            "Duration of one planned block of a full-frame read, seconds, by block (`<table> <start>+<count>`); "
+            f"beyond {MAX_BLOCK_SERIES} blocks the rest are `other`.",
+            labelnames=("block",),
+            buckets=PLC_BLOCK_READ_BUCKETS,
+            registry=self.registry,
+        )
+        self._block_plan: object = None  # the device plan the block series belong to
+        self._block_labels: set[str] = set()
         self._recipe_runs = Counter(
             _stem(RECIPE_RUNS), "Recipe runs ended, by outcome.", labelnames=("outcome",), registry=self.registry
         )
@@ -366,6 +402,7 @@ class AgentMetrics:
         shipper: Shipper | None = None,
         sampler: Sampler | None = None,
         spool: Spool | None = None,
+        device: PlcDevice | None = None,
     ) -> None:
         """Subscribe to the parts' observer lists (see the module docstring); each part is optional."""
         if cloud is not None:
@@ -376,6 +413,14 @@ class AgentMetrics:
             shipper.shipped_observers.append(self.observe_shipped)
         if sampler is not None:
             sampler.interval_observers.append(self.observe_logging_interval)
+            sampler.read_observers.append(self.observe_plc_read)
+        if device is not None:
+            observed = device
+
+            def on_block(block: ReadBlock, seconds: float, ok: bool) -> None:
+                self.observe_block_read(block, seconds, ok=ok, plan=observed.plan)
+
+            device.block_observers.append(on_block)
         if spool is not None:
             self._spool_dir = spool.path.parent
 
@@ -386,6 +431,30 @@ class AgentMetrics:
     def observe_logging_interval(self, seconds: float) -> None:
         if math.isfinite(seconds):
             self._logging_interval.observe(seconds)
+
+    def observe_plc_read(self, seconds: float) -> None:
+        """One full-frame read's duration (all its blocks), seconds."""
+        if math.isfinite(seconds):
+            self._plc_read.observe(seconds)
+
+    def observe_block_read(self, block: ReadBlock, seconds: float, *, ok: bool = True, plan: object = None) -> None:
+        """One planned block's read duration. A failed block (link down, timeout) is not a latency: skipped.
+
+        `plan`: the device's current plan; when it changes (a reloaded map), the old blocks' series are dropped
+        so a map swap leaves no stale address ranges behind."""
+        if not ok or not math.isfinite(seconds):
+            return
+        if plan is not self._block_plan:
+            self._block_plan = plan
+            self._plc_block_read.clear()
+            self._block_labels.clear()
+        label = str(block)
+        if label not in self._block_labels:
+            if len(self._block_labels) >= MAX_BLOCK_SERIES:
+                label = "other"
+            else:
+                self._block_labels.add(label)
+        self._plc_block_read.labels(block=label).observe(seconds)
 
     def observe_shipped(self, records: Sequence[Record], *, now: float | None = None) -> None:
         """History records accepted by Supabase: append → accepted, per frame."""

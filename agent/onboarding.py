@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from agent.cloud import CloudClient
 from agent.errors import CloudError, CloudPermanentError, ConfigError
 from agent.plc import Parameter, RegisterMap
@@ -134,4 +132,6 @@ def machine_key(machine_id: str, *, secret: str, lifetime_s: int = MACHINE_KEY_L
         "iat": now,
         "exp": now + lifetime_s,
     }
+    import jwt  # here, not at the top: PyJWT loads `cryptography` (~9 MB resident), which a running agent never needs
+
     return jwt.encode(claims, secret, algorithm="HS256")

@@ -19,7 +19,7 @@ Runs and what each one measures (docs/DESIGN.md §8 targets):
 3. `outage` at 10 Hz through a TCP proxy the bench cuts for --outage seconds (Supabase unreachable, frames
    accumulate in the spool), then restores: reconnect delay, replay rate, frames lost, order kept.
 
-Latency: `parameter_history.ts` is the acquisition time (taken by the sampler at read start); visibility is
+Latency: `parameter_history.ts` is the acquisition time (the midpoint of the sampler's read); visibility is
 the arrival of the commit's NOTIFY from a bench-only trigger (see bench/pg_probe.py for why that is sound).
 Windows start after a warm-up (the first visible frame + --warmup seconds), so start-up is excluded.
 Loss: at the end of each run the agent's own frame count (from /health, with its snapshot time) is compared

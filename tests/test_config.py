@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from pathlib import Path
 
+import jwt
 import pytest
 
-from agent.config import LogFormat, PlcType, Settings, load_settings
+from agent.config import LogFormat, PlcType, Settings, load_settings, unverified_claims
 from agent.errors import ConfigError
 from agent.plc import WordOrder
 from supalocal.auth import make_machine_key
@@ -137,3 +140,29 @@ def test_map_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     path.write_text("key\n")
     monkeypatch.setenv("PLC_MAP_FILE", str(path))
     assert path == load_settings().PLC_MAP_FILE
+
+
+def _segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("token", "claims"),
+    [
+        pytest.param(
+            jwt.encode({"role": "ald_agent", "machine_id": "m-1", "exp": 2_000_000_000}, "s" * 32, algorithm="HS256"),
+            {"role": "ald_agent", "machine_id": "m-1", "exp": 2_000_000_000},
+            id="hs256-jwt",
+        ),
+        pytest.param(f"{_segment({'alg': 'none'})}.{_segment({'role': 'x'})}.", {"role": "x"}, id="unsigned"),
+        pytest.param("sb_secret_abc", None, id="opaque-key"),
+        pytest.param("a.b", None, id="two-segments"),
+        pytest.param("a.b.c.d", None, id="four-segments"),
+        pytest.param("!!.??.sig", None, id="not-base64"),
+        pytest.param(f"{_segment({'alg': 'HS256'})}.{_segment([1, 2])}.sig", None, id="payload-not-an-object"),
+        pytest.param(f"{_segment('text')}.{_segment({'role': 'x'})}.sig", None, id="header-not-an-object"),
+        pytest.param(f"{_segment({'alg': 'HS256'})}.bm90IGpzb24.sig", None, id="payload-not-json"),
+    ],
+)
+def test_unverified_claims_read_a_jwt_payload_without_pyjwt(token: str, claims: dict[str, object] | None) -> None:
+    assert unverified_claims(token) == claims

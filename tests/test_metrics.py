@@ -15,10 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 import agent.metrics
 from agent.metrics import (
     COMMAND_LATENCY_BUCKETS,
+    MAX_BLOCK_SERIES,
+    PLC_BLOCK_READ_DURATION,
+    PLC_READ_BUCKETS,
     STEP_TIMING_ERROR_BUCKETS,
     AgentMetrics,
     error_metric_name,
 )
+from agent.plc import PlcDevice, ReadBlock, RegisterKind
+from agent.plc.sim import Simulator
+from agent.sampling import MemorySink, Sampler
 from agent.status import AgentSnapshot
 
 SNAP = AgentSnapshot(
@@ -90,6 +96,8 @@ PINNED_FAMILIES = {
     "ald_database_request_seconds": "histogram",
     "ald_parameter_logging_interval_seconds": "histogram",
     "ald_read_to_row_seconds": "histogram",
+    "ald_plc_read_duration_seconds": "histogram",
+    "ald_plc_block_read_duration_seconds": "histogram",
     "ald_recipe_runs_total": "counter",
     "ald_commands_total": "counter",
     "ald_alarms_active": "gauge",
@@ -128,6 +136,7 @@ def test_names_are_pinned() -> None:
     assert sorted(agent.metrics.__all__) == sorted(
         ["AGENT_INFO", "AGENT_INFO_LABELS", "ALARMS_ACTIVE", "ALARM_SEVERITIES", "BUILD_INFO", "BUILD_INFO_LABELS",
          "COMMAND_LATENCY", "COMMAND_LATENCY_BUCKETS", "CONTENT_TYPE", "ERRORS_TOTAL_TEMPLATE", "KNOWN_ERROR_AREAS",
+         "MAX_BLOCK_SERIES", "PLC_BLOCK_READ_DURATION", "PLC_READ_BUCKETS", "PLC_READ_DURATION",
          "SNAPSHOT_METRICS", "STEP_TIMING_ERROR", "STEP_TIMING_ERROR_BUCKETS", "AgentMetrics", "error_metric_name"]
     )  # fmt: skip
 
@@ -141,6 +150,7 @@ def test_values_come_from_the_snapshot() -> None:
         "ald_database_request",
         "ald_parameter_logging_interval_seconds",
         "ald_read_to_row",
+        "ald_plc_read_duration",
         "ald_recipe_runs",
         "ald_alarms_active",  # one sample per severity: test_alarms_active_by_severity
     )  # fed by hooks or read at scrape time, not from the snapshot
@@ -265,10 +275,14 @@ def test_step_timing_error_is_absolute() -> None:
     assert (buckets["0.0005"], buckets["0.003"], buckets["0.005"], buckets["+Inf"]) == (1, 1, 3, 3)
 
 
-@pytest.mark.parametrize("buckets", [COMMAND_LATENCY_BUCKETS, STEP_TIMING_ERROR_BUCKETS], ids=["command", "step"])
+@pytest.mark.parametrize(
+    "buckets", [COMMAND_LATENCY_BUCKETS, STEP_TIMING_ERROR_BUCKETS, PLC_READ_BUCKETS], ids=["command", "step", "read"]
+)
 def test_buckets_resolve_the_targets(buckets: tuple[float, ...]) -> None:
     assert list(buckets) == sorted(set(buckets))
     assert 0.005 in buckets or 0.5 in buckets  # the docs/DESIGN.md §8 p99 targets are bucket edges
+    if buckets is PLC_READ_BUCKETS:
+        assert 0.01 in buckets
 
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
@@ -347,6 +361,60 @@ def test_distributions() -> None:
                    le="5.0") == 0.0  # fmt: skip
     assert _sample(metrics, "ald_read_to_row_seconds_count") == 2.0  # history only
     assert _sample(metrics, "ald_read_to_row_seconds_sum") == 5.0
+
+
+def _block(kind: RegisterKind, start: int, count: int) -> ReadBlock:
+    return ReadBlock(kind, start, count, ())
+
+
+def test_full_reads_land_in_one_millisecond_buckets_up_to_the_target() -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    for seconds in (0.0042, 0.0071, 0.0099, 0.0101, 0.052, math.nan):
+        metrics.observe_plc_read(seconds)
+    assert _sample(metrics, "ald_plc_read_duration_seconds_count") == 5.0  # NaN ignored
+    assert _sample(metrics, "ald_plc_read_duration_seconds_bucket", le="0.005") == 1.0
+    assert _sample(metrics, "ald_plc_read_duration_seconds_bucket", le="0.01") == 3.0  # the §8 target, exact
+    assert _sample(metrics, "ald_plc_read_duration_seconds_bucket", le="0.0125") == 4.0
+    assert _sample(metrics, "ald_plc_read_duration_seconds_bucket", le="+Inf") == 5.0
+
+
+def test_blocks_are_labelled_by_address_range_and_failed_blocks_are_not_latencies() -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    plan = object()
+    holding, coils = _block(RegisterKind.HOLDING, 1000, 118), _block(RegisterKind.COIL, 0, 90)
+    metrics.observe_block_read(holding, 0.0004, plan=plan)
+    metrics.observe_block_read(holding, 0.03, plan=plan)
+    metrics.observe_block_read(coils, 0.0003, plan=plan)
+    metrics.observe_block_read(coils, 1.0, ok=False, plan=plan)  # a timeout: the link, not the range
+    assert _sample(metrics, "ald_plc_block_read_duration_seconds_count", block="holding 1000+118") == 2.0
+    assert _sample(metrics, "ald_plc_block_read_duration_seconds_bucket", block="holding 1000+118", le="0.025") == 1.0
+    assert _sample(metrics, "ald_plc_block_read_duration_seconds_count", block="coil 0+90") == 1.0
+
+
+def test_block_series_are_bounded_and_follow_the_plan() -> None:
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    plan = object()
+    for n in range(MAX_BLOCK_SERIES + 10):
+        metrics.observe_block_read(_block(RegisterKind.INPUT, n * 200, 100), 0.001, plan=plan)
+    families = text_string_to_metric_families(metrics.render().decode())
+    blocks = {s.labels["block"] for f in families for s in f.samples if s.name.startswith(PLC_BLOCK_READ_DURATION)}
+    assert len(blocks) == MAX_BLOCK_SERIES + 1 and "other" in blocks
+    assert _sample(metrics, "ald_plc_block_read_duration_seconds_count", block="other") == 10.0
+    metrics.observe_block_read(_block(RegisterKind.INPUT, 5, 2), 0.001, plan=object())  # a reloaded map
+    families = text_string_to_metric_families(metrics.render().decode())
+    blocks = {s.labels["block"] for f in families for s in f.samples if s.name.startswith(PLC_BLOCK_READ_DURATION)}
+    assert blocks == {"input 5+2"}
+
+
+async def test_a_real_read_feeds_both_histograms(simulator: Simulator, device: PlcDevice) -> None:
+    """Over TCP to the simulator: one sampler tick is one full read and one observation per planned block."""
+    metrics = AgentMetrics(snapshot=lambda: SNAP)
+    sampler = Sampler(device, interval_s=0.05, sink=MemorySink())
+    metrics.attach(sampler=sampler, device=device)
+    await sampler.run(max_ticks=2)
+    assert _sample(metrics, "ald_plc_read_duration_seconds_count") == 2.0
+    for block in device.plan:
+        assert _sample(metrics, "ald_plc_block_read_duration_seconds_count", block=str(block)) == 2.0, block
 
 
 async def test_cpu_and_the_spool_volume_are_read_at_scrape_time(tmp_path: Path) -> None:

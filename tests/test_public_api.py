@@ -87,7 +87,7 @@ SURFACES = {
         "realtime_refusal",
         "translate",
     ],
-    "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings"],
+    "agent.config": ["Color", "LogFormat", "PlcType", "Settings", "load_settings", "unverified_claims"],
     # the operator console builds on AlarmBook.active() -> list[ActiveAlarm] (issue 13)
     "agent.alarms": [
         "ACK_ALL",

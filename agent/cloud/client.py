@@ -1,5 +1,10 @@
 """The only module that talks to Supabase: PostgREST calls and Realtime subscriptions via supabase-py (async).
 
+Of supabase-py the agent uses its two official sub-clients, postgrest-py and realtime-py, built here the way
+supabase-py's `AsyncClient` builds them (`SupabaseClients`): importing supabase-py itself also loads its
+auth, storage and functions clients, PyJWT and `cryptography`, ~20 MB of resident memory the agent never
+uses (bench/RESULTS.md, issue 14).
+
 Everything the agent writes is idempotent by key (upsert on the primary key, update by id), so the spool can
 replay freely. Calls carry a short timeout (the library default is 120 s) and postgrest's own retry is off:
 the shipper owns retries and backoff. Realtime is an accelerator: a `Watch` reports readiness only after the
@@ -21,14 +26,16 @@ from typing import Any
 
 import httpx
 from loguru import logger
+from postgrest import AsyncPostgrestClient, AsyncRequestBuilder, AsyncRPCFilterRequestBuilder
+from postgrest.constants import DEFAULT_POSTGREST_CLIENT_HEADERS
 from postgrest.types import ReturnMethod
+from realtime import AsyncRealtimeChannel, AsyncRealtimeClient
 from realtime.types import RealtimePostgresChangesListenEvent
 
 from agent.cloud.errors import realtime_refusal, translate
 from agent.cloud.key import KeyClaims, KeyStatus, read_claims
 from agent.errors import CloudAuthError, CloudError
 from agent.tasks import cancel_and_wait
-from supabase import AClientOptions, AsyncClient, acreate_client
 
 __all__ = ["CloudClient", "CloudState", "KeyStatus", "Watch"]
 
@@ -55,6 +62,36 @@ class Watch:
     channel: Any = None
 
 
+class SupabaseClients:
+    """What the agent uses of supabase-py's `AsyncClient` (`table`, `rpc`, `channel`, `realtime`,
+    `remove_all_channels`), built from the same official sub-clients with the same URLs and headers:
+    `<url>/rest/v1` with `apiKey` + `Authorization: Bearer`, and `<url>/realtime/v1` (ws/wss) with the key."""
+
+    def __init__(
+        self, url: str, key: str, *, http_client: httpx.AsyncClient, authorization: str, realtime: Mapping[str, Any]
+    ) -> None:
+        base = url.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ValueError(f"invalid Supabase URL {url!r}: it must start with http:// or https://")
+        headers = {**DEFAULT_POSTGREST_CLIENT_HEADERS, "apiKey": key, "Authorization": authorization}
+        self.postgrest = AsyncPostgrestClient(
+            f"{base}/rest/v1", headers=headers, schema="public", http_client=http_client, retry_enabled=False
+        )
+        self.realtime = AsyncRealtimeClient(f"{base}/realtime/v1", token=key, **realtime)
+
+    def table(self, table: str) -> AsyncRequestBuilder:
+        return self.postgrest.from_(table)
+
+    def rpc(self, name: str, params: dict[str, Any]) -> AsyncRPCFilterRequestBuilder:
+        return self.postgrest.rpc(name, params)
+
+    def channel(self, topic: str) -> AsyncRealtimeChannel:
+        return self.realtime.channel(topic, {})
+
+    async def remove_all_channels(self) -> None:
+        await self.realtime.remove_all_channels()
+
+
 class CloudClient:
     """``async with CloudClient(url, key) as cloud:`` — typed, idempotent operations on our tables."""
 
@@ -70,7 +107,7 @@ class CloudClient:
         self.key = KeyStatus()
         #: What `key` says about itself (role, machine, expiry), read once: for the expiry in /health and metrics.
         self.key_claims: KeyClaims = read_claims(key)
-        self._client: AsyncClient | None = None
+        self._client: SupabaseClients | None = None
         self._watches: list[Watch] = []
         self._supervisor: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
@@ -84,15 +121,14 @@ class CloudClient:
             raise RuntimeError(f"CloudClient cannot be entered when {self.state.value}")
         # Our own httpx client carries the timeout (postgrest deprecates its timeout argument).
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), follow_redirects=True)
-        options = AClientOptions(
-            httpx_client=self._http,
-            postgrest_client_retry=False,
-            realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 0.5},
-        )
-        if self._api_key:
-            options.headers["Authorization"] = f"Bearer {self._key}"
         try:
-            self._client = await acreate_client(self.url, self._api_key or self._key, options=options)
+            self._client = SupabaseClients(
+                self.url,
+                self._api_key or self._key,
+                http_client=self._http,
+                authorization=f"Bearer {self._key}",
+                realtime={"auto_reconnect": True, "max_retries": 5, "initial_backoff": 0.5},
+            )
             if self._api_key:
                 await self._client.realtime.set_auth(self._key)
         except Exception as exc:
@@ -119,7 +155,7 @@ class CloudClient:
             await self._http.aclose()
 
     @property
-    def client(self) -> AsyncClient:
+    def client(self) -> SupabaseClients:
         if self.state is not CloudState.OPEN or self._client is None:
             raise RuntimeError("CloudClient is not open")
         return self._client

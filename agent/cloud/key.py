@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import jwt
 from loguru import logger
 
+from agent.config import unverified_claims
 from agent.errors import CloudAuthError
 
 __all__ = ["KeyChannel", "KeyClaims", "KeyStatus", "read_claims"]
@@ -84,9 +84,8 @@ def read_claims(key: str) -> KeyClaims:
     """The claims of `key` (a JWT), or its kind alone for an opaque `sb_…` key or something unreadable."""
     if key.startswith(OPAQUE_KEY_PREFIXES):
         return KeyClaims(kind="opaque")
-    try:
-        claims = jwt.decode(key, options={"verify_signature": False, "verify_exp": False})
-    except jwt.PyJWTError:
+    claims = unverified_claims(key)
+    if claims is None:
         return KeyClaims(kind="unreadable")
     return KeyClaims(
         kind="jwt",

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +64,8 @@ class _Streams:
 SOURCE_KEY = web.AppKey[ConsoleSource]("console_source")  # a Protocol: typed in [ ]
 STREAMS_KEY = web.AppKey("console_streams", _Streams)
 INTERVAL_KEY = web.AppKey("console_interval", float)
+#: Awaited before a view is built: the agent's gate "no PLC read in flight" (agent/http/server.py `quiet`).
+QUIET_KEY = web.AppKey[Callable[[], Awaitable[None]]]("console_quiet")
 
 
 async def _index(_request: web.Request) -> web.FileResponse:
@@ -79,6 +81,7 @@ async def _view(request: web.Request) -> web.Response:
     source = request.app.get(SOURCE_KEY)
     if source is None:
         return _unavailable("the console is not connected")
+    await request.app[QUIET_KEY]()
     try:
         view = source.view()
     except Exception:  # a broken view must not take the page's server down with it
@@ -102,6 +105,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
         reader = source.stream()
         failing = False
         while not streams.closing.is_set():
+            await request.app[QUIET_KEY]()
             try:
                 payload = f"event: view\ndata: {_dumps(reader())}\n\n"
                 failing = False
@@ -124,8 +128,15 @@ async def _close_streams(app: web.Application) -> None:
     app[STREAMS_KEY].closing.set()
 
 
-def add_console_routes(app: web.Application, source: ConsoleSource | None, *, interval_s: float) -> None:
+def add_console_routes(
+    app: web.Application,
+    source: ConsoleSource | None,
+    *,
+    interval_s: float,
+    quiet: Callable[[], Awaitable[None]],
+) -> None:
     """`/` (the page), `/static/…` (its assets), `/console.json` and `/events` (its view)."""
+    app[QUIET_KEY] = quiet
     if source is not None:
         app[SOURCE_KEY] = source
     app[STREAMS_KEY] = _Streams()

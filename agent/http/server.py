@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, Self
 
@@ -44,6 +44,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 SNAPSHOT_KEY = web.AppKey[Callable[[], AgentSnapshot]]("snapshot")  # not a class: typed in [ ]
 METRICS_KEY = web.AppKey("metrics", AgentMetrics)
 THRESHOLDS_KEY = web.AppKey("thresholds", HealthThresholds)
+QUIET_KEY = web.AppKey[Callable[[], Awaitable[None]]]("quiet")
 
 _log = logger.bind(area="application")
 _dumps = functools.partial(json.dumps, default=str)  # current_run may hold datetimes and UUIDs
@@ -72,7 +73,18 @@ async def _health_basic(request: web.Request) -> web.Response:
     return _json(body, status)
 
 
+async def _quiet(request: web.Request) -> None:
+    """Wait for the server's quiet gate (the agent's: no PLC read in flight) before CPU-heavy work: a /metrics
+    render takes several ms of Python, which would otherwise land between the Modbus round trips of a read."""
+    await request.app[QUIET_KEY]()
+
+
+async def _no_wait() -> None:
+    return None
+
+
 async def _health(request: web.Request) -> web.Response:
+    await _quiet(request)
     try:
         status, body = full_health(_snapshot(request), thresholds=request.app[THRESHOLDS_KEY])
     except Exception:
@@ -82,6 +94,7 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    await _quiet(request)
     try:
         text = request.app[METRICS_KEY].render()
     except Exception:
@@ -95,7 +108,8 @@ class HttpServer:
 
     `admin_token` None or "" disables admin: every admin route answers 401. Routes added with
     `add_admin_route` before start are wrapped by `require_admin`. Without a `console` source the page is
-    served but its view answers 503 (the page says so).
+    served but its view answers 503 (the page says so). `quiet`, when given, is awaited before /metrics,
+    /health and the console's views are built (not /health/basic, the load balancer's cheap probe).
     """
 
     def __init__(
@@ -110,6 +124,7 @@ class HttpServer:
         shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
         console: ConsoleSource | None = None,
         console_interval_s: float = CONSOLE_INTERVAL_S,
+        quiet: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -121,8 +136,9 @@ class HttpServer:
         self._app[SNAPSHOT_KEY] = snapshot
         self._app[METRICS_KEY] = metrics
         self._app[THRESHOLDS_KEY] = thresholds
+        self._app[QUIET_KEY] = quiet or _no_wait
         self._app[ADMIN_TOKEN_KEY] = admin_token or ""
-        add_console_routes(self._app, console, interval_s=console_interval_s)
+        add_console_routes(self._app, console, interval_s=console_interval_s, quiet=self._app[QUIET_KEY])
         self._app.router.add_get("/health/basic", _health_basic)
         self._app.router.add_get("/health", _health)
         self._app.router.add_get("/metrics", _metrics)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -60,6 +60,9 @@ class PlcDevice:
         self.connection = connection
         self.word_order = word_order
         self._max_gap, self._max_registers = max_gap, max_registers
+        #: Called after each planned block of a full read with (block, seconds, ok): the metrics' per-block
+        #: read latency, to find a slow address range. Ad-hoc `read(keys)` calls are not reported.
+        self.block_observers: list[Callable[[ReadBlock, float, bool], None]] = []
         self.set_map(register_map)
 
     def set_map(self, register_map: RegisterMap) -> None:
@@ -72,14 +75,14 @@ class PlcDevice:
 
     async def read_all(self) -> FrameRead:
         """Read every mapped parameter (the sampler's frame)."""
-        return await self._read_blocks(self.plan)
+        return await self._read_blocks(self.plan, observed=True)
 
     async def read(self, keys: Iterable[str]) -> FrameRead:
         """Read just `keys` (planned on the fly). Unknown keys raise `UnknownParameter`."""
         params = [self.map[k] for k in keys]
         return await self._read_blocks(plan_reads(params, max_gap=self._max_gap, max_registers=self._max_registers))
 
-    async def _read_blocks(self, blocks: Sequence[ReadBlock]) -> FrameRead:
+    async def _read_blocks(self, blocks: Sequence[ReadBlock], *, observed: bool = False) -> FrameRead:
         started = time.monotonic()
         values: dict[str, Value | None] = {}
         failed: list[str] = []
@@ -90,6 +93,7 @@ class PlcDevice:
                 values.update(dict.fromkeys((p.key for p in block.parameters), None))
                 failed.extend(p.key for p in block.parameters)
                 continue
+            block_started = time.perf_counter()
             try:
                 n = await self._read_block(block, values, failed)
                 requests += n
@@ -97,6 +101,10 @@ class PlcDevice:
                 down = True
                 values.update(dict.fromkeys((p.key for p in block.parameters), None))
                 failed.extend(p.key for p in block.parameters)
+            if observed and self.block_observers:
+                seconds = time.perf_counter() - block_started
+                for observe in self.block_observers:
+                    observe(block, seconds, not down)
         return FrameRead(values, started, time.monotonic() - started, requests, failed)
 
     async def _read_block(self, block: ReadBlock, values: dict[str, Value | None], failed: list[str]) -> int:

@@ -47,6 +47,10 @@ class TelemetryPublisher:
         self.logged = [p.key for p in register_map if p.logged]
         self.deadband = {p.key: p.deadband for p in register_map}
         self.parameter_ids = dict(parameter_ids)
+        # (key, parameter id, deadband) of every key with a `parameters` row: resolved once per map, not per frame
+        self._latest_keys = [
+            (p.key, self.parameter_ids[p.key], p.deadband) for p in register_map if p.key in self.parameter_ids
+        ]
         self._last_refresh = float("-inf")  # a new map: publish every value once
 
     def submit(self, frame: Frame) -> None:
@@ -56,7 +60,8 @@ class TelemetryPublisher:
 
     def records(self, frame: Frame) -> list[tuple[str, Any]]:
         ts = frame.ts.isoformat()
-        values = {k: frame.values.get(k) for k in self.logged if k in frame.values}
+        frame_values = frame.values
+        values = {k: frame_values[k] for k in self.logged if k in frame_values}
         items: list[tuple[str, Any]] = [
             ("history", {"machine_id": self.machine_id, "ts": ts, "run_id": frame.run_id, "values": values})
         ]
@@ -64,18 +69,19 @@ class TelemetryPublisher:
         refresh = now - self._last_refresh >= self.refresh_s
         if refresh:
             self._last_refresh = now
+        published = self._published
         rows = []
-        for key, value in frame.values.items():
-            parameter_id = self.parameter_ids.get(key)
-            if parameter_id is None:
+        for key, parameter_id, deadband in self._latest_keys:
+            if key not in frame_values:
                 continue
-            if (
-                refresh
-                or key not in self._published
-                or changed_beyond_deadband(self._published[key], value, self.deadband.get(key, 0.0))
-            ):
-                self._published[key] = value
-                rows.append({"machine_id": self.machine_id, "parameter_id": parameter_id, "value": value, "ts": ts})
+            value = frame_values[key]
+            if not refresh and key in published:
+                old = published[key]
+                # the common case at 10 Hz: nothing moved (same value, same type) — no deadband arithmetic
+                if (old == value and type(old) is type(value)) or not changed_beyond_deadband(old, value, deadband):
+                    continue
+            published[key] = value
+            rows.append({"machine_id": self.machine_id, "parameter_id": parameter_id, "value": value, "ts": ts})
         if rows:
             items.append(("latest", rows))
         return items

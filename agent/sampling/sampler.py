@@ -1,14 +1,22 @@
 """The fixed-rate sampler: one full PLC read per tick, on drift-free monotonic deadlines.
 
-Tick n is due at `start + n·interval`. A late read never shifts later ticks (no accumulated drift); a read
-that overruns whole intervals skips those ticks and counts them, instead of bursting to catch up. The
-frame's wall-clock timestamp is taken at acquisition (UTC), never at publication, so a frame replayed from
-the spool an hour later still says when it was measured.
+Tick n is due at `start + n·interval`. A late read never shifts later ticks (no accumulated drift). A read
+that runs past the next deadline makes that tick late (it starts at once), never skipped; a tick is skipped
+only when its whole interval went by without a read starting in it (the read before took over a full
+interval more than its own), and every skipped tick is counted (`SamplerStats.skipped`, the
+`ald_skipped_ticks_total` metric), instead of bursting to catch up.
+
+A frame's `ts` is the wall-clock (UTC) midpoint of its read: the read takes `read_s` seconds (16 Modbus
+requests for 500 parameters), and every value in the frame was acquired within `ts ± read_s/2`, the
+smallest bound one timestamp can give (docs/DESIGN.md §3, docs/CONTRACT.md `parameter_history`). It is
+taken at acquisition, never at publication, so a frame replayed from the spool an hour later still says when
+it was measured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -20,10 +28,19 @@ from agent.plc import FrameRead, PlcDevice, Value
 
 __all__ = ["Frame", "FrameSink", "MemorySink", "Sampler", "SamplerStats"]
 
+#: The sampler's clocks, injectable so tests can run it on a fake clock (never asserting wall-clock timings).
+Monotonic = Callable[[], float]
+WallClock = Callable[[], float]  # seconds since the epoch, UTC
+Sleep = Callable[[float], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One acquisition as published: non-finite numbers are already None (JSON has no NaN)."""
+    """One acquisition as published: non-finite numbers are already None (JSON has no NaN).
+
+    `ts` is the midpoint of the read (every value was acquired within `ts ± read_s / 2`), `read_s` how long
+    the full read took, `lateness_s` how long after its deadline the read started.
+    """
 
     ts: datetime
     tick: int
@@ -42,7 +59,8 @@ class SamplerStats:
     """Live figures for /health, metrics and the status line."""
 
     ticks: int = 0
-    skipped: int = 0
+    skipped: int = 0  # ticks whose whole interval passed without a read starting in it
+    late: int = 0  # ticks started after the previous read ran past their deadline (taken, not skipped)
     failed_frames: int = 0
     last_read_s: float = 0.0
     last_interval_s: float = 0.0
@@ -64,6 +82,9 @@ class Sampler:
 
     `run_id` (a callable) tags frames taken while a recipe runs. The sink is awaited if it returns an
     awaitable; it must be quick (the spool appends locally), because it sits on the timing path.
+    `read_observers` are called with every full read's duration (the metrics' read-latency histogram),
+    `interval_observers` with every measured interval between two frames. `monotonic`, `wall` and `sleep` are
+    the clocks (defaults: the system's), replaceable by a fake clock in tests.
     """
 
     def __init__(
@@ -73,25 +94,54 @@ class Sampler:
         interval_s: float,
         sink: FrameSink,
         run_id: Callable[[], str | None] = lambda: None,
+        monotonic: Monotonic = time.monotonic,
+        wall: WallClock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.device, self.interval_s, self.sink, self.run_id = device, interval_s, sink, run_id
+        self._monotonic, self._wall, self._sleep = monotonic, wall, sleep
         self.stats = SamplerStats()
         #: Called with every measured interval between two frames, seconds (the metrics' distribution).
         self.interval_observers: list[Callable[[float], None]] = []
+        #: Called with every full read's duration, seconds (the metrics' read-latency histogram).
+        self.read_observers: list[Callable[[float], None]] = []
+        self._idle = asyncio.Event()  # set while no read is in flight
+        self._idle.set()
+
+    @property
+    def reading(self) -> bool:
+        """A full read is in flight."""
+        return not self._idle.is_set()
+
+    async def wait_idle(self, *, timeout_s: float) -> None:
+        """Return once no read is in flight, or after `timeout_s` whatever happens (never an error).
+
+        CPU-heavy duties on the same event loop (the shipper's decoding, encoding and HTTP) await this before
+        each batch, so their work falls between two PLC reads instead of between the Modbus round trips of
+        one: a read's latency is then the PLC's, not the loop's. The timeout bounds the wait when a read
+        hangs on a dead link (the PLC timeout)."""
+        if self._idle.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
 
     async def run(self, *, max_ticks: int | None = None) -> None:
         """Sample until cancelled (or `max_ticks` frames were taken)."""
-        start = time.monotonic()
+        start = self._monotonic()
         n = 0
         previous: float | None = None
         while max_ticks is None or self.stats.ticks < max_ticks:
+            n = self._next_tick(start, n)
             deadline = start + n * self.interval_s
-            delay = deadline - time.monotonic()
+            delay = deadline - self._monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
-            began = time.monotonic()
+                await self._sleep(delay)
+            elif n > 0:
+                self.stats.late += 1
+            began = self._monotonic()
             frame = await self._acquire(n, lateness=began - deadline)
             if previous is not None:
                 self.stats.last_interval_s = began - previous
@@ -102,17 +152,31 @@ class Sampler:
             if result is not None:
                 await result
             n += 1
-            behind = math.floor((time.monotonic() - start) / self.interval_s) - n + 1
-            if behind > 0:  # overran whole intervals: skip them, never burst
-                self.stats.skipped += behind
-                n += behind
+
+    def _next_tick(self, start: float, n: int) -> int:
+        """Tick `n`, or a later one when tick n's whole interval (and maybe more) is already over: those ticks
+        are skipped and counted. A tick whose deadline passed but whose interval has not is taken late."""
+        current = math.floor((self._monotonic() - start) / self.interval_s)
+        if current > n:
+            self.stats.skipped += current - n
+            return current
+        return n
 
     async def _acquire(self, tick: int, *, lateness: float) -> Frame:
-        ts = datetime.now(UTC)
-        read: FrameRead = await self.device.read_all()
+        wall, before = self._wall(), self._monotonic()
+        self._idle.clear()
+        try:
+            read: FrameRead = await self.device.read_all()
+        finally:
+            self._idle.set()
+        after = self._monotonic()
+        # The midpoint of the read on the wall clock: both clocks are read once, together, before the read.
+        ts = datetime.fromtimestamp(wall + (after - before) / 2, UTC)
         self.stats.ticks += 1
         self.stats.last_read_s = read.duration_s
         self.stats.lateness_s.append(lateness)
+        for observe in self.read_observers:
+            observe(read.duration_s)
         if read.failed_keys:
             self.stats.failed_frames += 1
         values = {k: _publishable(v) for k, v in read.values.items()}

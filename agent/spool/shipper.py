@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -56,8 +56,12 @@ class ShipperStats:
 
 
 class Shipper:
-    def __init__(self, spool: Spool, cloud: CloudClient) -> None:
-        self.spool, self.cloud = spool, cloud
+    """Ships `spool` to `cloud`. `quiet`, when given, is awaited before each batch: the agent passes the
+    sampler's "no PLC read in flight" wait, so a batch's CPU work (decoding, encoding, HTTP) never lands
+    between the Modbus round trips of a read on the shared event loop (docs/DESIGN.md §5 "Sampling")."""
+
+    def __init__(self, spool: Spool, cloud: CloudClient, *, quiet: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.spool, self.cloud, self._quiet = spool, cloud, quiet
         self.stats = ShipperStats()
         #: Called with each batch Supabase accepted (the metrics' read → row cycle time).
         self.shipped_observers: list[Callable[[list[Record]], None]] = []
@@ -82,7 +86,9 @@ class Shipper:
                 delay = min(delay * 2, AUTH_BACKOFF_MAX_S)
                 continue
             delay = BACKOFF_INITIAL_S
-            if shipped == 0:
+            # Nothing shipped, or the spool is empty now: wait for the next append (a pass over an empty spool
+            # is 7 peeks on the spool's thread; at 10 Hz that second pass per frame was pure overhead).
+            if shipped == 0 or self.spool.stats.depth == 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_WAKE_S):
                         await self.spool.changed.wait()
@@ -117,7 +123,8 @@ class Shipper:
         for kind in SHIP_ORDER:
             route = ROUTES[kind]
             limit = 1 if self._in_outage or self._refused else route.batch
-
+            if self._quiet is not None:
+                await self._quiet()
             records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES, behind=waits_for(kind))
 
             if records:

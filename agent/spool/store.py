@@ -19,7 +19,6 @@ agent/spool/quarantine.py): each peek checks SQLite's `data_version` and recount
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,8 @@ from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple
 
 from loguru import logger
+
+from agent.spool import jsontext
 
 __all__ = ["DROPPABLE_KINDS", "Record", "Spool", "SpoolState", "SpoolStats"]
 
@@ -168,7 +169,7 @@ class Spool:
         rows = await self._run(
             lambda: self._conn.execute("select id, kind, payload, error, code from quarantine order by id").fetchall()
         )
-        return [{"id": r[0], "kind": r[1], "payload": json.loads(r[2]), "error": r[3], "code": r[4]} for r in rows]
+        return [{"id": r[0], "kind": r[1], "payload": jsontext.loads(r[2]), "error": r[3], "code": r[4]} for r in rows]
 
     # --- worker-thread side -----------------------------------------------------------------------
 
@@ -221,9 +222,7 @@ class Spool:
 
     def _append_items(self, items: list[tuple[str, Any]]) -> int:
         now = time.time()
-        rows = [
-            (kind, text, now, len(text)) for kind, text in ((k, json.dumps(p, separators=(",", ":"))) for k, p in items)
-        ]
+        rows = [(kind, text, now, len(text)) for kind, text in ((k, jsontext.dumps(p)) for k, p in items)]
         db = self._conn
         db.execute("begin immediate")
         try:
@@ -283,7 +282,7 @@ class Spool:
             total += size
             if records and max_bytes is not None and total > max_bytes:
                 break  # sizes are known without decoding: stop before building the record
-            records.append(Record(record_id, record_kind, json.loads(payload), created))
+            records.append(Record(record_id, record_kind, jsontext.loads(payload), created))
         return records
 
     def _remove(self, ids: list[int]) -> None:
@@ -314,7 +313,7 @@ class Spool:
             db.execute(
                 "insert or replace into quarantine (id, kind, payload, created, error, code, moved) "
                 "values (?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.kind, json.dumps(record.payload), record.created, error, code, time.time()),
+                (record.id, record.kind, jsontext.dumps(record.payload), record.created, error, code, time.time()),
             )
             if size is not None:
                 db.execute("delete from outbox where id = ?", (record.id,))

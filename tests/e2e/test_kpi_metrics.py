@@ -4,6 +4,8 @@ and outcome, the spool volume, and realtime errors counted when the socket is lo
 
 from __future__ import annotations
 
+import gc
+
 import asyncpg
 import httpx
 import pytest
@@ -54,6 +56,11 @@ async def test_the_kpis_are_exported_by_a_real_agent(start_agent: StartAgent, db
         assert value(text, "ald_cpu_usage_percent") >= 0
         assert value(text, "ald_spool_disk_free_bytes") > 0
         assert value(text, "ald_realtime_errors_total") == 0  # exported from the client's real counter
+        assert value(text, "ald_plc_read_duration_seconds_count") >= 3  # every full read, by the agent itself
+        assert agent.parts is not None
+        for block in agent.parts.device.plan:  # and each planned address range of it
+            assert value(text, "ald_plc_block_read_duration_seconds_count", block=str(block)) >= 3, block
+    assert gc.get_freeze_count() > 0  # the start-up objects are out of the collector's reach
 
 
 # realtime-py logs the close code and reason through attributes websockets deprecates; the suite turns warnings into

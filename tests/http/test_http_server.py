@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -214,3 +215,22 @@ async def test_wildcard_bind_is_reached_through_loopback(live: LiveSnapshot, ses
     async with HttpServer(snapshot=live, metrics=AgentMetrics(snapshot=live), port=0) as server:  # default host
         assert server.url == f"http://127.0.0.1:{server.port}"
         assert (await _get(session, f"{server.url}/health/basic"))[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health", "/"], ids=["metrics", "health", "status-page"])
+async def test_heavy_endpoints_wait_for_quiet_and_the_basic_probe_does_not(
+    make_server: ServerFactory, live: LiveSnapshot, session: aiohttp.ClientSession, path: str
+) -> None:
+    """The agent's quiet gate is "no PLC read in flight": a render never lands between a read's round trips."""
+    gate = asyncio.Event()
+
+    async def quiet() -> None:
+        await gate.wait()
+
+    server = await make_server(live, quiet=quiet)
+    pending = asyncio.create_task(session.get(server.url + path))
+    basic = await session.get(server.url + "/health/basic")  # answered while the gate is closed
+    assert basic.status == 200 and not pending.done()
+    gate.set()
+    response = await pending
+    assert response.status in (200, 503)

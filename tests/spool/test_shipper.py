@@ -268,3 +268,25 @@ async def test_a_running_shipper_backs_off_on_a_refused_key_and_resumes_when_it_
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
     assert await history(db) == [float(i) for i in range(20)]
+
+
+async def test_a_batch_waits_for_quiet_before_it_is_built(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """The agent's quiet gate is "no PLC read in flight": nothing is peeked or sent while it is closed."""
+    gate = asyncio.Event()
+    waits = 0
+
+    async def quiet() -> None:
+        nonlocal waits
+        waits += 1
+        await gate.wait()
+
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        await spool.append_many([("history", frame(i)) for i in range(2)])
+        shipping = asyncio.create_task(Shipper(spool, cloud, quiet=quiet).ship_once())
+        await asyncio.sleep(0.2)
+        assert not shipping.done() and waits == 1 and spool.stats.depth == 2
+        gate.set()
+        assert await shipping == 2
+    assert await history(db) == [0.0, 1.0]
