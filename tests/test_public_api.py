@@ -33,6 +33,7 @@ SURFACES = {
         "plan_reads",
         "pulse_registers",
         "validate_write",
+        "trigger_valve",
         "valve_of_trigger",
     ],
     "agent.plc.sim": [

@@ -15,6 +15,7 @@ from agent.plc.pulses import (
     is_pulse_trigger,
     next_trigger,
     pulse_registers,
+    trigger_valve,
     valve_of_trigger,
 )
 from agent.plc.registers import (
@@ -54,6 +55,7 @@ __all__ = [
     "parse_value",
     "plan_reads",
     "pulse_registers",
+    "trigger_valve",
     "validate_write",
     "valve_of_trigger",
 ]

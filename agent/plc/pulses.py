@@ -38,6 +38,7 @@ __all__ = [
     "is_pulse_trigger",
     "next_trigger",
     "pulse_registers",
+    "trigger_valve",
     "valve_of_trigger",
 ]
 
@@ -107,14 +108,20 @@ def pulse_registers(valve: int, register_map: RegisterMap) -> PulseRegisters | N
     )
 
 
+def trigger_valve(key: str) -> int | None:
+    """`valve_N.pulse_trigger` → N; None for any other key."""
+    match = _TRIGGER.fullmatch(key)
+    return None if match is None else int(match.group(1))
+
+
 def is_pulse_trigger(key: str) -> bool:
-    return _TRIGGER.fullmatch(key) is not None
+    return trigger_valve(key) is not None
 
 
 def valve_of_trigger(key: str) -> str | None:
     """`valve_N.pulse_trigger` → `valve_N.state` (the coil it opens); None for any other key."""
-    match = _TRIGGER.fullmatch(key)
-    return None if match is None else f"valve_{match.group(1)}.state"
+    valve = trigger_valve(key)
+    return None if valve is None else f"valve_{valve}.state"
 
 
 def next_trigger(current: int, done: int) -> int:

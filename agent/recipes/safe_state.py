@@ -11,15 +11,13 @@ chamber's heater stresses the tool and is not what "safe" means for an interrupt
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from agent.plc import DataType, RegisterMap, Value, is_pulse_trigger
-from agent.recipes.validate import MFC_FLOW_KEY
+from agent.plc import DataType, RegisterMap, Value, trigger_valve
+from agent.recipes.validate import MFC_FLOW_KEY, pulse_valve
 
 __all__ = ["SafeStateResult", "safe_state_writes"]
 
-_VALVE_KEY = re.compile(r"valve_(\d+)\.state")
 _FLOW_OFF = 0.0
 
 
@@ -39,15 +37,11 @@ def safe_state_writes(register_map: RegisterMap) -> tuple[tuple[str, Value], ...
     """(key, value) pairs: every writable `valve_N.pulse_trigger` → 0 (by N), every writable bool `valve_N.state`
     → False (by N), then `mfc_1.flow_sp` → 0."""
     valves = sorted(
-        (int(m.group(1)), p.key)
+        (n, p.key)
         for p in register_map
-        if (m := _VALVE_KEY.fullmatch(p.key)) and p.writable and p.data_type is DataType.BOOL
+        if (n := pulse_valve(p.key)) is not None and p.writable and p.data_type is DataType.BOOL
     )
-    triggers = sorted(
-        (int(p.key.split(".")[0].removeprefix("valve_")), p.key)
-        for p in register_map
-        if is_pulse_trigger(p.key) and p.writable
-    )
+    triggers = sorted((n, p.key) for p in register_map if (n := trigger_valve(p.key)) is not None and p.writable)
     writes: list[tuple[str, Value]] = [(key, 0) for _, key in triggers]
     writes += [(key, False) for _, key in valves]
     flow = register_map.get(MFC_FLOW_KEY)

@@ -70,6 +70,7 @@ __all__ = [
     "ensure_valid",
     "is_pulse_valve",
     "planned_ms",
+    "pulse_valve",
     "pv_key",
     "step_planned_ms",
     "validate",
@@ -109,8 +110,14 @@ def valve_key(valve: int) -> str:
     return f"valve_{valve}.state"
 
 
+def pulse_valve(key: str) -> int | None:
+    """`valve_N.state` → N; None for any other key."""
+    match = _PULSE_VALVE.fullmatch(key)
+    return None if match is None else int(match.group(1))
+
+
 def is_pulse_valve(key: str) -> bool:
-    return _PULSE_VALVE.fullmatch(key) is not None
+    return pulse_valve(key) is not None
 
 
 def pv_key(key: str, register_map: RegisterMap) -> str:
