@@ -168,9 +168,9 @@ async def _await_pulse_end(ctx: StepContext, pulse: PulseRegisters, trigger: int
         frame = await ctx.device.read(pulse.feedback)
         polls += 1
         d["end_polls"] = polls
-        if _record_feedback(ctx, pulse, frame.values, trigger):
+        if (status := _record_feedback(ctx, pulse, frame.values, trigger)) is not None:
             d["end_seen_mono"] = time.monotonic()
-            return PulseStatus(d["plc_status_code"])
+            return status
         failures = failures + 1 if any(frame.values.get(k) is None for k in pulse.feedback) else 0
         if failures >= MAX_PV_READ_FAILURES:
             raise RecipeError(f"cannot read the PLC's pulse feedback for valve {pulse.valve} ({failures} reads failed)")
@@ -183,11 +183,13 @@ async def _await_pulse_end(ctx: StepContext, pulse: PulseRegisters, trigger: int
         await ctx.hold_until(min(now + PULSE_POLL_INTERVAL_S, deadline))
 
 
-def _record_feedback(ctx: StepContext, pulse: PulseRegisters, values: dict[str, Any], trigger: int) -> bool:
-    """Record the PLC's report when it is about `trigger` (its ack in `pulse_done`); whether it was."""
+def _record_feedback(
+    ctx: StepContext, pulse: PulseRegisters, values: dict[str, Any], trigger: int
+) -> PulseStatus | None:
+    """Record the PLC's report when it is about `trigger` (its ack in `pulse_done`): its status, else None."""
     done, code, measured_us = (values.get(k) for k in pulse.feedback)
     if done != trigger or code is None or measured_us is None:
-        return False
+        return None
     try:
         status = PulseStatus(int(code))
     except ValueError:
@@ -199,7 +201,7 @@ def _record_feedback(ctx: StepContext, pulse: PulseRegisters, values: dict[str, 
         d.update(held_ms=held_ms, timing_error_ms=held_ms - ctx.step.planned_ms)
         if "open_mono" in d:
             d["closed_at"] = ctx.wall(d["open_mono"] + held_ms / _MS)
-    return True
+    return status
 
 
 async def _cancel_pulse(ctx: StepContext, pulse: PulseRegisters) -> None:
