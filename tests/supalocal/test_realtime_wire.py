@@ -4,6 +4,7 @@ heartbeat, join replies with binding ids, system pushes, leave/close, unmatched 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -148,3 +149,49 @@ async def test_bad_apikey_refuses_the_socket(api_tables: Any) -> None:
         with pytest.raises(aiohttp.WSServerHandshakeError) as err:
             await http.ws_connect(url, params={"apikey": "x.y.z", "vsn": "1.0.0"})
         assert err.value.status == 403
+
+
+async def test_a_channel_subscribing_while_changes_stream_gets_every_change_after_its_subscribed(
+    api_tables: Any, ws: aiohttp.ClientWebSocketResponse
+) -> None:
+    """The hub matches a change only against the channels listening to its table, an index it rebuilds when a
+    socket, channel or binding changes: a channel whose join landed while changes were being dispatched (the
+    index rebuilt before its bindings existed) must still be in it once it is subscribed."""
+    binding = {"event": "INSERT", "schema": "public", "table": "api_plain"}
+    url = f"{api_tables.url}/rest/v1/api_plain"
+    streaming = asyncio.Event()
+
+    async def insert(http: aiohttp.ClientSession, seq: int) -> None:
+        async with http.post(url, json={"machine_id": MACHINE_A, "seq": seq}) as response:
+            assert response.status == 201, await response.text()
+
+    async def stream(http: aiohttp.ClientSession) -> None:
+        seq = 0
+        while True:
+            seq += 1
+            await insert(http, seq)
+            streaming.set()
+
+    async with aiohttp.ClientSession(headers={"apikey": api_tables.service_key}) as http:
+        task = asyncio.create_task(stream(http))
+        try:
+            await asyncio.wait_for(streaming.wait(), RECV_TIMEOUT_S)
+            for attempt in range(1, 6):  # joins that interleave with the dispatches of the stream
+                topic = f"realtime:late-{attempt}"
+                await ws.send_json(join(topic, [binding], ref=str(attempt), token=api_tables.service_key))
+                subscribed = False
+                while not subscribed:
+                    frame = await recv(ws)
+                    subscribed = frame["event"] == "system" and frame["topic"] == topic
+                    assert frame["event"] != "system" or frame["payload"]["status"] == "ok", frame
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await insert(http, 1_000_000)  # after every channel said "Subscribed": each of them must get it
+    seen: set[str] = set()
+    while len(seen) < 5:
+        frame = await recv(ws)
+        if frame["event"] == "postgres_changes" and frame["payload"]["data"]["record"]["seq"] == 1_000_000:
+            seen.add(frame["topic"])
+    assert seen == {f"realtime:late-{n}" for n in range(1, 6)}
