@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.plc import PlcConnection, PlcDevice, parse_map_csv
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
-from bench.harness import load1, log, run_until_interrupted
+from bench.harness import load1, log, parse_with_quick, run_until_interrupted
 from bench.pg_probe import seed_bench_machine
 from bench.read_cycle import SimulatorProcess, pct
 from bench.synthetic_map import synthetic_map_csv
@@ -308,13 +308,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reference", type=float, default=REFERENCE_S, help=f"the bare PLC layer's run per rate, s ({REFERENCE_S:g})"
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke mode for CI: " + ", ".join(f"--{k} {v:g}" for k, v in QUICK.items())
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    args = parse_with_quick(parser, argv, QUICK)
     return args
 
 

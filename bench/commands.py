@@ -64,7 +64,7 @@ from agent.cloud import CloudClient, Watch
 from agent.plc import load_default_map
 from bench.children import AgentProcess, StackProcess
 from bench.command_report import CommandTiming, Pulse, SchedDelta, StepTiming, print_tables
-from bench.harness import load1, log, run_until_interrupted
+from bench.harness import load1, log, parse_with_quick, run_until_interrupted
 from bench.sim_thread import SimulatorThread
 from supalocal.testing import SEED_MACHINE_ID
 from tests.e2e.recipes import insert_command, insert_recipe, loop, valve, wait
@@ -452,13 +452,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--wait-steps", type=int, default=WAIT_STEPS, help=f"steps of the boundary recipe; 0 skips it ({WAIT_STEPS})"
     )
     parser.add_argument("--wait-ms", type=float, default=WAIT_MS, help=f"duration of each of them, ms ({WAIT_MS:g})")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke mode for CI: " + ", ".join(f"--{k} {v:g}" for k, v in QUICK.items())
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    args = parse_with_quick(parser, argv, QUICK)
     return args
 
 

@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.plc import load_default_map
 from bench.children import AgentProcess, StackProcess
 from bench.commands import quiet_in_process_logs
-from bench.harness import load1, log, run_until_interrupted
+from bench.harness import load1, log, parse_with_quick, run_until_interrupted
 from bench.read_cycle import pct
 from bench.sim_thread import SimulatorThread
 from supalocal.testing import SEED_MACHINE_ID
@@ -543,13 +543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--kill-every", type=float, default=KILL_EVERY_S, help=f"drill: s between kills ({KILL_EVERY_S:g})"
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke mode for CI: " + ", ".join(f"--{k} {v:g}" for k, v in QUICK.items())
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    args = parse_with_quick(parser, argv, QUICK)
     if args.kills is None and args.outage is None and args.commands is None:
         args.kills, args.outage, args.commands = KILLS, OUTAGE_S, COMMANDS
     return args

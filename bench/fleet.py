@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.children import REPO, StackProcess, read_proc
 from bench.fleet_report import CommandRow, Report, print_tables
-from bench.harness import load1, log, run_until_interrupted
+from bench.harness import load1, log, parse_with_quick, run_until_interrupted
 from bench.pg_probe import FrameWatch, install_frame_trigger, seed_bench_machine
 from bench.proc_tree import StackSample, sample_stack, sched_wait_s
 from supalocal.testing import SEED_MACHINE_ID
@@ -370,13 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
         help="where the agents' spools live (/dev/shm: tmpfs)",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke mode for CI: " + ", ".join(f"--{k} {v:g}" for k, v in QUICK.items())
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    args = parse_with_quick(parser, argv, QUICK)
     if args.machines < 1 or args.per_worker < 1:
         parser.error("--machines and --per-worker must be at least 1")
     return args

@@ -49,7 +49,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
-from bench.harness import load1, log, run_until_interrupted
+from bench.harness import load1, log, parse_with_quick, run_until_interrupted
 from bench.pg_probe import FrameWatch, Visible, count_rows, install_frame_trigger, seed_bench_machine
 from bench.read_cycle import SimulatorProcess, pct
 from bench.synthetic_map import synthetic_map_csv
@@ -388,13 +388,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--poll", type=float, default=None, help="/health poll period, s (1 at 10 Hz, 5 at 1 Hz)")
     parser.add_argument("--params", type=int, default=PARAMS, help=f"parameters in the synthetic map ({PARAMS})")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke mode for CI: " + ", ".join(f"--{k} {v:g}" for k, v in QUICK.items())
-    )
-    args = parser.parse_args(argv)
+    args = parse_with_quick(parser, argv, QUICK)
     if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
         args.poll = args.poll or 0.5
     return args
 
