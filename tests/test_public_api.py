@@ -54,6 +54,7 @@ SURFACES = {
         "SamplerStats",
         "TelemetryPublisher",
         "changed_beyond_deadband",
+        "round_read_ms",
     ],
     "agent.errors": [
         "AgentError",

@@ -1,6 +1,6 @@
 """Fixed-rate sampling of the PLC into frames."""
 
-from agent.sampling.publisher import TelemetryPublisher, changed_beyond_deadband
+from agent.sampling.publisher import TelemetryPublisher, changed_beyond_deadband, round_read_ms
 from agent.sampling.sampler import Frame, FrameSink, MemorySink, Sampler, SamplerStats
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "SamplerStats",
     "TelemetryPublisher",
     "changed_beyond_deadband",
+    "round_read_ms",
 ]

@@ -4,10 +4,15 @@ The sampler hands frames over without waiting (`submit` turns a frame into recor
 `SpoolWriter`), so a slow disk never delays a tick. `parameter_latest` gets a value only when it
 moved beyond the parameter's deadband since the last published value (a bool or null on any change), plus a
 full refresh every `refresh_s`, so the live view stays correct without 500 upserts per second.
+
+A history record carries the frame's read duration as `read_ms` (docs/CONTRACT.md `parameter_history`): the
+wall time of the whole read whose midpoint is `ts`, so every value in the row was acquired within
+`ts ± read_ms/2`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +21,11 @@ from agent.plc import RegisterMap, Value
 from agent.sampling.sampler import Frame
 from agent.spool import SpoolWriter
 
-__all__ = ["TelemetryPublisher", "changed_beyond_deadband"]
+__all__ = ["READ_MS_DECIMALS", "TelemetryPublisher", "changed_beyond_deadband", "round_read_ms"]
+
+#: `read_ms` is kept to 0.01 ms (10 µs): finer than a Modbus round trip can be timed on a general-purpose host,
+#: and short in the JSON of every spooled frame.
+READ_MS_DECIMALS = 2
 
 
 def changed_beyond_deadband(old: Value | None, new: Value | None, deadband: float) -> bool:
@@ -24,6 +33,17 @@ def changed_beyond_deadband(old: Value | None, new: Value | None, deadband: floa
     if old is None or new is None or isinstance(old, bool) or isinstance(new, bool):
         return old != new or type(old) is not type(new)
     return abs(float(new) - float(old)) > deadband
+
+
+def round_read_ms(read_s: float) -> float | None:
+    """A read's duration in seconds → the history row's `read_ms`, rounded to `READ_MS_DECIMALS`. Pure.
+
+    None (not recorded) for a negative or non-finite duration, which the column's check would refuse: a
+    diagnostic field must never cost the frame its row (the spool would quarantine the whole record).
+    """
+    if not math.isfinite(read_s) or read_s < 0:
+        return None
+    return round(read_s * 1000.0, READ_MS_DECIMALS)
 
 
 class TelemetryPublisher:
@@ -63,7 +83,16 @@ class TelemetryPublisher:
         frame_values = frame.values
         values = {k: frame_values[k] for k in self.logged if k in frame_values}
         items: list[tuple[str, Any]] = [
-            ("history", {"machine_id": self.machine_id, "ts": ts, "run_id": frame.run_id, "values": values})
+            (
+                "history",
+                {
+                    "machine_id": self.machine_id,
+                    "ts": ts,
+                    "run_id": frame.run_id,
+                    "values": values,
+                    "read_ms": round_read_ms(frame.read_s),
+                },
+            )
         ]
         now = time.monotonic()
         refresh = now - self._last_refresh >= self.refresh_s

@@ -34,7 +34,7 @@ OUTAGE_S = float(os.environ.get("ALD_E2E_OUTAGE_S", "60"))
 
 async def history(db: asyncpg.Connection) -> list[asyncpg.Record]:
     return await db.fetch(
-        'select ts, run_id, "values" from parameter_history where machine_id = $1 order by ts', SEED_MACHINE_ID
+        'select ts, run_id, "values", read_ms from parameter_history where machine_id = $1 order by ts', SEED_MACHINE_ID
     )
 
 
@@ -60,6 +60,7 @@ async def test_frames_land_with_acquisition_time_and_the_live_view_fills(
     assert len(rows) == agent.parts.sampler.stats.ticks  # every frame, once
     gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(rows)]
     assert all(timedelta(seconds=0.1) < g < timedelta(seconds=0.3) for g in gaps)  # acquisition times, 0.2 s apart
+    assert all(r["read_ms"] is not None and r["read_ms"] >= 0 for r in rows)  # each frame's read duration recorded
     values = json.loads(rows[-1]["values"])
     logged = {p.key for p in agent.parts.device.map if p.logged}
     assert set(values) == logged and values["vacuum_pump.power_on"] is True

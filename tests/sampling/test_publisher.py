@@ -3,6 +3,7 @@ deadband (a bool or null on any change), all of them at a refresh or after a new
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from agent.plc import RegisterMap, parse_map_csv
 from agent.plc.registers import MAP_COLUMNS
-from agent.sampling import Frame, TelemetryPublisher, changed_beyond_deadband
+from agent.sampling import Frame, TelemetryPublisher, changed_beyond_deadband, round_read_ms
 
 ROWS = [  # key, data_type, register, address, logged, deadband
     ("temp", "float32", "holding", 0, "true", 0.5),
@@ -61,13 +62,40 @@ def latest(pub: TelemetryPublisher, f: Frame) -> dict[str, object]:
     return {row["parameter_id"]: row["value"] for row in items.get("latest", [])}
 
 
-def test_history_carries_the_logged_keys_and_the_frame_ts() -> None:
+def test_history_carries_the_logged_keys_the_frame_ts_and_its_read_duration() -> None:
     pub, _ = publisher()
-    items = pub.records(frame(1, temp=20.0, flag=True, count=3))
+    items = pub.records(frame(1, temp=20.0, flag=True, count=3))  # read_s = 0.008
     assert items[0] == (
         "history",
-        {"machine_id": "m", "ts": "2026-12-01T18:00:01+00:00", "run_id": None, "values": {"temp": 20.0, "flag": True}},
+        {
+            "machine_id": "m",
+            "ts": "2026-12-01T18:00:01+00:00",
+            "run_id": None,
+            "values": {"temp": 20.0, "flag": True},
+            "read_ms": 8.0,
+        },
     )
+
+
+@pytest.mark.parametrize(
+    ("read_s", "read_ms"),
+    [
+        pytest.param(0.008, 8.0, id="8-ms"),
+        pytest.param(0.0123456, 12.35, id="rounded-to-10-us"),
+        pytest.param(0.000004, 0.0, id="under-5-us-is-zero"),
+        pytest.param(0.0, 0.0, id="zero"),
+        pytest.param(1.5, 1500.0, id="past-a-second"),
+        pytest.param(-0.001, None, id="negative-not-recorded"),
+        pytest.param(math.nan, None, id="nan-not-recorded"),
+        pytest.param(math.inf, None, id="infinite-not-recorded"),
+    ],
+)
+def test_the_read_duration_is_recorded_in_ms_to_10_us_or_not_at_all(read_s: float, read_ms: float | None) -> None:
+    """The column refuses negative and non-finite numbers: such a duration becomes null, so the frame still ships."""
+    assert round_read_ms(read_s) == read_ms
+    pub, _ = publisher()
+    f = Frame(datetime(2026, 12, 1, 18, 0, 1, tzinfo=UTC), 1, {"temp": 20.0}, read_s, 0.0)
+    assert dict(pub.records(f))["history"]["read_ms"] == read_ms
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,22 @@ async def test_replay_is_idempotent(clean_db: BackgroundStack, db: asyncpg.Conne
     assert await history(db) == [0.0, 1.0, 2.0]
 
 
+async def test_frames_carry_their_read_duration_and_frames_spooled_by_an_older_agent_still_ship(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """`read_ms` (migration 20261203100000) lands as sent, with the machine's own key; a frame an older agent
+    spooled before the column existed (no `read_ms` key) ships in the same batch and reads null."""
+    old = frame(0)  # the shape an older agent spooled
+    new = [frame(i) | {"read_ms": read_ms} for i, read_ms in ((1, 8.37), (2, 0.0))]
+    key = make_machine_key(SEED_MACHINE_ID, secret=clean_db.jwt_secret)
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, key) as cloud:
+        await spool.append_many([("history", old), *(("history", f) for f in new)])
+        assert await Shipper(spool, cloud).ship_once() == 3
+        assert (spool.stats.depth, spool.stats.quarantined) == (0, 0)
+    rows = await db.fetch("select read_ms from parameter_history where machine_id = $1 order by ts", SEED_MACHINE_ID)
+    assert [r["read_ms"] for r in rows] == [None, 8.37, 0.0]
+
+
 async def test_a_poison_record_is_quarantined_and_the_rest_flows(
     clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
 ) -> None:

@@ -87,7 +87,7 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
         "status",
         "detail",
     },
-    "parameter_history": {"machine_id", "ts", "run_id", "values"},
+    "parameter_history": {"machine_id", "ts", "run_id", "values", "read_ms"},
     "parameter_latest": {"machine_id", "parameter_id", "value", "ts"},
     "machine_leases": {"machine_id", "holder", "token", "expires_at"},
     "agent_instances": {
@@ -378,7 +378,7 @@ async def test_parameter_history_is_partitioned_by_month(db: asyncpg.Connection)
 async def test_creating_a_partition_moves_rows_out_of_the_default(db: asyncpg.Connection) -> None:
     ts = datetime(2031, 3, 15, 12, tzinfo=UTC)
     await db.execute(
-        'insert into public.parameter_history (machine_id, ts, "values") values ($1, $2, \'{"a": 1}\')',
+        'insert into public.parameter_history (machine_id, ts, "values", read_ms) values ($1, $2, \'{"a": 1}\', 7.25)',
         SEED_MACHINE_ID,
         ts,
     )
@@ -388,7 +388,8 @@ async def test_creating_a_partition_moves_rows_out_of_the_default(db: asyncpg.Co
         assert name == "parameter_history_y2031m03"
         assert await db.fetchval("select public.create_parameter_history_partition('2031-03-20')") == name
         assert await db.fetchval("select count(*) from public.parameter_history_default") == 0
-        assert await db.fetchval("select count(*) from public.parameter_history_y2031m03") == 1
+        # the row moved whole: every column, the read duration included
+        assert await db.fetchval("select read_ms from public.parameter_history_y2031m03") == 7.25
         assert await db.fetchval("select relrowsecurity from pg_class where relname = $1", name)
         assert not await db.fetchval(
             "select has_table_privilege('anon', 'public.parameter_history_y2031m03', 'select')"
@@ -402,6 +403,41 @@ async def test_creating_a_partition_moves_rows_out_of_the_default(db: asyncpg.Co
         )
     finally:
         await db.execute("drop table if exists public.parameter_history_y2031m03")
+
+
+async def test_read_ms_is_checked_on_every_parameter_history_partition_made_before_or_after_it(
+    db: asyncpg.Connection,
+) -> None:
+    """Migrations 20261203100000/100100: one valid check, inherited by every partition (those created later
+    too); a negative, infinite or NaN duration is refused wherever the row lands, null is accepted."""
+    await db.execute("select public.create_parameter_history_partition('2031-04-01')")
+    try:
+        checks = await db.fetch(
+            "select c.conrelid::regclass::text as rel, c.convalidated from pg_constraint c "
+            "where c.conname = 'parameter_history_read_ms_check'"
+        )
+        partitions = await db.fetch(
+            "select inhrelid::regclass::text as rel from pg_inherits "
+            "where inhparent = 'public.parameter_history'::regclass"
+        )
+        assert {r["rel"] for r in checks} == {"parameter_history"} | {r["rel"] for r in partitions}
+        assert "parameter_history_y2031m04" in {r["rel"] for r in checks} and all(r["convalidated"] for r in checks)
+        for when in (datetime.now(UTC), datetime(2031, 4, 2, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)):
+            for bad in ("-0.01", "'infinity'", "'NaN'"):
+                with pytest.raises(asyncpg.CheckViolationError, match="parameter_history_read_ms_check"):
+                    await db.execute(
+                        'insert into public.parameter_history (machine_id, ts, "values", read_ms) '
+                        f"values ($1, $2, '{{}}', {bad})",
+                        SEED_MACHINE_ID,
+                        when,
+                    )
+            await db.execute(
+                "insert into public.parameter_history (machine_id, ts, \"values\") values ($1, $2, '{}')",  # null
+                SEED_MACHINE_ID,
+                when,
+            )
+    finally:
+        await db.execute("drop table if exists public.parameter_history_y2031m04")
 
 
 # -- security and realtime ------------------------------------------------------------------------

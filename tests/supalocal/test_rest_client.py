@@ -280,3 +280,20 @@ def test_upsert_into_a_partitioned_table(clean_db: Any) -> None:
         again = c.table("parameter_history").upsert(row | {"values": {"a": 2}}, on_conflict="machine_id,ts").execute()
         assert again.data[0]["values"] == {"a": 2}
         assert len(c.table("parameter_history").select("ts").execute().data) == 1
+
+
+def test_parameter_history_read_ms_round_trips_and_a_row_without_it_still_inserts(clean_db: Any) -> None:
+    """One bulk upsert as the agent sends it (`missing=default`): a row with `read_ms` and one shaped like an
+    older agent's (no `read_ms`, null on read); a negative duration is the column check's 23514."""
+    machine = "00000000-0000-4000-8000-000000000001"
+    rows = [
+        {"machine_id": machine, "ts": "2026-11-30T12:00:00+00:00", "run_id": None, "values": {"a": 1}, "read_ms": 8.37},
+        {"machine_id": machine, "ts": "2026-11-30T12:00:01+00:00", "run_id": None, "values": {"a": 2}},
+    ]
+    with client_for(clean_db.url, clean_db.service_key) as c:
+        c.table("parameter_history").upsert(rows, on_conflict="machine_id,ts", default_to_null=False).execute()
+        got = c.table("parameter_history").select("ts,read_ms").order("ts").execute().data
+        assert [r["read_ms"] for r in got] == [8.37, None]
+        with pytest.raises(APIError) as err:
+            c.table("parameter_history").insert(rows[1] | {"ts": "2026-11-30T12:00:02+00:00", "read_ms": -1}).execute()
+        assert err.value.code == "23514" and "parameter_history_read_ms_check" in str(err.value.message)
