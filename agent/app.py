@@ -507,6 +507,7 @@ class Agent:
             logging_interval_s=stats.last_interval_s if stats and stats.last_interval_s else None,
             frames=stats.ticks if stats else 0,
             skipped_ticks=stats.skipped if stats else 0,
+            late_ticks=stats.late if stats else 0,
             failed_frames=stats.failed_frames if stats else 0,
             spool_depth=spool.depth if spool else 0,
             spool_bytes=spool.bytes if spool else 0,

@@ -68,7 +68,7 @@ def status_line(snap: AgentSnapshot, lateness_s: Sequence[float]) -> str:
     line = (
         f"status: plc={'up' if snap.plc_connected else 'DOWN'} db={'up' if snap.database_connected else 'DOWN'} "
         f"interval={interval} read={read}ms lateness p50={p50:.1f}ms p99={p99:.1f}ms frames={snap.frames} "
-        f"skipped={snap.skipped_ticks} spool={snap.spool_depth} quarantined={snap.quarantined} "
+        f"skipped={snap.skipped_ticks} late={snap.late_ticks} spool={snap.spool_depth} quarantined={snap.quarantined} "
         f"errors={dict(snap.errors)}"
     )
     if snap.safety_problems:

@@ -96,6 +96,7 @@ SPOOL_SHIPPED = "ald_spool_shipped_total"
 FRAMES = "ald_frames_total"
 FAILED_FRAMES = "ald_failed_frames_total"
 SKIPPED_TICKS = "ald_skipped_ticks_total"
+LATE_TICKS = "ald_late_ticks_total"
 ERRORS_TOTAL_TEMPLATE = "ald_{area}_errors_total"
 MAP_REFUSED = "ald_map_refused"
 MAP_REFUSALS = "ald_map_refusals_total"
@@ -186,6 +187,8 @@ SNAPSHOT_METRICS: dict[str, tuple[str, str, _Reading]] = {
                     lambda s: float(s.failed_frames)),
     SKIPPED_TICKS: ("counter", "Sampler deadlines missed and skipped (never accumulated).",
                     lambda s: float(s.skipped_ticks)),
+    LATE_TICKS: ("counter", "Sampler ticks taken late: the read before ran past their deadline (taken, not skipped).",
+                 lambda s: float(s.late_ticks)),
     MAP_REFUSED: ("gauge", "1 while the machine's register map in Supabase is refused (the previous map is kept).",
                   lambda s: float(s.map_refused)),
     MAP_REFUSALS: ("counter", "Register maps refused since start.", lambda s: float(s.map_refusals)),

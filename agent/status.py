@@ -34,7 +34,8 @@ class AgentSnapshot:
     sampling: bool  # the sampler task is alive
     logging_interval_s: float | None  # last measured interval between two frames
     frames: int
-    skipped_ticks: int
+    skipped_ticks: int  # ticks whose whole interval was lost (no read started in it)
+    late_ticks: int  # ticks taken late because the read before ran past their deadline (not skipped)
     failed_frames: int
     spool_depth: int
     spool_bytes: int

@@ -45,6 +45,7 @@ SNAP = AgentSnapshot(
     logging_interval_s=None,
     frames=5,
     skipped_ticks=0,
+    late_ticks=3,
     failed_frames=5,
     spool_depth=12,
     spool_bytes=3000,
@@ -77,6 +78,7 @@ PINNED_FAMILIES = {
     "ald_frames_total": "counter",
     "ald_failed_frames_total": "counter",
     "ald_skipped_ticks_total": "counter",
+    "ald_late_ticks_total": "counter",
     "ald_map_refused": "gauge",
     "ald_map_refusals_total": "counter",
     "ald_interlocks": "gauge",
@@ -173,6 +175,7 @@ def test_values_come_from_the_snapshot() -> None:
         "ald_frames_total": 5,
         "ald_failed_frames_total": 5,
         "ald_skipped_ticks_total": 0,
+        "ald_late_ticks_total": 3,  # ticks taken late are counted apart from the skipped ones
         "ald_map_refused": 0,
         "ald_map_refusals_total": 0,
         "ald_interlocks": 0,

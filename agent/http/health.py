@@ -152,6 +152,7 @@ def full_health(
                 "interval_s": s.logging_interval_s,
                 "frames": s.frames,
                 "skipped_ticks": s.skipped_ticks,
+                "late_ticks": s.late_ticks,
                 "failed_frames": s.failed_frames,
             },
         },
@@ -166,6 +167,7 @@ def full_health(
             "memory_mb": round(s.memory_mb, 1),
             "frames": s.frames,
             "skipped_ticks": s.skipped_ticks,
+            "late_ticks": s.late_ticks,
             "failed_frames": s.failed_frames,
         },
         "safety": {

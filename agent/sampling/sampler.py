@@ -4,7 +4,8 @@ Tick n is due at `start + n·interval`. A late read never shifts later ticks (no
 that runs past the next deadline makes that tick late (it starts at once), never skipped; a tick is skipped
 only when its whole interval went by without a read starting in it (the read before took over a full
 interval more than its own), and every skipped tick is counted (`SamplerStats.skipped`, the
-`ald_skipped_ticks_total` metric), instead of bursting to catch up.
+`ald_skipped_ticks_total` metric), instead of bursting to catch up. Late ticks are counted too
+(`SamplerStats.late`, `ald_late_ticks_total`).
 
 A frame's `ts` is the wall-clock (UTC) midpoint of its read: the read takes `read_s` seconds (16 Modbus
 requests for 500 parameters), and every value in the frame was acquired within `ts ± read_s/2`, the

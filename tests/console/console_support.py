@@ -32,6 +32,7 @@ SNAPSHOT = AgentSnapshot(
     logging_interval_s=1.0,
     frames=3600,
     skipped_ticks=0,
+    late_ticks=0,
     failed_frames=0,
     spool_depth=0,
     spool_bytes=0,

@@ -58,7 +58,7 @@ class FakeAgent:
             version=args.version, color=args.color, role=args.role, instance_id=f"{args.color}-standin",
             machine_id="6f1c2a4e-0000-4000-8000-000000000001", started_at=datetime.now(UTC), uptime_s=0.0,
             serving=True, plc_connected=True, plc_last_error=None, plc_response_ms=4.5, database_connected=True,
-            realtime_connected=True, sampling=True, logging_interval_s=1.0002, frames=0, skipped_ticks=0,
+            realtime_connected=True, sampling=True, logging_interval_s=1.0002, frames=0, skipped_ticks=0, late_ticks=0,
             failed_frames=0, spool_depth=3, spool_bytes=2048, quarantined=args.quarantined, dropped=0, shipped=0,
             memory_mb=64.0, errors={"plc": 0, "database": 0},
         )  # fmt: skip

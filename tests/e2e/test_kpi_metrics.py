@@ -5,6 +5,7 @@ and outcome, the spool volume, and realtime errors counted when the socket is lo
 from __future__ import annotations
 
 import gc
+import time
 
 import asyncpg
 import httpx
@@ -61,6 +62,28 @@ async def test_the_kpis_are_exported_by_a_real_agent(start_agent: StartAgent, db
         for block in agent.parts.device.plan:  # and each planned address range of it
             assert value(text, "ald_plc_block_read_duration_seconds_count", block=str(block)) >= 3, block
     assert gc.get_freeze_count() > 0  # the start-up objects are out of the collector's reach
+
+
+async def test_a_stalled_loop_shows_as_late_ticks_on_a_real_agents_metrics(start_agent: StartAgent) -> None:
+    """The loop blocked for over two intervals (as by a long GC pause or a CPU hog): the tick due meanwhile
+    starts late, and `SamplerStats.late` reaches /metrics and /health through the agent's own snapshot."""
+    agent = await start_agent()  # PARAMETER_LOGGING_INTERVAL 0.2 s
+    await eventually(lambda: agent.parts is not None and agent.parts.sampler.stats.ticks >= 3)
+    assert agent.parts is not None
+    stats = agent.parts.sampler.stats
+    before = stats.late
+    # Blocking the loop on purpose, the stall under test. Whatever the sampler was doing (sleeping up to one
+    # interval before its deadline, or reading), it plans its next tick ≥ 0.3 s after that tick's deadline: the
+    # tick is late (and maybe some skipped) by construction, not by timing.
+    time.sleep(0.5)  # noqa: ASYNC251
+    await eventually(lambda: stats.late > before)
+    base = f"http://127.0.0.1:{agent.http_port}"
+    async with httpx.AsyncClient() as http:
+        exported = value((await http.get(f"{base}/metrics")).text, "ald_late_ticks_total")
+        health = (await http.get(f"{base}/health")).json()
+    assert before < exported <= stats.late
+    assert before < health["metrics"]["late_ticks"] <= stats.late
+    assert health["services"]["parameter_logger"]["late_ticks"] == health["metrics"]["late_ticks"]
 
 
 # realtime-py logs the close code and reason through attributes websockets deprecates; the suite turns warnings into

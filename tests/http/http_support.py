@@ -30,6 +30,7 @@ HEALTHY = AgentSnapshot(
     logging_interval_s=1.0004,
     frames=120,
     skipped_ticks=1,
+    late_ticks=4,
     failed_frames=2,
     spool_depth=7,
     spool_bytes=4096,

@@ -127,6 +127,7 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
                 "interval_s": 1.0004,
                 "frames": 120,
                 "skipped_ticks": 1,
+                "late_ticks": 4,
                 "failed_frames": 2,
             },
         },
@@ -141,6 +142,7 @@ def test_full_health_body_shape(healthy: AgentSnapshot) -> None:
             "memory_mb": 61.2,
             "frames": 120,
             "skipped_ticks": 1,
+            "late_ticks": 4,
             "failed_frames": 2,
         },
         "safety": {
