@@ -24,6 +24,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.pdu import ModbusPDU
 
 from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, PlcTimeout
+from agent.plc.pdus import register_fast_reads
 from agent.plc.protocol import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from agent.plc.registers import RegisterKind
 from agent.tasks import cancel_and_wait
@@ -224,6 +225,7 @@ class PlcConnection:
             reconnect_delay=0,
             trace_connect=on_connect_change,
         )
+        register_fast_reads(client)
         try:
             ok = await asyncio.wait_for(client.connect(), self.timeout_s * 2)
         except (TimeoutError, OSError, ModbusException) as exc:
