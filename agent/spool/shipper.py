@@ -42,6 +42,10 @@ AUTH_BACKOFF_MAX_S = 30.0
 
 MAX_BATCH_BYTES = 256 * 1024
 IDLE_WAKE_S = 1.0
+#: A pass skips the kinds the spool counts as empty (each peek is a round trip to the spool's thread), except
+#: at least this often, when every kind is asked: a safety net under the counts (another process's changes are
+#: picked up by any peek, and a pass with nothing known pending makes one).
+FULL_PASS_S = 5.0
 
 
 @dataclass(slots=True)
@@ -67,6 +71,7 @@ class Shipper:
         self.shipped_observers: list[Callable[[list[Record]], None]] = []
         self._in_outage = False
         self._refused = False
+        self._last_full_pass = float("-inf")
 
     async def run(self) -> None:
         """Ship until cancelled."""
@@ -113,19 +118,29 @@ class Shipper:
         return self.spool.stats.depth == 0
 
     async def ship_once(self) -> int:
-        """One pass over every kind; returns how many records were shipped or quarantined.
+        """One pass over the kinds with records (every kind each `FULL_PASS_S`); returns how many records were
+        shipped or quarantined.
 
         While Supabase is unreachable or refuses the key, each retry sends a single record: a probe that costs
         nothing to build, instead of decoding and encoding a full batch every few seconds for hours. Full batches
         resume with the first success.
         """
         done = 0
+        now = time.monotonic()
+        full = now - self._last_full_pass >= FULL_PASS_S
+        if full:
+            self._last_full_pass = now
+        refreshed = False  # a peek re-reads the counts when another process changed the file
         for kind in SHIP_ORDER:
+            # Nothing known pending: ask once anyway, so a replay by the quarantine CLI is seen now.
+            if not full and not self.spool.pending(kind) and (refreshed or self.spool.stats.depth):
+                continue
             route = ROUTES[kind]
             limit = 1 if self._in_outage or self._refused else route.batch
             if self._quiet is not None:
                 await self._quiet()
             records = await self.spool.peek(kind, limit, max_bytes=MAX_BATCH_BYTES, behind=waits_for(kind))
+            refreshed = True
 
             if records:
                 done += await self._ship(route, records)

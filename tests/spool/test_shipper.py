@@ -14,6 +14,8 @@ import pytest
 from agent.cloud import CloudClient
 from agent.errors import CloudAuthError
 from agent.spool import Shipper, Spool
+from agent.spool.routes import SHIP_ORDER
+from agent.spool.shipper import FULL_PASS_S
 from supalocal.auth import DEFAULT_SECRET_KEY, SERVICE_ROLE, make_api_key, make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
@@ -306,3 +308,39 @@ async def test_a_batch_waits_for_quiet_before_it_is_built(
         gate.set()
         assert await shipping == 2
     assert await history(db) == [0.0, 1.0]
+
+
+class CountingPeeks(Spool):
+    """Records which kinds the shipper asked the spool's thread about."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.asked: list[str] = []
+
+    async def peek(self, kind: str, limit: int, **kw: object) -> list:  # type: ignore[override]
+        self.asked.append(kind)
+        return await super().peek(kind, limit, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_pass_asks_the_spool_only_about_kinds_with_records(clean_db: BackgroundStack, tmp_path: Path) -> None:
+    """At 10 Hz a pass per frame over all eight kinds was eight round trips to the spool's thread for one
+    record; a full pass (every kind) still runs every FULL_PASS_S, as a safety net under the counts."""
+    async with (
+        CountingPeeks(tmp_path / "s.sqlite") as spool,
+        CloudClient(clean_db.url, clean_db.service_key) as cloud,
+    ):
+        shipper = Shipper(spool, cloud)
+        await spool.append("history", frame(0))
+        assert await shipper.ship_once() == 1
+        assert len(spool.asked) == len(SHIP_ORDER)  # the first pass asks about every kind
+        spool.asked.clear()
+        await spool.append("history", frame(1))
+        assert await shipper.ship_once() == 1
+        assert spool.asked == ["history"]
+        spool.asked.clear()
+        assert await shipper.ship_once() == 0  # nothing known pending: one question, for another process's adds
+        assert spool.asked == [SHIP_ORDER[0]]
+        spool.asked.clear()
+        shipper._last_full_pass -= FULL_PASS_S
+        await shipper.ship_once()
+        assert spool.asked == list(SHIP_ORDER)

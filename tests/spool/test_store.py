@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,48 @@ async def test_dropping_is_true_only_within_a_minute_of_the_last_drop(tmp_path: 
         assert spool.stats.last_drop_at is not None
         spool.stats.last_drop_at = time.monotonic() - DROPPING_WINDOW_S - 1
         assert not spool.dropping
+
+
+async def _counts_match_the_file(spool: Spool) -> dict[str, int]:
+    """The spool's own per-kind counts, after checking them against a fresh count of the file."""
+    rows = await spool._run(lambda: spool._conn.execute("select kind, count(*) from outbox group by kind").fetchall())
+    known = {k: n for k, n in spool.stats.by_kind.items() if n}
+    assert known == dict(rows)
+    assert sum(known.values()) == spool.stats.depth
+    return known
+
+
+async def test_the_spool_counts_its_records_per_kind_through_every_change(tmp_path: Path) -> None:
+    """The shipper skips a kind the counts call empty: a count that drifts to 0 would hold that kind back."""
+    big = "x" * 1000
+    path = tmp_path / "s.sqlite"
+    async with Spool(path, max_bytes=20_000) as spool:
+        await spool.append("run", {"id": "run-1"})
+        await spool.append_many([("history", {"n": i}) for i in range(3)] + [("latest", [{"p": 1}])])
+        assert await _counts_match_the_file(spool) == {"run": 1, "history": 3, "latest": 1}
+        shipped = await spool.peek("history", 2)
+        await spool.remove([r.id for r in shipped])
+        (latest,) = await spool.peek("latest", 1)
+        await spool.quarantine(latest, error="refused", code="23503")
+        assert await _counts_match_the_file(spool) == {"run": 1, "history": 1}
+        assert (spool.pending("history"), spool.pending("latest"), spool.pending("command")) == (1, 0, 0)
+        for i in range(40):  # past the bound: the oldest telemetry is dropped
+            await spool.append("history", {"n": i, "pad": big})
+        assert spool.stats.dropped > 0
+        dropped_to = await _counts_match_the_file(spool)
+    async with Spool(path) as spool:
+        assert await _counts_match_the_file(spool) == dropped_to
+
+
+async def test_another_process_s_changes_show_in_the_counts_after_the_next_peek(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    async with Spool(path) as spool:
+        await spool.append("history", {"n": 0})
+        other = sqlite3.connect(path)  # the quarantine CLI's connection, as `spool quarantine replay` makes it
+        with other:
+            other.execute("insert into outbox (kind, payload, created, size) values ('command', '{}', 0, 2)")
+        other.close()
+        assert spool.pending("command") == 0  # not known until the spool's thread looks
+        await spool.peek("history", 1)
+        assert spool.pending("command") == 1
+        assert await _counts_match_the_file(spool) == {"history": 1, "command": 1}
