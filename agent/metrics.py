@@ -377,6 +377,7 @@ class AgentMetrics:
         )
         self._block_plan: object = None  # the device plan the block series belong to
         self._block_labels: set[str] = set()
+        self._block_series: dict[int, tuple[ReadBlock, Histogram]] = {}  # id(block) → (block, its histogram child)
         self._recipe_runs = Counter(
             _stem(RECIPE_RUNS), "Recipe runs ended, by outcome.", labelnames=("outcome",), registry=self.registry
         )
@@ -451,13 +452,21 @@ class AgentMetrics:
             self._block_plan = plan
             self._plc_block_read.clear()
             self._block_labels.clear()
-        label = str(block)
-        if label not in self._block_labels:
-            if len(self._block_labels) >= MAX_BLOCK_SERIES:
-                label = "other"
-            else:
-                self._block_labels.add(label)
-        self._plc_block_read.labels(block=label).observe(seconds)
+            self._block_series.clear()
+        # 16 blocks per frame at 10 Hz: each block's series is looked up once per plan, not on every frame.
+        cached = self._block_series.get(id(block))
+        if cached is not None and cached[0] is block:
+            series = cached[1]
+        else:
+            label = str(block)
+            if label not in self._block_labels:
+                if len(self._block_labels) >= MAX_BLOCK_SERIES:
+                    label = "other"
+                else:
+                    self._block_labels.add(label)
+            series = self._plc_block_read.labels(block=label)
+            self._block_series[id(block)] = (block, series)
+        series.observe(seconds)
 
     def observe_shipped(self, records: Sequence[Record], *, now: float | None = None) -> None:
         """History records accepted by Supabase: append → accepted, per frame."""

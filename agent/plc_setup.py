@@ -15,7 +15,6 @@ from loguru import logger
 
 from agent.config import PlcType, Settings
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map, load_map_csv
-from agent.plc.sim import Simulator
 
 __all__ = ["connection_for", "device_for", "load_register_map", "simulated_plc"]
 
@@ -50,6 +49,10 @@ async def simulated_plc(settings: Settings, stack: contextlib.AsyncExitStack, *,
     settings pointing at it; with `real`, `settings` unchanged."""
     if settings.PLC_TYPE is not PlcType.SIMULATION:
         return settings
+    # Imported here: the simulator brings pymodbus' server and simulator packages, which an agent on a real PLC
+    # never needs in memory.
+    from agent.plc.sim import Simulator
+
     simulator = Simulator(
         register_map,
         host="127.0.0.1",

@@ -24,7 +24,6 @@ from agent.plc import (
     parse_value,
     plan_reads,
 )
-from agent.plc.sim import Simulator, follow_force_file, parse_force
 from agent.plc_setup import connection_for, device_for, load_register_map
 from agent.recipes import safe_state_writes
 from agent.safety import WriteGate, WritePurpose, check_write
@@ -151,6 +150,10 @@ def _print_plan(register_map: RegisterMap, settings: Settings, *, as_json: bool)
 
 
 async def run_simulate(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every CLI command loads this module, and the simulator brings pymodbus'
+    # server and simulator packages, which `python -m agent run` on a real PLC never needs in memory.
+    from agent.plc.sim import Simulator, follow_force_file, parse_force
+
     # This process stands in for a PLC: its pulse task's thread must get the interpreter within a fraction of a
     # millisecond of a pulse's deadline, not after the default 5 ms switch interval (agent/plc/sim/pulses.py).
     sys.setswitchinterval(SIM_SWITCH_INTERVAL_S)

@@ -88,6 +88,7 @@ class PlcDevice:
         failed: list[str] = []
         requests = 0
         down = False
+        timings: list[tuple[ReadBlock, float, bool]] = []
         for block in blocks:
             if down:
                 values.update(dict.fromkeys((p.key for p in block.parameters), None))
@@ -101,11 +102,14 @@ class PlcDevice:
                 down = True
                 values.update(dict.fromkeys((p.key for p in block.parameters), None))
                 failed.extend(p.key for p in block.parameters)
-            if observed and self.block_observers:
-                seconds = time.perf_counter() - block_started
-                for observe in self.block_observers:
-                    observe(block, seconds, not down)
-        return FrameRead(values, started, time.monotonic() - started, requests, failed)
+            if observed:
+                timings.append((block, time.perf_counter() - block_started, not down))
+        duration = time.monotonic() - started
+        # Reported once the frame is in, not between its round trips: the metrics' work must not sit on the read.
+        for observe in self.block_observers:
+            for block, seconds, ok in timings:
+                observe(block, seconds, ok)
+        return FrameRead(values, started, duration, requests, failed)
 
     async def _read_block(self, block: ReadBlock, values: dict[str, Value | None], failed: list[str]) -> int:
         """Read one planned block into `values`; returns the number of requests made.

@@ -174,3 +174,17 @@ async def test_write_while_unplugged_raises(simulator: Simulator, device: PlcDev
         await device.write("valve_1.state", True)
     with pytest.raises(PlcConnectionError, match="not connected"):  # then it fails at once
         await device.write("valve_1.state", True)
+
+
+async def test_block_read_times_are_reported_once_the_whole_frame_is_in(device: PlcDevice) -> None:
+    """The metrics' per-block histogram is fed after the last round trip, never between two of them: its work
+    must not lengthen the read it measures."""
+    sent: list[str] = []
+    device.connection.on_request = lambda op, seconds, ok: sent.append(op)
+    seen: list[tuple[int, bool]] = []
+    device.block_observers.append(lambda block, seconds, ok: seen.append((len(sent), ok)))
+    frame = await device.read_all()
+    assert frame.ok and len(device.plan) > 1
+    assert seen == [(frame.requests, True)] * len(device.plan)
+    await device.read(["pressure_gauge_1.pressure"])  # an ad-hoc read is not a frame: not reported
+    assert len(seen) == len(device.plan)
