@@ -1,13 +1,14 @@
 """Whole-agent read path and cost (issue 14): read latency measured inside `python -m agent run`, CPU and RSS.
 
     .venv/bin/python bench/agent_read.py [--duration 60] [--warmup 5] [--params 500] [--scrape 5] [--reference 30]
-                                         [--quick]
+                                         [--runtime-venv] [--quick]
 
 What runs where (each in its own process, as in bench/telemetry.py):
 - the local stack (`python -m supalocal run`): PostgreSQL + the Supabase-compatible API;
 - the simulator (`python -m agent simulate --map <synthetic map>`, bench/synthetic_map.py, 500 parameters
   over the four tables with gaps: 16 requests per full read);
-- the agent (`python -m agent run`), one per run (10 Hz, then 1 Hz), its map loaded from the bench machine's
+- the agent (`python -m agent run`; with --runtime-venv from a virtualenv of the runtime dependencies only, as
+  the image has them, bench/harness.py `runtime_python`), one per run (10 Hz, then 1 Hz), its map loaded from the bench machine's
   `parameters` rows, with everything a production agent does: shipping to the stack through the spool, realtime
   subscriptions, heartbeats, the lease, and HTTP (this process scrapes `/metrics` every --scrape seconds, as a
   Prometheus would, and reads `/health` at the window's ends).
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.plc import PlcConnection, PlcDevice, parse_map_csv
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
-from bench.harness import load1, log, parse_with_quick, run_until_interrupted
+from bench.harness import load1, log, parse_with_quick, run_until_interrupted, runtime_python
 from bench.pg_probe import seed_bench_machine
 from bench.read_cycle import SimulatorProcess, pct
 from bench.synthetic_map import synthetic_map_csv
@@ -168,6 +169,7 @@ async def measure(args: argparse.Namespace, *, tmp: Path, stack: StackProcess, s
             "SHUTDOWN_TIMEOUT": "5",
         },
         log=workdir / "agent.log",
+        python=args.agent_python,
     )
     run = Run(label, interval_s)
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{agent.http_port}", timeout=5.0)
@@ -308,7 +310,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reference", type=float, default=REFERENCE_S, help=f"the bare PLC layer's run per rate, s ({REFERENCE_S:g})"
     )
+    parser.add_argument(
+        "--runtime-venv",
+        action="store_true",
+        help="run the agent from a virtualenv with the runtime dependencies only, as the image has "
+        "(bench.harness.RUNTIME_VENV, built on first use); default: this interpreter",
+    )
     args = parse_with_quick(parser, argv, QUICK)
+    args.agent_python = runtime_python() if args.runtime_venv else sys.executable
     return args
 
 

@@ -127,7 +127,7 @@ class AgentProcess:
     PLC_MAP_FILE or SUPABASE_URL cannot skew a run.
     """
 
-    def __init__(self, settings: Mapping[str, str], *, log: Path) -> None:
+    def __init__(self, settings: Mapping[str, str], *, log: Path, python: str = sys.executable) -> None:
         self.http_port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
         env.update(settings)
@@ -135,7 +135,7 @@ class AgentProcess:
         self.log = log
         self._log_file: IO[bytes] = open(log, "ab")  # noqa: SIM115 - closed in stop(), after the child exits
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "run"],
+            [python, "-m", "agent", "run"],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
