@@ -13,6 +13,7 @@ rounded for integer types and refused (ValidationError) when it does not fit the
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from collections.abc import Callable, Sequence
@@ -23,10 +24,12 @@ from agent.plc.registers import DataType, Parameter
 
 __all__ = [
     "INTEGER_RANGES",
+    "BlockDecoder",
     "Decoder",
     "Value",
     "decode_value",
     "encode_value",
+    "make_block_decoder",
     "make_decoder",
     "raw_to_words",
     "words_to_raw",
@@ -139,6 +142,72 @@ def _scaled(param: Parameter, raw_of: Callable[[Sequence[int]], int | float]) ->
     if scale == 1 and offset == 0:
         return raw_of
     return lambda raw: raw_of(raw) * scale + offset
+
+
+BlockDecoder = Callable[[Sequence[int] | Sequence[bool]], list[Value]]
+"""Reads every parameter of one block out of its registers (or bits), in the block's order."""
+
+#: The struct code of each register-backed type; a bool in a register is one word, true when non-zero.
+_CODE = {DataType.BOOL: "H", DataType.INT16: "h", DataType.UINT16: "H", DataType.INT32: "i",
+         DataType.UINT32: "I", DataType.FLOAT32: "f"}  # fmt: skip
+
+
+def make_block_decoder(params: Sequence[Parameter], order: WordOrder, *, start: int, count: int) -> BlockDecoder:
+    """Build, once per planned block, the function that decodes all of `params` (addresses ascending, none
+    overlapping, within `start`..`start + count`) from the block's `count` registers or bits.
+
+    Registers are packed back to bytes and unpacked by one `struct` format for the whole block (gaps as pad
+    bytes), instead of one Python function per value: the 16 blocks of a 500-parameter frame decode in a few
+    C calls. The word order is the format's byte order: packing the words little-endian puts a low-word-first
+    pair exactly where a little-endian 32-bit code reads it, and big-endian likewise. Agrees with
+    `decode_value` for every type, word order, gap and scale (tested); a reply shorter than `count` decodes
+    value by value, as `make_decoder` does.
+    """
+    offsets = [p.address - start for p in params]
+    if any(b < a for a, b in itertools.pairwise(offsets)) or (offsets and offsets[0] < 0):
+        raise ValueError("block parameters must be in ascending address order, from the block's start")
+    if params and params[0].register.is_bit:
+        return lambda raw: [bool(raw[o]) for o in offsets]
+    endian = ">" if order is WordOrder.BIG else "<"
+    words = struct.Struct(f"{endian}{count}H")
+    fmt, position = [endian], 0
+    for p, o in zip(params, offsets, strict=True):
+        if o < position:
+            raise ValueError(f"{p.key} overlaps the parameter before it")
+        fmt.append(f"{2 * (o - position)}x" if o > position else "")
+        fmt.append(_CODE[p.data_type])
+        position = o + p.data_type.words
+    if position > count:
+        raise ValueError(f"the block's {count} registers do not cover its parameters")
+    values = struct.Struct("".join(fmt))
+    posts = [_post(p) for p in params]
+    one_by_one = [make_decoder(p, order, offset=o) for p, o in zip(params, offsets, strict=True)]
+    if all(post is None for post in posts):
+
+        def plain(raw: Sequence[int] | Sequence[bool]) -> list[Value]:
+            if len(raw) != count:
+                return [decode(raw) for decode in one_by_one]
+            return list(values.unpack_from(words.pack(*raw)))
+
+        return plain
+
+    def converted(raw: Sequence[int] | Sequence[bool]) -> list[Value]:
+        if len(raw) != count:
+            return [decode(raw) for decode in one_by_one]
+        numbers = values.unpack_from(words.pack(*raw))
+        return [v if post is None else post(v) for v, post in zip(numbers, posts, strict=True)]
+
+    return converted
+
+
+def _post(param: Parameter) -> Callable[[int | float], Value] | None:
+    """What turns the struct's number into the engineering value; None when it already is it."""
+    if param.data_type is DataType.BOOL:
+        return lambda v: v != 0
+    scale, offset = param.scale, param.offset
+    if scale == 1 and offset == 0:
+        return None
+    return lambda v: v * scale + offset
 
 
 def encode_value(param: Parameter, value: object, order: WordOrder) -> list[int] | bool:

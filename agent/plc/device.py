@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, WriteVerifyError
-from agent.plc.codec import Decoder, Value, decode_value, make_decoder
+from agent.plc.codec import BlockDecoder, Value, decode_value, make_block_decoder
 from agent.plc.connection import PlcConnection
 from agent.plc.planner import ReadBlock, plan_reads
 from agent.plc.protocol import MAX_READ_REGISTERS, WordOrder
@@ -69,7 +69,7 @@ class PlcDevice:
         """Swap in a new map (e.g. reloaded from the database) and re-plan."""
         self.map = register_map
         self.plan: list[ReadBlock] = plan_reads(register_map, max_gap=self._max_gap, max_registers=self._max_registers)
-        self._decoders: dict[tuple[str, int, int], list[tuple[str, Decoder]]] = {}
+        self._decoders: dict[tuple[str, int, int], tuple[list[str], BlockDecoder]] = {}
         # planned block → (pieces that read fine last time, frames since the split)
         self._split: dict[tuple[str, int, int], tuple[tuple[ReadBlock, ...], int]] = {}
 
@@ -176,13 +176,15 @@ class PlcDevice:
 
     def _decode_into(self, block: ReadBlock, raw: list[int] | list[bool], values: dict[str, Value | None]) -> None:
         tag = (block.kind.value, block.start, block.count)
-        decoders = self._decoders.get(tag)
-        if decoders is None:
-            decoders = self._decoders[tag] = [
-                (p.key, make_decoder(p, self.word_order, offset=p.address - block.start)) for p in block.parameters
-            ]
-        for key, decode in decoders:
-            values[key] = decode(raw)
+        decoder = self._decoders.get(tag)
+        if decoder is None:
+            params = sorted(block.parameters, key=lambda p: p.address)
+            decoder = self._decoders[tag] = (
+                [p.key for p in params],
+                make_block_decoder(params, self.word_order, start=block.start, count=block.count),
+            )
+        keys, decode = decoder
+        values.update(zip(keys, decode(raw), strict=True))
 
     async def write(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import struct
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from agent.errors import ValidationError
 from agent.plc import DataType, Parameter, RegisterKind, WordOrder, decode_value, encode_value
-from agent.plc.codec import make_decoder, raw_to_words, words_to_raw
+from agent.plc.codec import make_block_decoder, make_decoder, raw_to_words, words_to_raw
 
 BIG, LITTLE = WordOrder.BIG, WordOrder.LITTLE
 
@@ -172,3 +173,63 @@ def test_compiled_decoders_for_bits() -> None:
     in_register = param(DataType.BOOL)
     assert make_decoder(coil, BIG, offset=1)([False, True]) is True
     assert make_decoder(in_register, BIG, offset=0)([7]) is True
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal and of the same type (an int must not become a float); NaN equals NaN."""
+    if type(a) is not type(b):
+        return False
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(DataType)),
+            st.integers(0, 3),  # the gap before the parameter, registers
+            st.sampled_from([(1.0, 0.0), (0.1, 0.0), (2.5, -40.0)]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from(list(WordOrder)),
+    st.integers(0, 2),  # registers after the last parameter
+    st.randoms(use_true_random=False),
+)
+def test_a_block_decodes_exactly_as_each_value_would_alone(
+    layout: list[tuple[DataType, int, tuple[float, float]]], order: WordOrder, tail: int, rng: random.Random
+) -> None:
+    start, address, params = 1000, 1000, []
+    for i, (data_type, gap, (scale, offset)) in enumerate(layout):
+        address += gap
+        params.append(Parameter(f"p{i}", "c", data_type, RegisterKind.HOLDING, address, scale=scale, offset=offset))
+        address += data_type.words
+    count = address - start + tail
+    words = [rng.randrange(0x10000) for _ in range(count)]
+    decoded = make_block_decoder(params, order, start=start, count=count)(words)
+    expected = [
+        decode_value(p, words[p.address - start : p.address - start + p.data_type.words], order) for p in params
+    ]
+    assert all(_same(a, b) for a, b in zip(decoded, expected, strict=True)), (decoded, expected)
+
+
+def test_a_bit_block_and_a_short_reply() -> None:
+    coils = [Parameter(f"c{i}", "c", DataType.BOOL, RegisterKind.COIL, a) for i, a in enumerate([3, 4, 9])]
+    assert make_block_decoder(coils, BIG, start=3, count=7)([True, False, 0, 0, 0, 0, 1]) == [True, False, True]
+    words = [param(DataType.UINT16), Parameter("q", "c", DataType.INT16, RegisterKind.HOLDING, 1)]
+    decode = make_block_decoder(words, LITTLE, start=0, count=4)
+    assert decode([7, 0xFFFF, 0, 0]) == [7, -1]
+    assert decode([7, 0xFFFF]) == [7, -1]  # fewer registers than asked: value by value, as before
+
+
+@pytest.mark.parametrize(
+    ("addresses", "start", "count", "error"),
+    [([2, 1], 0, 4, "ascending"), ([0, 1], 0, 4, "overlaps"), ([5], 6, 4, "ascending"), ([0, 3], 0, 4, "cover")],
+    ids=["out-of-order", "overlapping", "before-the-start", "past-the-end"],
+)
+def test_a_block_that_cannot_be_decoded_is_refused_when_planned(
+    addresses: list[int], start: int, count: int, error: str
+) -> None:
+    params = [Parameter(f"p{a}", "c", DataType.INT32, RegisterKind.HOLDING, a) for a in addresses]
+    with pytest.raises(ValueError, match=error):
+        make_block_decoder(params, BIG, start=start, count=count)
