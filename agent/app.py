@@ -67,6 +67,9 @@ __all__ = ["Agent", "Parts", "run_agent"]
 #: The longest the shipper and the HTTP endpoints wait for a PLC read in flight to end before going ahead (a
 #: read on a dead link lasts up to the PLC timeout; a healthy one a few ms).
 QUIET_WAIT_S = 0.25
+#: How long such a piece of work may run (a /metrics render is 5–17 ms on a small box, a shipper batch a few):
+#: it does not start when the next read is due sooner, so it cannot hold that read's replies either.
+QUIET_ROOM_S = 0.02
 
 
 @dataclass
@@ -324,7 +327,7 @@ class Agent:
             alarms=alarms,
             map_guard=MapGuard(device=device, gate=gate, publisher=publisher, runs=runs, origin=map_origin),
             sampler=sampler,
-            shipper=Shipper(spool, cloud, quiet=lambda: sampler.wait_idle(timeout_s=QUIET_WAIT_S)),
+            shipper=Shipper(spool, cloud, quiet=lambda: sampler.wait_idle(timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S)),
             lease=lease,
             watchdog=watchdog,
             fence=fence,
@@ -388,7 +391,7 @@ class Agent:
             port=s.HTTP_PORT,
             admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
             console=parts.console,
-            quiet=lambda: parts.sampler.wait_idle(timeout_s=QUIET_WAIT_S),
+            quiet=lambda: parts.sampler.wait_idle(timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S),
         )
         http.add_admin_route("POST", "/admin/handover", parts.handover.post_handover)
         http.add_admin_route("GET", "/admin/handover", parts.handover.get_state)

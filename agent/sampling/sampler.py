@@ -110,24 +110,38 @@ class Sampler:
         self.read_observers: list[Callable[[float], None]] = []
         self._idle = asyncio.Event()  # set while no read is in flight
         self._idle.set()
+        self._next_deadline: float | None = None  # monotonic time the next read is due, while sampling
 
     @property
     def reading(self) -> bool:
         """A full read is in flight."""
         return not self._idle.is_set()
 
-    async def wait_idle(self, *, timeout_s: float) -> None:
-        """Return once no read is in flight, or after `timeout_s` whatever happens (never an error).
+    async def wait_idle(self, *, timeout_s: float, room_s: float = 0.0) -> None:
+        """Return once no read is in flight and the next one is not due within `room_s` (capped at a quarter
+        of the interval), or after `timeout_s` whatever happens (never an error).
 
-        CPU-heavy duties on the same event loop (the shipper's decoding, encoding and HTTP) await this before
-        each batch, so their work falls between two PLC reads instead of between the Modbus round trips of
-        one: a read's latency is then the PLC's, not the loop's. The timeout bounds the wait when a read
-        hangs on a dead link (the PLC timeout)."""
-        if self._idle.is_set():
-            return
+        CPU-heavy duties on the same event loop (the shipper's decoding, encoding and HTTP, a /metrics render)
+        await this before each piece of work, so it falls between two PLC reads instead of between the Modbus
+        round trips of one: a read's latency is then the PLC's, not the loop's. `room_s` is how long the work
+        may take: a 10 ms render that starts 2 ms before a tick would hold that read's replies for 8 ms, so it
+        waits for that read to end instead. The timeout bounds the wait when a read hangs on a dead link (the
+        PLC timeout), or when the interval leaves no room."""
+        room_s = min(room_s, self.interval_s / 4)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
+                while True:
+                    if not self._idle.is_set():
+                        await self._idle.wait()
+                        continue
+                    due = self._next_deadline
+                    if due is None or room_s <= 0:
+                        return
+                    ahead = due - self._monotonic()
+                    if ahead >= room_s or ahead < 0:  # room enough; or the read is late: it cannot be helped
+                        return
+                    await self._sleep(ahead)
+                    await asyncio.sleep(0)  # the sampler, woken at the same deadline, starts its read first
 
     async def run(self, *, max_ticks: int | None = None) -> None:
         """Sample until cancelled (or `max_ticks` frames were taken)."""
@@ -137,6 +151,7 @@ class Sampler:
         while max_ticks is None or self.stats.ticks < max_ticks:
             n = self._next_tick(start, n)
             deadline = start + n * self.interval_s
+            self._next_deadline = deadline
             delay = deadline - self._monotonic()
             if delay > 0:
                 await self._sleep(delay)

@@ -240,3 +240,30 @@ async def test_waiting_for_idle_is_bounded_when_a_read_hangs() -> None:
     with pytest.raises(asyncio.CancelledError):
         await running
     assert not sampler.reading  # a cancelled read leaves the gate open
+
+
+async def test_work_that_needs_room_waits_out_a_read_that_is_about_to_start() -> None:
+    """A 10 ms render started 2 ms before a tick would hold that read's replies: with `room_s` it waits for the
+    read to end instead. Ordering only (which read had ended when the waiter went ahead), never a timing."""
+    ended: list[int] = []
+    first_ended = asyncio.Event()
+
+    class CountingDevice:
+        async def read_all(self) -> FrameRead:
+            started = asyncio.get_running_loop().time()
+            await asyncio.sleep(0.005)
+            ended.append(len(ended))
+            first_ended.set()
+            return FrameRead({"a": 1.0}, started, 0.005, 1, [])
+
+    sampler = Sampler(CountingDevice(), interval_s=1.0, sink=MemorySink())  # type: ignore[arg-type]
+    running = asyncio.create_task(sampler.run(max_ticks=2))
+    await first_ended.wait()
+    await sampler.wait_idle(timeout_s=5, room_s=10.0)  # capped at a quarter interval; ~1 s ahead: goes at once
+    assert ended == [0]
+    due = sampler._next_deadline
+    assert due is not None
+    await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time() - 0.1))  # 0.1 s before the next tick
+    await sampler.wait_idle(timeout_s=5, room_s=0.2)
+    assert ended == [0, 1]  # it let that read go first
+    await running
