@@ -271,6 +271,7 @@ class Agent:
             sink=on_frame,
             run_id=lambda: runs.active.id if runs.active else None,
         )
+        cloud.quiet = lambda: sampler.wait_idle(timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S)
         watchdog = Watchdog(
             gate,
             connection,

@@ -8,10 +8,10 @@ What runs where (each in its own process, as in bench/telemetry.py):
 - the simulator (`python -m agent simulate --map <synthetic map>`, bench/synthetic_map.py, 500 parameters
   over the four tables with gaps: 16 requests per full read);
 - the agent (`python -m agent run`; with --runtime-venv from a virtualenv of the runtime dependencies only, as
-  the image has them, bench/harness.py `runtime_python`), one per run (10 Hz, then 1 Hz), its map loaded from the bench machine's
-  `parameters` rows, with everything a production agent does: shipping to the stack through the spool, realtime
-  subscriptions, heartbeats, the lease, and HTTP (this process scrapes `/metrics` every --scrape seconds, as a
-  Prometheus would, and reads `/health` at the window's ends).
+  the image has them, bench/harness.py `runtime_python`), one per run (10 Hz, then 1 Hz), its map loaded from
+  the bench machine's `parameters` rows, with everything a production agent does: shipping to the stack through
+  the spool, realtime subscriptions, heartbeats, the lease, and HTTP (this process scrapes `/metrics` every
+  --scrape seconds, as a Prometheus would, and reads `/health` at the window's ends).
 
 Read latency is what the agent measured itself: the `ald_plc_read_duration_seconds` histogram (every full read
 of the map, 1 ms buckets up to the 10 ms target), its difference between the window's first and last scrape, so

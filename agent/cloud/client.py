@@ -115,6 +115,9 @@ class CloudClient:
         self.request_observers: list[Callable[[str, float, bool], None]] = []
         #: Realtime failures since start: a subscribe that failed, a lost socket, a failed reconnect attempt.
         self.realtime_errors = 0
+        #: Awaited before every REST call (the agent sets the sampler's quiet gate): the lease, the intake's
+        #: polls and every write build and send their request between two PLC reads, not inside one.
+        self.quiet: Callable[[], Awaitable[None]] | None = None
 
     async def __aenter__(self) -> CloudClient:
         if self.state is not CloudState.NEW:
@@ -167,6 +170,8 @@ class CloudClient:
     # --- REST ---------------------------------------------------------------------------------------
 
     async def _call(self, what: str, request: Any) -> Any:
+        if self.quiet is not None:
+            await self.quiet()
         started = time.perf_counter()
         try:
             response = await request.execute()
