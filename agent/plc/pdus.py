@@ -35,18 +35,30 @@ def _words(count: int) -> struct.Struct:
     return struct.Struct(f">{count}H")
 
 
-def _decode_registers(pdu: ModbusPDU, data: bytes) -> None:
-    byte_count = data[0]
-    if byte_count >= len(data) or byte_count % 2:
-        raise ModbusIOException(
-            f"byte_count {byte_count} does not fit a register response of {len(data)} bytes",
-            function_code=pdu.function_code,
-        )
-    pdu.registers = list(_words(byte_count // 2).unpack_from(data, 1))
+class _OneStepRegisters(ModbusPDU):
+    """FC3/FC4 response body: the register block in one unpack."""
+
+    def decode(self, data: bytes) -> None:
+        byte_count = data[0]
+        if byte_count >= len(data) or byte_count % 2:
+            raise ModbusIOException(
+                f"byte_count {byte_count} does not fit a register response of {len(data)} bytes",
+                function_code=self.function_code,
+            )
+        self.registers = list(_words(byte_count // 2).unpack_from(data, 1))
+
+    def __str__(self) -> str:
+        return _summary(self)
 
 
-def _decode_bits(pdu: ModbusPDU, data: bytes) -> None:
-    pdu.bits = list(chain.from_iterable(_BITS[b] for b in data[1:]))
+class _OneStepBits(ModbusPDU):
+    """FC1/FC2 response body: 8 bits per table lookup."""
+
+    def decode(self, data: bytes) -> None:
+        self.bits = list(chain.from_iterable(_BITS[b] for b in data[1:]))
+
+    def __str__(self) -> str:
+        return _summary(self)
 
 
 def _summary(pdu: ModbusPDU) -> str:
@@ -56,44 +68,20 @@ def _summary(pdu: ModbusPDU) -> str:
     )
 
 
-class FastReadHoldingRegistersResponse(ReadHoldingRegistersResponse):
-    """FC3 response: the register block in one unpack."""
-
-    def decode(self, data: bytes) -> None:
-        _decode_registers(self, data)
-
-    def __str__(self) -> str:
-        return _summary(self)
+class FastReadHoldingRegistersResponse(_OneStepRegisters, ReadHoldingRegistersResponse):
+    """FC3 response."""
 
 
-class FastReadInputRegistersResponse(ReadInputRegistersResponse):
-    """FC4 response: the register block in one unpack."""
-
-    def decode(self, data: bytes) -> None:
-        _decode_registers(self, data)
-
-    def __str__(self) -> str:
-        return _summary(self)
+class FastReadInputRegistersResponse(_OneStepRegisters, ReadInputRegistersResponse):
+    """FC4 response."""
 
 
-class FastReadCoilsResponse(ReadCoilsResponse):
-    """FC1 response: 8 bits per table lookup."""
-
-    def decode(self, data: bytes) -> None:
-        _decode_bits(self, data)
-
-    def __str__(self) -> str:
-        return _summary(self)
+class FastReadCoilsResponse(_OneStepBits, ReadCoilsResponse):
+    """FC1 response."""
 
 
-class FastReadDiscreteInputsResponse(ReadDiscreteInputsResponse):
-    """FC2 response: 8 bits per table lookup."""
-
-    def decode(self, data: bytes) -> None:
-        _decode_bits(self, data)
-
-    def __str__(self) -> str:
-        return _summary(self)
+class FastReadDiscreteInputsResponse(_OneStepBits, ReadDiscreteInputsResponse):
+    """FC2 response."""
 
 
 FAST_READ_RESPONSES: tuple[type[ModbusPDU], ...] = (
