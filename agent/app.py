@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,11 @@ QUIET_WAIT_S = 0.25
 #: How long such a piece of work may run (a /metrics render is 5–17 ms on a small box, a shipper batch a few):
 #: it does not start when the next read is due sooner, so it cannot hold that read's replies either.
 QUIET_ROOM_S = 0.02
+
+
+def quiet_gate(sampler: Sampler) -> Callable[[], Awaitable[None]]:
+    """The one wait every CPU-heavy duty makes before its work (REST calls, shipper batches, HTTP renders)."""
+    return functools.partial(sampler.wait_idle, timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S)
 
 
 @dataclass
@@ -271,7 +277,7 @@ class Agent:
             sink=on_frame,
             run_id=lambda: runs.active.id if runs.active else None,
         )
-        cloud.quiet = lambda: sampler.wait_idle(timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S)
+        cloud.quiet = quiet_gate(sampler)
         watchdog = Watchdog(
             gate,
             connection,
@@ -328,7 +334,7 @@ class Agent:
             alarms=alarms,
             map_guard=MapGuard(device=device, gate=gate, publisher=publisher, runs=runs, origin=map_origin),
             sampler=sampler,
-            shipper=Shipper(spool, cloud, quiet=lambda: sampler.wait_idle(timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S)),
+            shipper=Shipper(spool, cloud, quiet=cloud.quiet),
             lease=lease,
             watchdog=watchdog,
             fence=fence,
@@ -392,7 +398,7 @@ class Agent:
             port=s.HTTP_PORT,
             admin_token=s.ADMIN_TOKEN.get_secret_value() if s.ADMIN_TOKEN else None,
             console=parts.console,
-            quiet=lambda: parts.sampler.wait_idle(timeout_s=QUIET_WAIT_S, room_s=QUIET_ROOM_S),
+            quiet=quiet_gate(parts.sampler),
         )
         http.add_admin_route("POST", "/admin/handover", parts.handover.post_handover)
         http.add_admin_route("GET", "/admin/handover", parts.handover.get_state)

@@ -207,9 +207,10 @@ class Spool:
     def _recount(self) -> None:
         db = self._conn
         self._data_version = db.execute("pragma data_version").fetchone()[0]
-        depth, size = db.execute("select count(*), coalesce(sum(size), 0) from outbox").fetchone()
-        self.stats.depth, self.stats.bytes = depth, size
-        self.stats.by_kind = Counter(dict(db.execute("select kind, count(*) from outbox group by kind").fetchall()))
+        counted = db.execute("select kind, count(*), sum(size) from outbox group by kind").fetchall()
+        self.stats.by_kind = Counter({kind: count for kind, count, _ in counted})
+        self.stats.depth = sum(count for _, count, _ in counted)
+        self.stats.bytes = sum(size for _, _, size in counted)
         self.stats.quarantined = db.execute("select count(*) from quarantine").fetchone()[0]
 
     def _recount_after_rollback(self) -> None:
