@@ -17,6 +17,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._cuts = 0  # a connection accepted before a cut but wired after it must not survive it
 
     @property
     def url(self) -> str:
@@ -34,6 +35,7 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:
+        self._cuts += 1
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -44,10 +46,18 @@ class TcpProxy:
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cuts = self._cuts
+        if self._server is None:  # accepted just before the cut, handed over after it
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if cuts != self._cuts:  # cut while the upstream leg was connecting
+            writer.transport.abort()
+            up_writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
         for src, dst in ((reader, up_writer), (up_reader, writer)):
