@@ -334,7 +334,7 @@ class Agent:
             alarms=alarms,
             map_guard=MapGuard(device=device, gate=gate, publisher=publisher, runs=runs, origin=map_origin),
             sampler=sampler,
-            shipper=Shipper(spool, cloud, quiet=cloud.quiet),
+            shipper=Shipper(spool, cloud, quiet=cloud.quiet, telemetry_gap_s=s.TELEMETRY_SHIP_GAP),
             lease=lease,
             watchdog=watchdog,
             fence=fence,

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
 
     SPOOL_PATH: Path = Path("var/spool.sqlite")
     SPOOL_MAX_MB: Annotated[float, Field(gt=0)] = 512.0
+    #: Least time between two telemetry requests once the spool is caught up (agent/spool/shipper.py): frames
+    #: faster than this share a request. 0 = every frame on its own request, at once.
+    TELEMETRY_SHIP_GAP: Annotated[float, Field(ge=0, le=5)] = 0.25
     AGENT_COLOR: Color = Color.BLUE
     ADMIN_TOKEN: SecretStr | None = None
     COMMAND_POLL_INTERVAL: PositiveSeconds = 5.0

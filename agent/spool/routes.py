@@ -23,7 +23,9 @@ class Route:
 
     `key` (upserts): rows with the same key in one batch collapse to the last one, which is all the database
     would keep anyway. `merge`: consecutive payloads of one key (or id, for updates) merge their values in
-    order, so a partial payload (progress) keeps what an earlier full one said.
+    order, so a partial payload (progress) keeps what an earlier full one said. `paced`: once the kind is caught
+    up, its next request waits for the shipper's pacing gap, so a fast sampler's frames travel several to a
+    request (telemetry only: a run's story and commands are never held back).
     """
 
     table: str
@@ -31,6 +33,7 @@ class Route:
     key: tuple[str, ...] | None = None
     merge: bool = False
     batch: int = 500
+    paced: bool = False
 
 
 ROUTES: dict[str, Route] = {
@@ -41,8 +44,10 @@ ROUTES: dict[str, Route] = {
     "command": Route("machine_commands", batch=100),  # status moves are ordered: never merged
     # every alarm record is the whole row (agent/alarms/model.py alarm_row): the last one of an id wins
     "alarm": Route("alarms", on_conflict="id", key=("id",), batch=100),
-    "history": Route("parameter_history", on_conflict="machine_id,ts", key=("machine_id", "ts")),
-    "latest": Route("parameter_latest", on_conflict="machine_id,parameter_id", key=("machine_id", "parameter_id")),
+    "history": Route("parameter_history", on_conflict="machine_id,ts", key=("machine_id", "ts"), paced=True),
+    "latest": Route(
+        "parameter_latest", on_conflict="machine_id,parameter_id", key=("machine_id", "parameter_id"), paced=True
+    ),
     "heartbeat": Route("agent_instances", on_conflict="instance_id", key=("instance_id",), batch=50),
 }
 # A run row lands before its steps and before machines.current_run_id points at it (foreign keys); an alarm

@@ -8,6 +8,12 @@ permanent failure (4xx) of a batch is bisected until the refused records are alo
 quarantine with their error, the rest ships. Records are removed from the spool only after Supabase
 accepted them, so a crash in between means a replay, which the idempotent routes absorb.
 
+Telemetry is paced (`Route.paced`, `telemetry_gap_s`): once a paced kind is caught up, its next request waits
+until the gap has passed since the last one, so at 10 Hz two or three frames share a request instead of one
+each (the HTTP request is most of what shipping costs: −23 % of the whole agent's CPU at 10 Hz with 0.25 s,
+bench/RESULTS.md). A backlog (a replay after an outage) ships back-to-back; at rates slower than one frame per
+gap nothing changes; a shutdown flush never waits.
+
 A refused key (`CloudAuthError`: expired, revoked, wrong secret) is no record's fault: the shipper holds every
 record, never bisects or quarantines, and probes with one record at a slower pace (up to `AUTH_BACKOFF_MAX_S`),
 so shipping resumes by itself within that time once the key is accepted again (a restored secret), and at once
@@ -46,6 +52,9 @@ IDLE_WAKE_S = 1.0
 #: at least this often, when every kind is asked: a safety net under the counts (another process's changes are
 #: picked up by any peek, and a pass with nothing known pending makes one).
 FULL_PASS_S = 5.0
+#: A paced kind with at most this many records left after a request is caught up (what is left arrived while
+#: the request was in flight) and waits for the gap; more is a backlog, which ships on at once.
+PACED_CAUGHT_UP = 1
 
 
 @dataclass(slots=True)
@@ -64,8 +73,18 @@ class Shipper:
     sampler's "no PLC read in flight" wait, so a batch's CPU work (decoding, encoding, HTTP) never lands
     between the Modbus round trips of a read on the shared event loop (docs/DESIGN.md §5 "Sampling")."""
 
-    def __init__(self, spool: Spool, cloud: CloudClient, *, quiet: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        cloud: CloudClient,
+        *,
+        quiet: Callable[[], Awaitable[None]] | None = None,
+        telemetry_gap_s: float = 0.0,
+    ) -> None:
         self.spool, self.cloud, self._quiet = spool, cloud, quiet
+        self.telemetry_gap_s = telemetry_gap_s
+        #: Paced kind → monotonic time before which it is not shipped (set when a request caught it up).
+        self._not_before: dict[str, float] = {}
         self.stats = ShipperStats()
         #: Called with each batch Supabase accepted (the metrics' read → row cycle time).
         self.shipped_observers: list[Callable[[list[Record]], None]] = []
@@ -95,8 +114,13 @@ class Shipper:
             # is 7 peeks on the spool's thread; at 10 Hz that second pass per frame was pure overhead).
             if shipped == 0 or self.spool.stats.depth == 0:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_WAKE_S):
+                    async with asyncio.timeout(self._idle_wait_s()):
                         await self.spool.changed.wait()
+
+    def _idle_wait_s(self) -> float:
+        """How long an idle shipper may sleep: until the next append, or until a held-back paced kind is due."""
+        due = [t for kind, t in self._not_before.items() if self.spool.pending(kind)]
+        return min(IDLE_WAKE_S, max(0.0, min(due) - time.monotonic())) if due else IDLE_WAKE_S
 
     async def flush(self, timeout_s: float) -> bool:
         """Ship until the spool is empty or `timeout_s` passed; True if empty. Used at shutdown."""
@@ -105,7 +129,7 @@ class Shipper:
             async with asyncio.timeout(timeout_s):
                 while self.spool.stats.depth > 0 and time.monotonic() < deadline:
                     try:
-                        if await self.ship_once() == 0:
+                        if await self.ship_once(paced=False) == 0:
                             break
                     except CloudTransientError as exc:
                         self._note_outage(exc)
@@ -117,9 +141,9 @@ class Shipper:
             pass
         return self.spool.stats.depth == 0
 
-    async def ship_once(self) -> int:
+    async def ship_once(self, *, paced: bool = True) -> int:
         """One pass over the kinds with records (every kind each `FULL_PASS_S`); returns how many records were
-        shipped or quarantined.
+        shipped or quarantined. A paced kind inside its gap waits for a later pass, unless `paced` is False.
 
         While Supabase is unreachable or refuses the key, each retry sends a single record: a probe that costs
         nothing to build, instead of decoding and encoding a full batch every few seconds for hours. Full batches
@@ -136,6 +160,8 @@ class Shipper:
             if not full and not self.spool.pending(kind) and (refreshed or self.spool.stats.depth):
                 continue
             route = ROUTES[kind]
+            if paced and route.paced and now < self._not_before.get(kind, now):
+                continue
             limit = 1 if self._in_outage or self._refused else route.batch
             if self._quiet is not None:
                 await self._quiet()
@@ -144,6 +170,8 @@ class Shipper:
 
             if records:
                 done += await self._ship(route, records)
+                if route.paced and self.telemetry_gap_s > 0 and self.spool.pending(kind) <= PACED_CAUGHT_UP:
+                    self._not_before[kind] = time.monotonic() + self.telemetry_gap_s
         return done
 
     async def _ship(self, route: Route, records: list[Record]) -> int:

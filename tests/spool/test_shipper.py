@@ -344,3 +344,52 @@ async def test_a_pass_asks_the_spool_only_about_kinds_with_records(clean_db: Bac
         shipper._last_full_pass -= FULL_PASS_S
         await shipper.ship_once()
         assert spool.asked == list(SHIP_ORDER)
+
+
+async def test_paced_telemetry_waits_for_its_gap_while_the_run_story_ships_at_once(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        shipper = Shipper(spool, cloud, telemetry_gap_s=3600)
+        await spool.append("history", frame(0))
+        assert await shipper.ship_once() == 1
+        await spool.append_many(
+            [("history", frame(1)), ("machine", {"id": SEED_MACHINE_ID, "values": {"status": "idle"}})]
+        )
+        assert await shipper.ship_once() == 1  # the machine record; the frame waits for the gap
+        assert spool.pending("history") == 1 and spool.pending("machine") == 0
+        assert await shipper.ship_once(paced=False) == 1  # a shutdown flush never waits
+    assert await history(db) == [0.0, 1.0]
+    assert await db.fetchval("select status from machines where id = $1", SEED_MACHINE_ID) == "idle"
+
+
+async def test_a_telemetry_backlog_ships_back_to_back_and_is_paced_once_caught_up(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        shipper = Shipper(spool, cloud, telemetry_gap_s=3600)
+        await spool.append_many([("history", frame(i)) for i in range(503)])  # a batch (500) and 3 more
+        assert await shipper.ship_once() == 500
+        assert await shipper.ship_once() == 3  # still a backlog after the first batch: no gap
+        await spool.append("history", frame(503))
+        assert await shipper.ship_once() == 0  # caught up: the next frame waits
+    assert len(await history(db)) == 503
+
+
+async def test_frames_faster_than_the_gap_share_a_request_and_flush_ships_what_waits(
+    clean_db: BackgroundStack, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    async with Spool(tmp_path / "s.sqlite") as spool, CloudClient(clean_db.url, clean_db.service_key) as cloud:
+        shipper = Shipper(spool, cloud, telemetry_gap_s=3600)
+        runner = asyncio.create_task(shipper.run())
+        await spool.append("history", frame(0))
+        await eventually(lambda: spool.stats.depth == 0)
+        for i in range(1, 5):
+            await spool.append("history", frame(i))
+            await asyncio.sleep(0.05)  # a 20 Hz sampler
+        assert (shipper.stats.requests, spool.pending("history")) == (1, 4)  # held, not lost
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        assert await shipper.flush(5.0)
+        assert shipper.stats.requests == 2  # the four frames in one request
+    assert await history(db) == [0.0, 1.0, 2.0, 3.0, 4.0]
