@@ -22,6 +22,10 @@ window's end and VmHWM (the peak since start). Targets (issue 14): read p99 < 10
 at 10 Hz and ≤ 2 % at 1 Hz, RSS ≤ 65 MB. The box's 1-minute load average is printed beside each run: the
 figures are only comparable at similar load.
 
+Read → row is the agent's own `ald_read_to_row_seconds` (a frame's append → Supabase accepted it) over the same
+window: with `TELEMETRY_SHIP_GAP` (0.25 s) at 10 Hz, two or three frames share a request, and this table shows
+what that costs in latency; at 1 Hz it should not move.
+
 The reference table is the PLC layer alone, measured in this process right after each agent run: a bare
 `PlcDevice` on its own connection to the same simulator, reading the same map every tick of the same rate for
 --reference seconds (exact percentiles). Reads spaced like ticks are slower than back-to-back reads on a VM
@@ -56,6 +60,7 @@ DURATION_S, WARMUP_S, PARAMS, SCRAPE_S, REFERENCE_S = 60.0, 5.0, 500, 5.0, 30.0
 QUICK = {"duration": 2.0, "warmup": 0.5, "params": 100, "scrape": 0.5, "reference": 1.0}
 RATES = (("10 Hz", 0.1), ("1 Hz", 1.0))
 READ_HISTOGRAM = "ald_plc_read_duration_seconds"
+READ_TO_ROW_HISTOGRAM = "ald_read_to_row_seconds"  # a frame's append → Supabase accepted it (telemetry pacing)
 TARGET_READ_P99_MS = 10.0
 TARGET_CPU = {0.1: 8.0, 1.0: 2.0}  # % of a core, by interval
 TARGET_RSS_MB = 65.0
@@ -72,6 +77,8 @@ class Run:
     t1: float = 0.0
     buckets0: Buckets = field(default_factory=dict)
     buckets1: Buckets = field(default_factory=dict)
+    rows0: Buckets = field(default_factory=dict)  # the read → row histogram at the window's ends
+    rows1: Buckets = field(default_factory=dict)
     proc0: ProcSample | None = None
     proc1: ProcSample | None = None
     frames: int = 0
@@ -84,12 +91,12 @@ class Run:
     reference_load: tuple[float, float] = (0.0, 0.0)
 
 
-def read_buckets(text: str) -> tuple[Buckets, float]:
-    """The read histogram's cumulative buckets and its sum, from a /metrics body."""
+def read_buckets(text: str, name: str = READ_HISTOGRAM) -> tuple[Buckets, float]:
+    """Histogram `name`'s cumulative buckets and its sum, from a /metrics body."""
     buckets: Buckets = {}
     total = 0.0
     for family in text_string_to_metric_families(text):
-        if family.name != READ_HISTOGRAM:
+        if family.name != name:
             continue
         for sample in family.samples:
             if sample.name.endswith("_bucket"):
@@ -183,12 +190,16 @@ async def measure(args: argparse.Namespace, *, tmp: Path, stack: StackProcess, s
         await asyncio.sleep(args.warmup)
         run.load = (load1(), 0.0)
         health0 = await agent.health()
-        run.buckets0, _ = read_buckets(await scrape(client))
+        text = await scrape(client)
+        run.buckets0, _ = read_buckets(text)
+        run.rows0, _ = read_buckets(text, READ_TO_ROW_HISTOGRAM)
         run.proc0, run.t0 = read_proc(agent.pid), time.monotonic()
         until = run.t0 + args.duration
         while time.monotonic() < until:
             await asyncio.sleep(min(args.scrape, max(0.0, until - time.monotonic())))
-            run.buckets1, _ = read_buckets(await scrape(client))
+            text = await scrape(client)
+            run.buckets1, _ = read_buckets(text)
+            run.rows1, _ = read_buckets(text, READ_TO_ROW_HISTOGRAM)
             run.scrapes += 1
         run.proc1, run.t1 = read_proc(agent.pid), time.monotonic()
         health1 = await agent.health()
@@ -241,6 +252,18 @@ def print_tables(runs: list[Run], params: int) -> None:
             f"| {r.label} | {len(ms)} | {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms):.1f} | "
             f"{over} ({100 * over / len(ms):.1f} %) | {r.reference_load[0]:.2f}→{r.reference_load[1]:.2f} |"
         )
+
+    print("\n## read → row: a frame's append → Supabase accepted it (`ald_read_to_row_seconds`, TELEMETRY_SHIP_GAP)")
+    print("| run | frames shipped | ≤ 100 ms | ≤ 250 ms | ≤ 500 ms | p50 ms (interpolated) |")
+    print("|---|---|---|---|---|---|")
+    for r in runs:
+        b = window(r.rows0, r.rows1)
+        n = b.get(float("inf"), 0.0)
+        if not n:
+            print(f"| {r.label} | 0 | - | - | - | - |")
+            continue
+        shares = " | ".join(f"{100 * b.get(le, 0.0) / n:.1f} %" for le in (0.1, 0.25, 0.5))
+        print(f"| {r.label} | {n:.0f} | {shares} | {quantile(0.5, b) * 1000:.0f} |")
 
     print("\n## agent process cost (CPU: utime + stime, all threads, % of one core; RSS: VmRSS / VmHWM)")
     columns = (
