@@ -1,7 +1,7 @@
 """Whole-agent read path and cost (issue 14): read latency measured inside `python -m agent run`, CPU and RSS.
 
     .venv/bin/python bench/agent_read.py [--duration 60] [--warmup 5] [--params 500] [--scrape 5] [--reference 30]
-                                         [--runtime-venv] [--quick]
+                                         [--runtime-venv] [--ship-gap S] [--quick]
 
 What runs where (each in its own process, as in bench/telemetry.py):
 - the local stack (`python -m supalocal run`): PostgreSQL + the Supabase-compatible API;
@@ -174,7 +174,8 @@ async def measure(args: argparse.Namespace, *, tmp: Path, stack: StackProcess, s
             "PARAMETER_LOGGING_INTERVAL": str(interval_s),
             "SPOOL_PATH": str(workdir / "spool.sqlite"),
             "SHUTDOWN_TIMEOUT": "5",
-        },
+        }
+        | ({} if args.ship_gap is None else {"TELEMETRY_SHIP_GAP": str(args.ship_gap)}),
         log=workdir / "agent.log",
         python=args.agent_python,
     )
@@ -325,6 +326,12 @@ async def bench_main(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=DURATION_S, help=f"window per rate, s ({DURATION_S:g})")
+    parser.add_argument(
+        "--ship-gap",
+        type=float,
+        default=None,
+        help="the agent's TELEMETRY_SHIP_GAP, s (default: the agent's own, 0.25; 0 = a request per frame)",
+    )
     parser.add_argument(
         "--warmup", type=float, default=WARMUP_S, help=f"after the first shipped record, s ({WARMUP_S:g})"
     )
