@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +52,8 @@ from agent.plc import PlcConnection, PlcDevice, parse_map_csv
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
 from bench.harness import load1, log, parse_with_quick, run_until_interrupted, runtime_python
 from bench.pg_probe import seed_bench_machine
-from bench.read_cycle import SimulatorProcess, pct
-from bench.synthetic_map import synthetic_map_csv
+from bench.read_cycle import pct
+from bench.testbed import start_testbed
 
 DURATION_S, WARMUP_S, PARAMS, SCRAPE_S, REFERENCE_S = 60.0, 5.0, 500, 5.0, 30.0
 QUICK = {"duration": 2.0, "warmup": 0.5, "params": 100, "scrape": 0.5, "reference": 1.0}
@@ -288,19 +287,8 @@ def print_tables(runs: list[Run], params: int) -> None:
 
 async def bench_main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ald-bench-agent-read-")))
-        map_csv = synthetic_map_csv(args.params)
-        map_file = tmp / f"map{args.params}.csv"
-        map_file.write_text(map_csv)
-        log(f"starting the local stack and the simulator ({args.params} parameters); load {load1():.2f}")
-        supabase = StackProcess(tmp / "supalocal")
-        stack.callback(supabase.stop)
-        supabase.launch()
-        await supabase.wait_ready()
-        sim = await asyncio.to_thread(SimulatorProcess, map_file)
-        stack.callback(sim.stop)
-        db = await asyncpg.connect(supabase.env["DATABASE_URL"])
-        stack.push_async_callback(db.close)
+        bed = await start_testbed(stack, params=args.params, prefix="ald-bench-agent-read-")
+        tmp, map_csv, supabase, sim, db = bed.tmp, bed.map_csv, bed.supabase, bed.sim, bed.db
         runs = []
         for label, interval in RATES:
             run = await measure(

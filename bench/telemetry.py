@@ -37,7 +37,6 @@ import contextlib
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,8 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
 from bench.harness import load1, log, parse_with_quick, run_until_interrupted
 from bench.pg_probe import FrameWatch, Visible, count_rows, install_frame_trigger, seed_bench_machine
-from bench.read_cycle import SimulatorProcess, pct
-from bench.synthetic_map import synthetic_map_csv
+from bench.read_cycle import pct
+from bench.testbed import start_testbed
 from tests.support.proxy import TcpProxy
 
 DURATION_S, OUTAGE_S, WARMUP_S, PARAMS = 60.0, 60.0, 5.0, 500
@@ -319,20 +318,8 @@ def print_tables(runs: list[Observed], replay: Replay | None, params: int) -> No
 
 async def bench_main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ald-bench-telemetry-")))
-        map_csv = synthetic_map_csv(args.params)
-        map_file = tmp / f"map{args.params}.csv"
-        map_file.write_text(map_csv)
-
-        log(f"starting the local stack and the simulator ({args.params} parameters); load {load1():.2f}")
-        supabase = StackProcess(tmp / "supalocal")
-        stack.callback(supabase.stop)
-        supabase.launch()
-        await supabase.wait_ready()
-        sim = await asyncio.to_thread(SimulatorProcess, map_file)
-        stack.callback(sim.stop)
-        db = await asyncpg.connect(supabase.env["DATABASE_URL"])
-        stack.push_async_callback(db.close)
+        bed = await start_testbed(stack, params=args.params, prefix="ald-bench-telemetry-")
+        tmp, map_csv, supabase, sim, db = bed.tmp, bed.map_csv, bed.supabase, bed.sim, bed.db
         await install_frame_trigger(db)
         watch = await stack.enter_async_context(FrameWatch(supabase.env["DATABASE_URL"]))
         bench = Bench(tmp, supabase, sim.port, db, watch, map_csv, args.params)
