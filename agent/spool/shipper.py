@@ -11,8 +11,8 @@ accepted them, so a crash in between means a replay, which the idempotent routes
 Telemetry is paced (`Route.paced`, `telemetry_gap_s`): once a paced kind is caught up, its next request waits
 until the gap has passed since the last one, so at 10 Hz two or three frames share a request instead of one
 each (the HTTP request is most of what shipping costs: the whole agent at 10 Hz went from 8.9 to 6.4–7.1 % of
-a core with 0.25 s, bench/RESULTS.md). A backlog (a replay after an outage) ships back-to-back; at rates slower than one frame per
-gap nothing changes; a shutdown flush never waits.
+a core with 0.25 s, bench/RESULTS.md). A backlog (a replay after an outage) ships back-to-back; at rates slower
+than one frame per gap nothing changes; a shutdown flush never waits.
 
 A refused key (`CloudAuthError`: expired, revoked, wrong secret) is no record's fault: the shipper holds every
 record, never bisects or quarantines, and probes with one record at a slower pace (up to `AUTH_BACKOFF_MAX_S`),
