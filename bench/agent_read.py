@@ -42,18 +42,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.plc import PlcConnection, PlcDevice, parse_map_csv
-from bench.children import AgentProcess, ProcSample, StackProcess, read_proc
+from bench.children import AgentProcess, ProcSample, read_proc
 from bench.harness import load1, log, parse_with_quick, run_until_interrupted, runtime_python
 from bench.pg_probe import seed_bench_machine
 from bench.read_cycle import pct
-from bench.testbed import start_testbed
+from bench.testbed import Testbed, start_testbed
 
 DURATION_S, WARMUP_S, PARAMS, SCRAPE_S, REFERENCE_S = 60.0, 5.0, 500, 5.0, 30.0
 QUICK = {"duration": 2.0, "warmup": 0.5, "params": 100, "scrape": 0.5, "reference": 1.0}
@@ -90,19 +89,17 @@ class Run:
     reference_load: tuple[float, float] = (0.0, 0.0)
 
 
-def read_buckets(text: str, name: str = READ_HISTOGRAM) -> tuple[Buckets, float]:
-    """Histogram `name`'s cumulative buckets and its sum, from a /metrics body."""
-    buckets: Buckets = {}
-    total = 0.0
+def read_histograms(text: str) -> tuple[Buckets, Buckets]:
+    """The read and the read → row histograms' cumulative buckets, from one parse of a /metrics body."""
+    found: dict[str, Buckets] = {READ_HISTOGRAM: {}, READ_TO_ROW_HISTOGRAM: {}}
     for family in text_string_to_metric_families(text):
-        if family.name != name:
+        buckets = found.get(family.name)
+        if buckets is None:
             continue
         for sample in family.samples:
             if sample.name.endswith("_bucket"):
                 buckets[float(sample.labels["le"])] = sample.value
-            elif sample.name.endswith("_sum"):
-                total = sample.value
-    return buckets, total
+    return found[READ_HISTOGRAM], found[READ_TO_ROW_HISTOGRAM]
 
 
 def window(before: Buckets, after: Buckets) -> Buckets:
@@ -157,11 +154,11 @@ async def scrape(client: httpx.AsyncClient) -> str:
     return response.text
 
 
-async def measure(args: argparse.Namespace, *, tmp: Path, stack: StackProcess, sim_port: int,
-                  db: asyncpg.Connection, map_csv: str, label: str, interval_s: float) -> Run:  # fmt: skip
+async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interval_s: float) -> Run:
     log(f"{label}: agent at {interval_s} s for {args.duration:g} s (+ warm-up); load {load1():.2f}")
-    machine_id = await seed_bench_machine(db, map_csv, label=f"read {label}")
-    workdir = tmp / label.replace(" ", "-")
+    machine_id = await seed_bench_machine(bed.db, bed.map_csv, label=f"read {label}")
+    stack, sim_port = bed.supabase, bed.sim.port
+    workdir = bed.tmp / label.replace(" ", "-")
     workdir.mkdir()
     agent = AgentProcess(
         {
@@ -190,16 +187,12 @@ async def measure(args: argparse.Namespace, *, tmp: Path, stack: StackProcess, s
         await asyncio.sleep(args.warmup)
         run.load = (load1(), 0.0)
         health0 = await agent.health()
-        text = await scrape(client)
-        run.buckets0, _ = read_buckets(text)
-        run.rows0, _ = read_buckets(text, READ_TO_ROW_HISTOGRAM)
+        run.buckets0, run.rows0 = read_histograms(await scrape(client))
         run.proc0, run.t0 = read_proc(agent.pid), time.monotonic()
         until = run.t0 + args.duration
         while time.monotonic() < until:
             await asyncio.sleep(min(args.scrape, max(0.0, until - time.monotonic())))
-            text = await scrape(client)
-            run.buckets1, _ = read_buckets(text)
-            run.rows1, _ = read_buckets(text, READ_TO_ROW_HISTOGRAM)
+            run.buckets1, run.rows1 = read_histograms(await scrape(client))
             run.scrapes += 1
         run.proc1, run.t1 = read_proc(agent.pid), time.monotonic()
         health1 = await agent.health()
@@ -288,23 +281,13 @@ def print_tables(runs: list[Run], params: int) -> None:
 async def bench_main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         bed = await start_testbed(stack, params=args.params, prefix="ald-bench-agent-read-")
-        tmp, map_csv, supabase, sim, db = bed.tmp, bed.map_csv, bed.supabase, bed.sim, bed.db
         runs = []
         for label, interval in RATES:
-            run = await measure(
-                args,
-                tmp=tmp,
-                stack=supabase,
-                sim_port=sim.port,
-                db=db,
-                map_csv=map_csv,
-                label=label,
-                interval_s=interval,
-            )
+            run = await measure(args, bed, label=label, interval_s=interval)
             log(f"{label}: reference, the PLC layer alone for {args.reference:g} s; load {load1():.2f}")
             load_before = load1()
             run.reference_ms = await reference_reads(
-                map_csv, port=sim.port, interval_s=interval, duration_s=args.reference
+                bed.map_csv, port=bed.sim.port, interval_s=interval, duration_s=args.reference
             )
             run.reference_load = (load_before, load1())
             runs.append(run)

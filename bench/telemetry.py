@@ -319,10 +319,9 @@ def print_tables(runs: list[Observed], replay: Replay | None, params: int) -> No
 async def bench_main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         bed = await start_testbed(stack, params=args.params, prefix="ald-bench-telemetry-")
-        tmp, map_csv, supabase, sim, db = bed.tmp, bed.map_csv, bed.supabase, bed.sim, bed.db
-        await install_frame_trigger(db)
-        watch = await stack.enter_async_context(FrameWatch(supabase.env["DATABASE_URL"]))
-        bench = Bench(tmp, supabase, sim.port, db, watch, map_csv, args.params)
+        await install_frame_trigger(bed.db)
+        watch = await stack.enter_async_context(FrameWatch(bed.supabase.env["DATABASE_URL"]))
+        bench = Bench(bed.tmp, bed.supabase, bed.sim.port, bed.db, watch, bed.map_csv, args.params)
 
         runs = [
             await run_steady(
