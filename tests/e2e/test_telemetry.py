@@ -72,6 +72,20 @@ async def test_frames_land_with_acquisition_time_and_the_live_view_fills(
     assert tuple(beat) == ("active", "blue", True)
 
 
+async def test_paced_frames_wait_in_the_spool_and_a_shutdown_ships_every_one(
+    start_agent: StartAgent, db: asyncpg.Connection
+) -> None:
+    """`TELEMETRY_SHIP_GAP` reaches the shipper, and the shutdown's flush never waits for the gap (DESIGN §5
+    "Spool"): with the longest gap (5 s), the frames after the first requests stay in the spool, durable, until
+    the stop ships them all. Without pacing every frame but the one in flight would be in the table."""
+    agent = await start_agent(PARAMETER_LOGGING_INTERVAL=0.1, TELEMETRY_SHIP_GAP=5)
+    assert agent.parts is not None
+    # unpaced, at most the frame in flight is pending: this never comes true
+    await eventually(lambda: agent.parts.spool.pending("history") >= 10)  # the sampler goes on, the frames wait
+    await stop(agent)
+    assert len(await history(db)) == agent.parts.sampler.stats.ticks  # every frame, once, shipped at the stop
+
+
 @pytest.mark.timeout(OUTAGE_S + 120)
 async def test_a_supabase_outage_loses_no_frame(
     start_agent: StartAgent, cloud_proxy: TcpProxy, db: asyncpg.Connection
