@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -53,10 +54,22 @@ def require_tool(name: str) -> str:
     return found
 
 
+#: Below Linux's ephemeral range (32768–60999): a port handed out by bind(0) comes from that range, so any
+#: outgoing connection on the box could take it before HAProxy or an agent binds it (CI saw HAProxy fail to
+#: start its listeners). A port picked here can only clash with another picker, and is checked free.
+PORT_RANGE = (20000, 32767)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
