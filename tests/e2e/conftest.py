@@ -39,6 +39,9 @@ def agent_env(proxy: TcpProxy, stack: BackgroundStack, sim: Simulator, spool: Pa
         "SPOOL_PATH": spool,
         "HTTP_PORT": 0,
         "PARAMETER_LOGGING_INTERVAL": 0.2,
+        # Unpaced: the tests wait for "everything so far has shipped" (spool depth 0), which pacing makes a
+        # moment between ticks rather than a state at 5-10 Hz. test_telemetry's pacing test sets the gap itself.
+        "TELEMETRY_SHIP_GAP": 0,
         "SHUTDOWN_TIMEOUT": 5,
         "STATUS_LOG_INTERVAL": 30,
     } | extra
