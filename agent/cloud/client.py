@@ -34,6 +34,7 @@ from realtime.types import RealtimePostgresChangesListenEvent
 
 from agent.cloud.errors import realtime_refusal, translate
 from agent.cloud.key import KeyClaims, KeyStatus, read_claims
+from agent.cloud.trust import tls_context
 from agent.errors import CloudAuthError, CloudError
 from agent.tasks import cancel_and_wait
 
@@ -122,8 +123,11 @@ class CloudClient:
     async def __aenter__(self) -> CloudClient:
         if self.state is not CloudState.NEW:
             raise RuntimeError(f"CloudClient cannot be entered when {self.state.value}")
-        # Our own httpx client carries the timeout (postgrest deprecates its timeout argument).
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), follow_redirects=True)
+        # Our own httpx client carries the timeout (postgrest deprecates its timeout argument) and the system's
+        # trust store, the one Realtime's websockets uses (agent/cloud/trust.py).
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_s), follow_redirects=True, verify=tls_context()
+        )
         try:
             self._client = SupabaseClients(
                 self.url,

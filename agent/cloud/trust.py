@@ -1,0 +1,22 @@
+"""Which certificate authorities the agent trusts for Supabase: the system's, once, for REST and Realtime alike.
+
+Realtime's websockets already verifies `wss://` against the system store (`ssl.create_default_context()`);
+httpx's default would verify REST against certifi's bundled copy instead. On a fab network that inspects TLS,
+the site's CA is installed in the system store (`update-ca-certificates`, or `SSL_CERT_FILE` / `SSL_CERT_DIR`,
+which OpenSSL reads), so two stores meant REST refused what Realtime accepted. One context also costs one parsed
+store instead of two: certifi's, parsed eagerly for every httpx client, is 1.4 MB of resident memory that a
+`http://` local stack never uses (bench/RESULTS.md, issue 14).
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+__all__ = ["tls_context"]
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's client context: system CAs, hostname checked, certificate required."""
+    return ssl.create_default_context()
