@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import IO, Any
 import httpx
 
 from agent.config import Settings
+from tests.support.ports import free_port
 
 __all__ = ["AgentProcess", "ProcSample", "StackProcess", "free_port", "read_proc"]
 
@@ -33,13 +33,6 @@ AGENT_READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0  # the agent flushes its spool on SIGTERM (SHUTDOWN_TIMEOUT, set lower by the bench)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def free_port() -> int:
-    """A free loopback port (the agent's HTTP_PORT must be ≥ 1, so port 0 cannot be passed through)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,8 @@
 Realtime's websockets already verifies `wss://` against the system store (`ssl.create_default_context()`);
 httpx's default would verify REST against certifi's bundled copy instead. On a fab network that inspects TLS,
 the site's CA is installed in the system store (`update-ca-certificates`, or `SSL_CERT_FILE` / `SSL_CERT_DIR`,
-which OpenSSL reads), so two stores meant REST refused what Realtime accepted. One context also costs one parsed
-store instead of two: certifi's, parsed eagerly for every httpx client, is 1.4 MB of resident memory that a
-`http://` local stack never uses (bench/RESULTS.md, issue 14).
+which OpenSSL reads), so two stores meant REST refused what Realtime accepted. (It saves no memory: the system
+bundle is parsed as eagerly as certifi's, ~2 MB either way; measured for issue 14 in bench/RESULTS.md.)
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -52,24 +53,6 @@ def require_tool(name: str) -> str:
     if found is None:
         pytest.skip(f"{name} is not installed; {INSTALL_HINT}")
     return found
-
-
-#: Below Linux's ephemeral range (32768–60999): a port handed out by bind(0) comes from that range, so any
-#: outgoing connection on the box could take it before HAProxy or an agent binds it (CI saw HAProxy fail to
-#: start its listeners). A port picked here can only clash with another picker, and is checked free.
-PORT_RANGE = (20000, 32767)
-
-
-def free_port() -> int:
-    for _ in range(200):
-        port = random.randint(*PORT_RANGE)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
