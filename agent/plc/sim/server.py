@@ -195,15 +195,16 @@ class Simulator:
         for fault in self.faults:
             if fault.hits(kind, address, span):
                 return ExcCodes(fault.code)
+        now = time.monotonic()  # one instant per request: the valve event and the PLC's own measurement share it
         if kind.is_bit:
-            self._sync_bits(kind, block_start, address, count, registers, values)
+            self._sync_bits(kind, block_start, address, count, registers, values, now)
         else:
             offset = address - block_start
             if values:
                 self.image.words[kind][address : address + len(values)] = values
             registers[offset : offset + count] = self.image.words[kind][address : address + count]
         if values:
-            self.model.note_write(time.monotonic())
+            self.model.note_write(now)
         return None
 
     def _sync_bits(
@@ -214,11 +215,11 @@ class Simulator:
         reg_count: int,
         registers: list[int],
         values: list[int] | list[bool] | None,  # bools for bit requests; each is read with bool() anyway
+        now: float,
     ) -> None:
         """Bits live packed 16 per register in the device; `reg_count` registers cover the request."""
         bits = self.image.bits[kind]
         if values:
-            now = time.monotonic()
             for n, value in enumerate(values):
                 valve = self._valve_coils.get(address + n)
                 if valve is not None and bits[address + n] != bool(value):
