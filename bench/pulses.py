@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.logs import configure_logging
 from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map
 from agent.recipes import Recipe, RecipeExecutor, RunStatus, StepRecord, compile_recipe, ensure_valid
 from agent.safety import WriteGate
@@ -200,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown configuration {', '.join(unknown)}")
     if args.quick:
         vars(args).update(QUICK)
+    # As `python -m agent run` logs by default: loguru's own default sink would print every write and step at DEBUG,
+    # on the timing path this bench measures.
+    configure_logging(level="INFO")
     return run_until_interrupted(lambda: bench_main(args))
 
 
