@@ -1,7 +1,7 @@
 """Whole-agent read path and cost (issue 14): read latency measured inside `python -m agent run`, CPU and RSS.
 
     .venv/bin/python bench/agent_read.py [--duration 60] [--warmup 5] [--params 500] [--scrape 5] [--reference 30]
-                                         [--runtime-venv] [--ship-gap S] [--quick]
+                                         [--runtime-venv] [--ship-gap S] [--beside] [--quick]
 
 What runs where (each in its own process, as in bench/telemetry.py):
 - the local stack (`python -m supalocal run`): PostgreSQL + the Supabase-compatible API;
@@ -26,6 +26,12 @@ Read → row is the agent's own `ald_read_to_row_seconds` (a frame's append → 
 window: with `TELEMETRY_SHIP_GAP` (0.25 s) at 10 Hz, two or three frames share a request, and this table shows
 what that costs in latency; at 1 Hz it should not move.
 
+With --beside, a second bare `PlcDevice` reads the map during each agent window, half a tick after the agent's
+reads (their phase from the agent's own frames: a frame's `ts` is its read's midpoint, `read_ms` its duration),
+and the bench counts how many of its reads overlapped one of the agent's (0 means they never shared the
+simulator). It is the PLC layer under the same box load at the same moment, without the agent's event loop:
+when the agent's tail is above the reference taken afterwards, this says whether the box or the agent caused it.
+
 The reference table is the PLC layer alone, measured in this process right after each agent run: a bare
 `PlcDevice` on its own connection to the same simulator, reading the same map every tick of the same rate for
 --reference seconds (exact percentiles). Reads spaced like ticks are slower than back-to-back reads on a VM
@@ -36,12 +42,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
+import math
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -87,6 +97,9 @@ class Run:
     scrapes: int = 0
     reference_ms: list[float] = field(default_factory=list)  # the bare PLC layer at the same rate
     reference_load: tuple[float, float] = (0.0, 0.0)
+    beside_ms: list[float] = field(default_factory=list)  # --beside: the bare layer during the agent's window
+    beside_phase_ms: float = 0.0  # where in the tick the bare reads started, after the agent's read starts
+    beside_overlaps: int = 0  # bare reads that overlapped one of the agent's (should be 0)
 
 
 def read_histograms(text: str) -> tuple[Buckets, Buckets]:
@@ -130,8 +143,20 @@ def max_bound(buckets: Buckets) -> float:
     return min(le for le, count in buckets.items() if count >= total)
 
 
-async def reference_reads(map_csv: str, *, port: int, interval_s: float, duration_s: float) -> list[float]:
-    """Full-map reads by a bare `PlcDevice`, one per tick of `interval_s` for `duration_s`; milliseconds."""
+async def reference_reads(
+    map_csv: str,
+    *,
+    port: int,
+    interval_s: float,
+    duration_s: float,
+    start: float | None = None,
+    spans: list[tuple[float, float]] | None = None,
+) -> list[float]:
+    """Full-map reads by a bare `PlcDevice`, one per tick of `interval_s` for `duration_s`; milliseconds.
+
+    `start` (monotonic) puts the ticks at `start + n·interval_s`: --beside uses it to read half a tick away
+    from the agent's reads, so that the two never share the simulator; `spans` then collects each read's
+    (start, end) in wall-clock seconds, to prove it."""
     async with PlcConnection(host="127.0.0.1", port=port) as connection:
         if not await connection.wait_connected(10):
             raise RuntimeError(f"the simulator on port {port} did not accept a connection")
@@ -139,13 +164,59 @@ async def reference_reads(map_csv: str, *, port: int, interval_s: float, duratio
         for _ in range(5):  # warm-up, as the agent's window starts after one
             await device.read_all()
         durations: list[float] = []
-        start = time.monotonic()
-        n = 0
-        while time.monotonic() - start < duration_s:
+        if start is None:
+            start = time.monotonic()
+        begin = time.monotonic()
+        n = math.ceil((begin - start) / interval_s)
+        while time.monotonic() - begin < duration_s:
             n += 1
             await asyncio.sleep(max(0.0, start + n * interval_s - time.monotonic()))
+            began = time.time()
             durations.append((await device.read_all()).duration_s * 1000)
+            if spans is not None:
+                spans.append((began, time.time()))
     return durations
+
+
+async def agent_read_phase(db: asyncpg.Connection, machine_id: str, interval_s: float) -> float:
+    """When in the tick the agent's reads start, as a monotonic time of this process (any one of them).
+
+    A frame's `ts` is its read's midpoint (docs/CONTRACT.md), so the read began at ts − read_ms/2; the agent's
+    ticks are drift-free, so the median of the last frames' starts modulo the interval is the phase. Wall and
+    monotonic clocks are the same machine's, a minute apart at most: their offset is taken once here."""
+    rows = await db.fetch(
+        "select extract(epoch from ts) as ts, read_ms from public.parameter_history"
+        " where machine_id = $1 and read_ms is not null order by ts desc limit 20",
+        uuid.UUID(machine_id),
+    )
+    if not rows:
+        raise RuntimeError("the agent has shipped no frame with read_ms: cannot find its tick phase")
+    phases = sorted((float(r["ts"]) - float(r["read_ms"]) / 2000) % interval_s for r in rows)
+    wall_minus_monotonic = time.time() - time.monotonic()
+    return phases[len(phases) // 2] - wall_minus_monotonic
+
+
+async def overlaps(db: asyncpg.Connection, machine_id: str, spans: list[tuple[float, float]]) -> int:
+    """How many of the bare reads' `spans` overlap one of the agent's reads (from its frames' ts ± read_ms/2)."""
+    if not spans:
+        return 0
+    rows = await db.fetch(
+        "select extract(epoch from ts) as ts, read_ms from public.parameter_history"
+        " where machine_id = $1 and read_ms is not null and ts between to_timestamp($2) and to_timestamp($3)",
+        uuid.UUID(machine_id),
+        spans[0][0] - 1,
+        spans[-1][1] + 1,
+    )
+    agent = sorted(
+        (float(r["ts"]) - float(r["read_ms"]) / 2000, float(r["ts"]) + float(r["read_ms"]) / 2000) for r in rows
+    )
+    starts = [a for a, _ in agent]
+    hit = 0
+    for begin, end in spans:
+        i = bisect.bisect_left(starts, end)  # agent reads starting before this one ends
+        if i and agent[i - 1][1] > begin:
+            hit += 1
+    return hit
 
 
 async def scrape(client: httpx.AsyncClient) -> str:
@@ -188,6 +259,23 @@ async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interva
         run.load = (load1(), 0.0)
         health0 = await agent.health()
         run.buckets0, run.rows0 = read_histograms(await scrape(client))
+        beside: asyncio.Task[list[float]] | None = None
+        spans: list[tuple[float, float]] = []
+        if args.beside:
+            agent_start = await agent_read_phase(bed.db, machine_id, interval_s)
+            bare_start = agent_start + interval_s / 2
+            run.beside_phase_ms = (bare_start - agent_start) * 1000
+            beside = asyncio.create_task(
+                reference_reads(
+                    bed.map_csv,
+                    port=sim_port,
+                    interval_s=interval_s,
+                    duration_s=args.duration,
+                    start=bare_start,
+                    spans=spans,
+                )
+            )
+            await asyncio.sleep(1.0)  # its connection and warm-up reads are before the window
         run.proc0, run.t0 = read_proc(agent.pid), time.monotonic()
         until = run.t0 + args.duration
         while time.monotonic() < until:
@@ -195,6 +283,10 @@ async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interva
             run.buckets1, run.rows1 = read_histograms(await scrape(client))
             run.scrapes += 1
         run.proc1, run.t1 = read_proc(agent.pid), time.monotonic()
+        if beside is not None:
+            run.beside_ms = await beside
+            await asyncio.sleep(1.0)  # the agent's last frames of the window reach the database
+            run.beside_overlaps = await overlaps(bed.db, machine_id, spans)
         health1 = await agent.health()
         run.load = (run.load[0], load1())
         m0, m1 = health0["metrics"], health1["metrics"]
@@ -245,6 +337,26 @@ def print_tables(runs: list[Run], params: int) -> None:
             f"| {r.label} | {len(ms)} | {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms):.1f} | "
             f"{over} ({100 * over / len(ms):.1f} %) | {r.reference_load[0]:.2f}→{r.reference_load[1]:.2f} |"
         )
+
+    if any(r.beside_ms for r in runs):
+        print(
+            "\n## beside: the PLC layer alone during the agent's window, half a tick after the agent's reads "
+            "(same box load at the same time, not the agent's event loop)"
+        )
+        print(
+            "| rate | reads | p50 ms | p99 ms | max ms | over 10 ms | offset after the agent's read start ms "
+            "| overlapped an agent read |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in runs:
+            ms = r.beside_ms
+            if not ms:
+                continue
+            over = sum(1 for d in ms if d > TARGET_READ_P99_MS)
+            print(
+                f"| {r.label} | {len(ms)} | {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms):.1f} | "
+                f"{over} ({100 * over / len(ms):.1f} %) | {r.beside_phase_ms:.0f} | {r.beside_overlaps} |"
+            )
 
     print("\n## read → row: a frame's append → Supabase accepted it (`ald_read_to_row_seconds`, TELEMETRY_SHIP_GAP)")
     print("| run | frames shipped | ≤ 100 ms | ≤ 250 ms | ≤ 500 ms | p50 ms (interpolated) |")
@@ -310,6 +422,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scrape", type=float, default=SCRAPE_S, help=f"/metrics scrape period, s ({SCRAPE_S:g})")
     parser.add_argument(
         "--reference", type=float, default=REFERENCE_S, help=f"the bare PLC layer's run per rate, s ({REFERENCE_S:g})"
+    )
+    parser.add_argument(
+        "--beside",
+        action="store_true",
+        help="also read the map with a bare PlcDevice during each agent window, half a tick after the agent's "
+        "reads: the PLC layer under the same box load at the same time (adds that reader's load to the window)",
     )
     parser.add_argument(
         "--runtime-venv",

@@ -14,6 +14,7 @@ from tests.support.bench import run_quick, table_rows
 READS = "## full-map read inside `python -m agent run`"
 COST = "## agent process cost"
 REFERENCE = "## reference: the PLC layer alone"
+BESIDE = "## beside: the PLC layer alone during the agent's window"
 
 
 @pytest.mark.timeout(120)
@@ -28,3 +29,13 @@ def test_agent_read_bench_quick_mode_reports_reads_and_cost_per_rate() -> None:
     assert all(float(row[6]) > 0 for row in cost), done.stdout  # RSS read from /proc
     reference = table_rows(done.stdout, REFERENCE)
     assert [row[1] for row in reference] == ["10 Hz", "1 Hz"] and all(int(row[2]) > 0 for row in reference), done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_beside_reads_the_map_during_each_agent_window_without_sharing_the_simulator_with_the_agent() -> None:
+    done = run_quick("bench/agent_read.py", "--beside", timeout=110)
+    beside = table_rows(done.stdout, BESIDE)
+    assert [row[1] for row in beside] == ["10 Hz", "1 Hz"], done.stdout
+    assert all(int(row[2]) > 0 for row in beside), done.stdout
+    assert [row[7] for row in beside] == ["50", "500"], done.stdout  # half a tick after the agent's reads
+    assert [row[8] for row in beside] == ["0", "0"], done.stdout  # never during one of the agent's reads

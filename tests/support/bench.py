@@ -9,10 +9,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_quick(script: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
-    """`python bench/<script> --quick` from the repository root; asserts it exited 0."""
+def run_quick(script: str, *options: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python bench/<script> --quick [options]` from the repository root; asserts it exited 0."""
     done = subprocess.run(
-        [sys.executable, script, "--quick"], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, script, "--quick", *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return done
