@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
-from agent.plc.protocol import MAX_READ_REGISTERS, WordOrder
+from agent.plc.protocol import MAX_CONNECTIONS, MAX_READ_REGISTERS, WordOrder
 
 __all__ = ["Color", "LogFormat", "PlcType", "Settings", "load_settings", "unverified_claims"]
 
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     PLC_BULK_READ_SIZE: Annotated[int, Field(ge=2, le=MAX_READ_REGISTERS)] = MAX_READ_REGISTERS
 
     PLC_MAX_GAP: Annotated[int, Field(ge=0, le=MAX_READ_REGISTERS)] = 16
+    #: TCP connections to the PLC, a frame's read requests spread over them (pymodbus carries one request at a
+    #: time per connection). More than 1 only where the PLC allows that many besides its other clients.
+    PLC_CONNECTIONS: Annotated[int, Field(ge=1, le=MAX_CONNECTIONS)] = 1
     #: Optional register-map CSV; default is the packaged map of the reference reactor.
     PLC_MAP_FILE: Path | None = None
 

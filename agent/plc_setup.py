@@ -30,6 +30,7 @@ def connection_for(settings: Settings, **kw: Any) -> PlcConnection:
         port=settings.PLC_PORT,
         unit_id=settings.PLC_UNIT_ID,
         timeout_s=settings.PLC_TIMEOUT_S,
+        connections=settings.PLC_CONNECTIONS,
         **kw,
     )
 

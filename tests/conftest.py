@@ -67,9 +67,16 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[PlcDevice]]]:
     opened: list[PlcConnection] = []
 
     async def make(
-        sim: Simulator, *, word_order: WordOrder = WordOrder.LITTLE, timeout_s: float = 0.5, **options: Any
+        sim: Simulator,
+        *,
+        word_order: WordOrder = WordOrder.LITTLE,
+        timeout_s: float = 0.5,
+        connections: int = 1,
+        **options: Any,
     ) -> PlcDevice:
-        connection = PlcConnection(host=sim.host, port=sim.port, timeout_s=timeout_s, backoff_max_s=0.2)
+        connection = PlcConnection(
+            host=sim.host, port=sim.port, timeout_s=timeout_s, backoff_max_s=0.2, connections=connections
+        )
         await connection.__aenter__()
         opened.append(connection)
         assert await connection.wait_connected(5)

@@ -35,6 +35,7 @@ def test_defaults_match_design() -> None:
     assert s.STATUS_LOG_INTERVAL == 300.0
     assert s.LOG_FORMAT is LogFormat.TEXT
     assert s.PLC_BULK_READ_SIZE == 125
+    assert s.PLC_CONNECTIONS == 1  # one connection unless the site knows its PLC allows more
 
 
 def test_environment_is_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,6 +63,8 @@ def test_environment_is_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PARAMETER_LOGGING_INTERVAL", "-1", "PARAMETER_LOGGING_INTERVAL: Input should be greater than 0"),
         ("PLC_BULK_READ_SIZE", "126", "PLC_BULK_READ_SIZE: Input should be less than or equal to 125"),
         ("PLC_BULK_READ_SIZE", "1", "PLC_BULK_READ_SIZE: Input should be greater than or equal to 2"),
+        ("PLC_CONNECTIONS", "0", "PLC_CONNECTIONS: Input should be greater than or equal to 1"),
+        ("PLC_CONNECTIONS", "9", "PLC_CONNECTIONS: Input should be less than or equal to 8"),
         ("PLC_WORD_ORDER", "middle", "PLC_WORD_ORDER: Input should be 'big' or 'little'"),
         ("AGENT_COLOR", "red", "AGENT_COLOR: Input should be 'blue' or 'green'"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT: Input should be 'text' or 'json'"),

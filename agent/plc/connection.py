@@ -1,11 +1,18 @@
-"""The PLC connection hub: one persistent Modbus TCP connection, its reconnect loop and a `connected` event.
+"""The PLC connection hub: persistent Modbus TCP connections to one unit, their reconnect loop and a `connected`
+event.
 
 Consumers never touch the pymodbus client: they call `read(kind, start, count)` / `write_*` and get values
 or an `agent.errors.PlcError`. pymodbus' own retry and reconnect are disabled so that recovery has one
-owner: after a connection error or a timeout (the stream may hold a late reply), the hub drops the socket
+owner: after a connection error or a timeout (the stream may hold a late reply), the hub drops its sockets
 and its reconnect loop retries with exponential backoff and full jitter. While disconnected, calls fail at
 once with `PlcConnectionError` instead of blocking the sampler. During an outage each distinct error is
 logged once.
+
+pymodbus carries one request at a time per TCP connection, so a 16-request frame is 16 round trips in a row.
+With `connections` > 1 (`PLC_CONNECTIONS`) the hub holds that many connections to the same unit and gives each
+request the least busy one: `PlcDevice` spreads a frame's requests over them, and a write never queues behind a
+read while another connection is free. They are one link: the hub is connected when all are up, and losing
+any one drops them all and reconnects them together, so no consumer ever sees half a link.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
 
@@ -25,7 +33,7 @@ from pymodbus.pdu import ModbusPDU
 
 from agent.errors import PlcConnectionError, PlcError, PlcExceptionResponse, PlcTimeout
 from agent.plc.pdus import register_fast_reads
-from agent.plc.protocol import MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
+from agent.plc.protocol import MAX_CONNECTIONS, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_REGISTERS
 from agent.plc.registers import RegisterKind
 from agent.tasks import cancel_and_wait
 
@@ -37,6 +45,16 @@ LossListener = Callable[[str], None]
 """Hook called after every request with (operation, seconds, ok): feeds metrics and tests."""
 
 
+@dataclass(eq=False, slots=True)
+class _Link:
+    """One TCP connection of the hub, the lock that keeps one request at a time on it (pymodbus' rule), and how
+    many requests hold or wait for it (to give the next request the least busy one)."""
+
+    client: AsyncModbusTcpClient | None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queued: int = 0
+
+
 class ConnectionState(Enum):
     NEW = "new"
     CONNECTED = "connected"
@@ -45,7 +63,8 @@ class ConnectionState(Enum):
 
 
 class PlcConnection:
-    """One Modbus TCP connection to one unit, kept alive for the agent's lifetime.
+    """Modbus TCP connections to one unit (one unless `connections` says more), kept alive for the agent's
+    lifetime.
 
     Use as ``async with PlcConnection(host=..., port=...) as plc:``. Entering does not fail when the PLC is
     down: the reconnect loop keeps trying and `connected` (an `asyncio.Event`) tells when it is up.
@@ -61,17 +80,21 @@ class PlcConnection:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 10.0,
         on_request: RequestTrace | None = None,
+        connections: int = 1,
     ) -> None:
+        if not 1 <= connections <= MAX_CONNECTIONS:
+            raise ValueError(f"connections {connections} outside 1..{MAX_CONNECTIONS}")
         self.host, self.port, self.unit_id, self.timeout_s = host, port, unit_id, timeout_s
+        #: TCP connections to the unit, requests spread over them (`PlcDevice` reads this many blocks at once).
+        self.connections = connections
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.on_request = on_request
         self.connected = asyncio.Event()
         self.state = ConnectionState.NEW
         self.connects = 0
         self.last_error: str | None = None
-        self._client: AsyncModbusTcpClient | None = None
+        self._links: list[_Link] = []  # all up, or empty
         self._lost = asyncio.Event()
-        self._lock = asyncio.Lock()
         self._supervisor: asyncio.Task[None] | None = None
         self._logged_errors: set[str] = set()
         self._loss_listeners: list[LossListener] = []
@@ -147,16 +170,23 @@ class PlcConnection:
 
     async def _request(self, call: str, what: str, *args: object, **kwargs: object) -> ModbusPDU:
         where = f"{what} @ {self.where}"
-        if self.state is not ConnectionState.CONNECTED or self._client is None:
+        if self.state is not ConnectionState.CONNECTED or not self._links:
             if self.on_request is not None:  # a request the link could not carry is a failed request too
                 self.on_request(call, 0.0, False)
             raise PlcConnectionError("PLC not connected", where=where)
 
         started = time.perf_counter()
         ok = False
+        link = min(self._links, key=lambda candidate: candidate.queued)  # the first free one, if any is
+        link.queued += 1
+        client: AsyncModbusTcpClient | None = None
         try:
-            async with self._lock, asyncio.timeout(self.timeout_s * 2):
-                response: ModbusPDU = await getattr(self._client, call)(*args, device_id=self.unit_id, **kwargs)
+            async with link.lock:
+                client = link.client
+                if client is None:  # the link went down while this request waited for its turn
+                    raise PlcConnectionError("PLC not connected (lost while the request waited)", where=where)
+                async with asyncio.timeout(self.timeout_s * 2):
+                    response: ModbusPDU = await getattr(client, call)(*args, device_id=self.unit_id, **kwargs)
             if response.isError():
                 code = getattr(response, "exception_code", 0)
                 raise PlcExceptionResponse("PLC refused the request", code=code, where=where)
@@ -165,18 +195,24 @@ class PlcConnection:
         except PlcError:
             raise
         except (TimeoutError, ModbusIOException) as exc:
-            self._connection_lost(f"timeout after {self.timeout_s}s")
+            self._connection_lost(f"timeout after {self.timeout_s}s", client)
             raise PlcTimeout(f"no reply within {self.timeout_s}s", where=where) from exc
         except (ConnectionException, ModbusException, OSError) as exc:
-            self._connection_lost(str(exc) or type(exc).__name__)
+            self._connection_lost(str(exc) or type(exc).__name__, client)
             raise PlcConnectionError(f"connection failed: {exc}", where=where) from exc
         finally:
+            link.queued -= 1
             if self.on_request is not None:
                 self.on_request(call, time.perf_counter() - started, ok)
 
     # --- the reconnect loop --------------------------------------------------------------------
 
-    def _connection_lost(self, reason: str) -> None:
+    def _connection_lost(self, reason: str, client: AsyncModbusTcpClient | None = None) -> None:
+        """Drop every connection and wake the reconnect loop. With `client`: only if it is one of the current
+        connections, so a late failure of a connection already dropped (a request still in flight on another
+        connection when the link went down) cannot drop the link that replaced it."""
+        if client is not None and not any(link.client is client for link in self._links):
+            return
         was_connected = self.state is ConnectionState.CONNECTED
         if was_connected:
             logger.bind(area="plc").warning("PLC connection lost ({}): {}", self.where, reason)
@@ -193,9 +229,11 @@ class PlcConnection:
                     logger.bind(area="plc").exception("PLC loss listener failed")
 
     def _drop_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        links, self._links = self._links, []
+        for link in links:
+            client, link.client = link.client, None  # a request waiting for this link fails, not uses it
+            if client is not None:
+                client.close()
 
     async def _supervise(self) -> None:
         delay = self.backoff_initial_s
@@ -210,12 +248,33 @@ class PlcConnection:
 
     async def _connect_once(self) -> bool:
         self.last_error = None
+        clients = [self._new_client() for _ in range(self.connections)]
+        results = await asyncio.gather(*(self._open(client) for client in clients))
+        if not all(results):
+            for client in clients:
+                client.close()
+            self.last_error = self.last_error or "connect refused"
+            if self.last_error not in self._logged_errors:
+                self._logged_errors.add(self.last_error)
+                logger.bind(area="plc").warning("PLC {} unreachable: {}", self.where, self.last_error)
+            return False
+        self._links = [_Link(client) for client in clients]
+        if self.connects or self._logged_errors:
+            logger.bind(area="plc").info("PLC {} connected", self.where)
+        self.connects += 1
+        self._logged_errors.clear()
+        self.state = ConnectionState.CONNECTED
+        self._lost.clear()
+        self.connected.set()
+        return True
+
+    def _new_client(self) -> AsyncModbusTcpClient:
         client: AsyncModbusTcpClient
 
         def on_connect_change(up: bool) -> None:
             # The peer closed the socket: notice now, not at the next request's timeout.
-            if not up and self._client is client:
-                self._connection_lost("connection closed by the PLC")
+            if not up:
+                self._connection_lost("connection closed by the PLC", client)
 
         client = AsyncModbusTcpClient(
             self.host,
@@ -226,23 +285,12 @@ class PlcConnection:
             trace_connect=on_connect_change,
         )
         register_fast_reads(client)
+        return client
+
+    async def _open(self, client: AsyncModbusTcpClient) -> bool:
         try:
-            ok = await asyncio.wait_for(client.connect(), self.timeout_s * 2)
+            if await asyncio.wait_for(client.connect(), self.timeout_s * 2):
+                return True
         except (TimeoutError, OSError, ModbusException) as exc:
-            ok, self.last_error = False, str(exc) or type(exc).__name__
-        if not ok:
-            client.close()
-            self.last_error = self.last_error or "connect refused"
-            if self.last_error not in self._logged_errors:
-                self._logged_errors.add(self.last_error)
-                logger.bind(area="plc").warning("PLC {} unreachable: {}", self.where, self.last_error)
-            return False
-        self._client = client
-        if self.connects or self._logged_errors:
-            logger.bind(area="plc").info("PLC {} connected", self.where)
-        self.connects += 1
-        self._logged_errors.clear()
-        self.state = ConnectionState.CONNECTED
-        self._lost.clear()
-        self.connected.set()
-        return True
+            self.last_error = str(exc) or type(exc).__name__
+        return False

@@ -1,14 +1,15 @@
 """Map-aware PLC access: read whole frames by plan, write one parameter with verification.
 
 `PlcDevice` joins the register map, the read plan and the connection hub. A frame read runs the plan block
-by block; when the PLC refuses a block (Modbus exception), that block is retried alone, parameter by
-parameter, so one bad address blanks only its own keys, and the split is remembered so the next frames do
-not pay for the failed merged request again. A connection loss or timeout blanks the rest of the frame
-(never old values) and leaves recovery to the hub.
+by block, as many blocks at once as the hub has connections (`PLC_CONNECTIONS`); when the PLC refuses a block
+(Modbus exception), that block is retried alone, parameter by parameter, so one bad address blanks only its
+own keys, and the split is remembered so the next frames do not pay for the failed merged request again. A
+connection loss or timeout blanks the rest of the frame (never old values) and leaves recovery to the hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -83,27 +84,42 @@ class PlcDevice:
         return await self._read_blocks(plan_reads(params, max_gap=self._max_gap, max_registers=self._max_registers))
 
     async def _read_blocks(self, blocks: Sequence[ReadBlock], *, observed: bool = False) -> FrameRead:
+        """Read `blocks`, as many at once as the hub has connections (each takes the next block not yet
+        started); values keep the plan's key order, whatever order the replies come in."""
         started = time.monotonic()
-        values: dict[str, Value | None] = {}
+        values: dict[str, Value | None] = dict.fromkeys(p.key for block in blocks for p in block.parameters)
         failed: list[str] = []
         requests = 0
         down = False
         timings: list[tuple[ReadBlock, float, bool]] = []
-        for block in blocks:
-            if down:
-                values.update(dict.fromkeys((p.key for p in block.parameters), None))
-                failed.extend(p.key for p in block.parameters)
-                continue
-            block_started = time.perf_counter()
-            try:
-                n = await self._read_block(block, values, failed)
-                requests += n
-            except PlcConnectionError:
-                down = True
-                values.update(dict.fromkeys((p.key for p in block.parameters), None))
-                failed.extend(p.key for p in block.parameters)
-            if observed:
-                timings.append((block, time.perf_counter() - block_started, not down))
+        pending = iter(blocks)
+
+        async def read_pending() -> None:
+            nonlocal requests, down
+            for block in pending:  # shared: no await between taking a block and starting its read
+                if down:
+                    failed.extend(p.key for p in block.parameters)
+                    continue
+                block_started = time.perf_counter()
+                try:
+                    made = await self._read_block(block, values, failed)
+                    requests += made  # not `+= await`: that reads `requests` before another reader adds to it
+                except PlcConnectionError:
+                    down = True
+                    failed.extend(p.key for p in block.parameters)
+                if observed:
+                    timings.append((block, time.perf_counter() - block_started, not down))
+
+        readers = min(self.connection.connections, len(blocks))
+        if readers <= 1:
+            await read_pending()
+        else:
+            await asyncio.gather(*(read_pending() for _ in range(readers)))
+            if failed:  # in plan order, as one connection would have found them
+                gone = set(failed)
+                failed = [key for key in values if key in gone]
+        for key in failed:
+            values[key] = None  # a block the link failed in the middle of is blanked whole
         duration = time.monotonic() - started
         # Reported once the frame is in, not between its round trips: the metrics' work must not sit on the read.
         for observe in self.block_observers:

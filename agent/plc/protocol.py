@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "MAX_CONNECTIONS",
     "MAX_READ_BITS",
     "MAX_READ_REGISTERS",
     "MAX_WRITE_BITS",
@@ -17,6 +18,9 @@ MAX_READ_REGISTERS = 125  # FC3 / FC4
 MAX_READ_BITS = 2000  # FC1 / FC2
 MAX_WRITE_REGISTERS = 123  # FC16
 MAX_WRITE_BITS = 1968  # FC15
+#: Most TCP connections the agent opens to one unit: PLCs limit their Modbus TCP connections, often to 4-16 in
+#: all, and the engineering station and HMI need theirs (not a protocol limit: ours).
+MAX_CONNECTIONS = 8
 
 
 class WordOrder(StrEnum):

@@ -188,3 +188,66 @@ async def test_block_read_times_are_reported_once_the_whole_frame_is_in(device: 
     assert seen == [(frame.requests, True)] * len(device.plan)
     await device.read(["pressure_gauge_1.pressure"])  # an ad-hoc read is not a frame: not reported
     assert len(seen) == len(device.plan)
+
+
+# --- several connections (PLC_CONNECTIONS) ---------------------------------------------------------------
+
+
+def count_concurrent_reads(device: PlcDevice) -> list[int]:
+    """Wrap the device's reads; the returned list's last item is the most reads seen in flight at once."""
+    most = [0]
+    in_flight = 0
+    read = device.connection.read
+
+    async def counted(kind: RegisterKind, start: int, count: int) -> list[int] | list[bool]:
+        nonlocal in_flight
+        in_flight += 1
+        most.append(max(most[-1], in_flight))
+        try:
+            return await read(kind, start, count)
+        finally:
+            in_flight -= 1
+
+    device.connection.read = counted  # type: ignore[method-assign]
+    return most
+
+
+@pytest.mark.parametrize("connections", [2, 3])
+async def test_a_frame_over_several_connections_reads_the_same_values_in_the_same_order(
+    make_simulator: MakeSim, connect: Connect, connections: int
+) -> None:
+    sim = await make_simulator(address_as_value=True)
+    one, several = await connect(sim), await connect(sim, connections=connections)
+    most = count_concurrent_reads(several)
+    single, spread = await one.read_all(), await several.read_all()
+    assert spread.ok and spread.requests == single.requests == len(several.plan)
+    assert list(spread.values.items()) == list(single.values.items())  # values and key order
+    assert most[-1] == connections  # the blocks were read that many at a time, never more
+    assert sim.client_connections == 1 + connections
+
+
+async def test_refused_keys_over_several_connections_are_blanked_alone_and_listed_in_plan_order(
+    simulator: Simulator, connect: Connect
+) -> None:
+    device = await connect(simulator, connections=3)
+    bad = [device.map["chamber_heater.ki"], device.map["mfc_1.flow"]]
+    simulator.faults += [AddressFault(p.register, p.address) for p in bad]
+    frame = await device.read_all()
+    reference = [p.key for block in device.plan for p in block.parameters]
+    assert frame.failed_keys == sorted((p.key for p in bad), key=reference.index)
+    assert [k for k, v in frame.values.items() if v is None] == frame.failed_keys
+    assert list(frame.values) == reference
+
+
+async def test_a_link_lost_mid_frame_over_several_connections_blanks_what_was_not_read(
+    simulator: Simulator, connect: Connect
+) -> None:
+    device = await connect(simulator, connections=2, timeout_s=0.1)
+    assert (await device.read_all()).ok
+    simulator.delay_s = 0.5
+    frame = await device.read_all()
+    assert not frame.ok and set(frame.failed_keys) == set(device.map.keys())
+    assert all(v is None for v in frame.values.values())  # never old values
+    simulator.delay_s = 0.0
+    assert await device.connection.wait_connected(5)
+    assert (await device.read_all()).ok

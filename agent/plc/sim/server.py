@@ -130,10 +130,16 @@ class Simulator:
         (`ReactorModel.force`). ``sim.force("pressure_gauge_1.pressure", 5000.0)``."""
         self.model.force(key, value)
 
-    def drop_connections(self) -> None:
-        """Close every client connection now (the listener stays up: clients can reconnect)."""
+    def drop_connections(self, limit: int | None = None) -> None:
+        """Close every client connection now, or the first `limit` of them (the listener stays up: clients can
+        reconnect)."""
         if self._server is not None:
-            _drop_connections_of(self._server)
+            _drop_connections_of(self._server, limit)
+
+    @property
+    def client_connections(self) -> int:
+        """Client connections open now."""
+        return 0 if self._server is None else len(self._server.active_connections)
 
     async def unplug(self) -> None:
         """Cable pulled: close all connections and stop listening until `replug()`."""
@@ -250,6 +256,6 @@ def _table_sizes(register_map: RegisterMap) -> dict[RegisterKind, int]:
     return sizes
 
 
-def _drop_connections_of(server: ModbusTcpServer) -> None:
-    for conn in list(server.active_connections.values()):
+def _drop_connections_of(server: ModbusTcpServer, limit: int | None = None) -> None:
+    for conn in list(server.active_connections.values())[:limit]:
         conn.close()
