@@ -1,7 +1,8 @@
 """Whole-agent read path and cost (issue 14): read latency measured inside `python -m agent run`, CPU and RSS.
 
     .venv/bin/python bench/agent_read.py [--duration 60] [--warmup 5] [--params 500] [--scrape 5] [--reference 30]
-                                         [--runtime-venv] [--ship-gap S] [--beside] [--quick]
+                                         [--runtime-venv] [--ship-gap S] [--beside] [--connections N]
+                                         [--quick]
 
 What runs where (each in its own process, as in bench/telemetry.py):
 - the local stack (`python -m supalocal run`): PostgreSQL + the Supabase-compatible API;
@@ -151,13 +152,14 @@ async def reference_reads(
     duration_s: float,
     start: float | None = None,
     spans: list[tuple[float, float]] | None = None,
+    connections: int = 1,
 ) -> list[float]:
     """Full-map reads by a bare `PlcDevice`, one per tick of `interval_s` for `duration_s`; milliseconds.
 
     `start` (monotonic) puts the ticks at `start + n·interval_s`: --beside uses it to read half a tick away
     from the agent's reads, so that the two never share the simulator; `spans` then collects each read's
     (start, end) in wall-clock seconds, to prove it."""
-    async with PlcConnection(host="127.0.0.1", port=port) as connection:
+    async with PlcConnection(host="127.0.0.1", port=port, connections=connections) as connection:
         if not await connection.wait_connected(10):
             raise RuntimeError(f"the simulator on port {port} did not accept a connection")
         device = PlcDevice(connection, parse_map_csv(map_csv))
@@ -241,6 +243,7 @@ async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interva
             "PARAMETER_LOGGING_INTERVAL": str(interval_s),
             "SPOOL_PATH": str(workdir / "spool.sqlite"),
             "SHUTDOWN_TIMEOUT": "5",
+            "PLC_CONNECTIONS": str(args.connections),
         }
         | ({} if args.ship_gap is None else {"TELEMETRY_SHIP_GAP": str(args.ship_gap)}),
         log=workdir / "agent.log",
@@ -273,6 +276,7 @@ async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interva
                     duration_s=args.duration,
                     start=bare_start,
                     spans=spans,
+                    connections=args.connections,
                 )
             )
             await asyncio.sleep(1.0)  # its connection and warm-up reads are before the window
@@ -399,7 +403,11 @@ async def bench_main(args: argparse.Namespace) -> None:
             log(f"{label}: reference, the PLC layer alone for {args.reference:g} s; load {load1():.2f}")
             load_before = load1()
             run.reference_ms = await reference_reads(
-                bed.map_csv, port=bed.sim.port, interval_s=interval, duration_s=args.reference
+                bed.map_csv,
+                port=bed.sim.port,
+                interval_s=interval,
+                duration_s=args.reference,
+                connections=args.connections,
             )
             run.reference_load = (load_before, load1())
             runs.append(run)
@@ -422,6 +430,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scrape", type=float, default=SCRAPE_S, help=f"/metrics scrape period, s ({SCRAPE_S:g})")
     parser.add_argument(
         "--reference", type=float, default=REFERENCE_S, help=f"the bare PLC layer's run per rate, s ({REFERENCE_S:g})"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="PLC_CONNECTIONS of the agent, and of the bare references (1)",
     )
     parser.add_argument(
         "--beside",

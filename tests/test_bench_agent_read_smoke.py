@@ -33,7 +33,7 @@ def test_agent_read_bench_quick_mode_reports_reads_and_cost_per_rate() -> None:
 
 @pytest.mark.timeout(120)
 def test_beside_reads_the_map_during_each_agent_window_without_sharing_the_simulator_with_the_agent() -> None:
-    done = run_quick("bench/agent_read.py", "--beside", timeout=110)
+    done = run_quick("bench/agent_read.py", "--beside", "--connections", "2", timeout=110)
     beside = table_rows(done.stdout, BESIDE)
     assert [row[1] for row in beside] == ["10 Hz", "1 Hz"], done.stdout
     assert all(int(row[2]) > 0 for row in beside), done.stdout
