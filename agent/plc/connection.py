@@ -122,7 +122,7 @@ class PlcConnection:
         self.state = ConnectionState.CLOSED
         if self._supervisor is not None:
             await cancel_and_wait([self._supervisor])
-        self._drop_client()
+        self._drop_links()
 
     def on_loss(self, listener: LossListener) -> Callable[[], None]:
         """Call `listener(reason)` whenever an established connection is lost; returns the unsubscribe.
@@ -219,7 +219,7 @@ class PlcConnection:
             self.state = ConnectionState.DISCONNECTED
         self.last_error = reason
         self.connected.clear()
-        self._drop_client()
+        self._drop_links()
         self._lost.set()
         if was_connected:
             for listener in list(self._loss_listeners):
@@ -228,7 +228,7 @@ class PlcConnection:
                 except Exception:  # a listener's bug must not stop the reconnect
                     logger.bind(area="plc").exception("PLC loss listener failed")
 
-    def _drop_client(self) -> None:
+    def _drop_links(self) -> None:
         links, self._links = self._links, []
         for link in links:
             client, link.client = link.client, None  # a request waiting for this link fails, not uses it

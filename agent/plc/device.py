@@ -70,24 +70,28 @@ class PlcDevice:
         """Swap in a new map (e.g. reloaded from the database) and re-plan."""
         self.map = register_map
         self.plan: list[ReadBlock] = plan_reads(register_map, max_gap=self._max_gap, max_registers=self._max_registers)
+        self._plan_keys = _keys_of(self.plan)  # a frame's keys in plan order, once per map, not once per frame
         self._decoders: dict[tuple[str, int, int], tuple[list[str], BlockDecoder]] = {}
         # planned block → (pieces that read fine last time, frames since the split)
         self._split: dict[tuple[str, int, int], tuple[tuple[ReadBlock, ...], int]] = {}
 
     async def read_all(self) -> FrameRead:
         """Read every mapped parameter (the sampler's frame)."""
-        return await self._read_blocks(self.plan, observed=True)
+        return await self._read_blocks(self.plan, self._plan_keys, observed=True)
 
     async def read(self, keys: Iterable[str]) -> FrameRead:
         """Read just `keys` (planned on the fly). Unknown keys raise `UnknownParameter`."""
         params = [self.map[k] for k in keys]
-        return await self._read_blocks(plan_reads(params, max_gap=self._max_gap, max_registers=self._max_registers))
+        blocks = plan_reads(params, max_gap=self._max_gap, max_registers=self._max_registers)
+        return await self._read_blocks(blocks, _keys_of(blocks))
 
-    async def _read_blocks(self, blocks: Sequence[ReadBlock], *, observed: bool = False) -> FrameRead:
-        """Read `blocks`, as many at once as the hub has connections (each takes the next block not yet
-        started); values keep the plan's key order, whatever order the replies come in."""
+    async def _read_blocks(
+        self, blocks: Sequence[ReadBlock], keys: tuple[str, ...], *, observed: bool = False
+    ) -> FrameRead:
+        """Read `blocks` (whose keys in order are `keys`), as many at once as the hub has connections (each
+        takes the next block not yet started); values keep that key order, whatever order the replies come in."""
         started = time.monotonic()
-        values: dict[str, Value | None] = dict.fromkeys(p.key for block in blocks for p in block.parameters)
+        values: dict[str, Value | None] = dict.fromkeys(keys)
         failed: list[str] = []
         requests = 0
         down = False
@@ -237,6 +241,10 @@ class PlcDevice:
                 f"{key}: wrote {expected!r} but read back {actual!r}", where=f"{kind} {param.write_address}"
             )
         return actual
+
+
+def _keys_of(blocks: Iterable[ReadBlock]) -> tuple[str, ...]:
+    return tuple(p.key for block in blocks for p in block.parameters)
 
 
 def _span(kind: RegisterKind, params: Sequence[Parameter]) -> ReadBlock:
