@@ -251,3 +251,30 @@ async def test_a_link_lost_mid_frame_over_several_connections_blanks_what_was_no
     simulator.delay_s = 0.0
     assert await device.connection.wait_connected(5)
     assert (await device.read_all()).ok
+
+
+async def test_a_block_the_link_fails_in_the_middle_of_is_blanked_whole(
+    simulator: Simulator, device: PlcDevice
+) -> None:
+    """A refused block is read in halves; when the link goes down after the first half was decoded, the frame
+    still carries none of that block's values: one block is either read or blank, never half of each."""
+    block = next(b for b in device.plan if b.kind is RegisterKind.HOLDING and len(b.parameters) >= 4)
+    last = max(block.parameters, key=lambda p: p.address)
+    simulator.faults.append(AddressFault(RegisterKind.HOLDING, last.address))  # so the block is bisected
+    calls = 0
+    read = device.connection.read
+
+    async def link_down_at_the_second_half(kind: RegisterKind, start: int, count: int) -> list[int] | list[bool]:
+        nonlocal calls
+        if kind is block.kind and block.start <= start < block.start + block.count:
+            calls += 1
+            if calls == 3:  # the merged read (refused), the first half (read), the second half: the link drops
+                raise PlcConnectionError("test: link down", where="test")
+        return await read(kind, start, count)
+
+    device.connection.read = link_down_at_the_second_half  # type: ignore[method-assign]
+    frame = await device.read_all()
+    keys = [p.key for p in block.parameters]
+    assert calls == 3
+    assert all(frame.values[k] is None for k in keys), {k: frame.values[k] for k in keys}
+    assert set(keys) <= set(frame.failed_keys)
