@@ -99,7 +99,6 @@ class Run:
     reference_ms: list[float] = field(default_factory=list)  # the bare PLC layer at the same rate
     reference_load: tuple[float, float] = (0.0, 0.0)
     beside_ms: list[float] = field(default_factory=list)  # --beside: the bare layer during the agent's window
-    beside_phase_ms: float = 0.0  # where in the tick the bare reads started, after the agent's read starts
     beside_overlaps: int = 0  # bare reads that overlapped one of the agent's (should be 0)
 
 
@@ -180,39 +179,33 @@ async def reference_reads(
     return durations
 
 
-async def agent_read_phase(db: asyncpg.Connection, machine_id: str, interval_s: float) -> float:
-    """When in the tick the agent's reads start, as a monotonic time of this process (any one of them).
-
-    A frame's `ts` is its read's midpoint (docs/CONTRACT.md), so the read began at ts − read_ms/2; the agent's
-    ticks are drift-free, so the median of the last frames' starts modulo the interval is the phase. Wall and
-    monotonic clocks are the same machine's, a minute apart at most: their offset is taken once here."""
+async def agent_read_spans(db: asyncpg.Connection, machine_id: str, *, since: float) -> list[tuple[float, float]]:
+    """The agent's reads since `since` (wall clock) as (start, end) wall-clock seconds, in order, from its frames:
+    a frame's `ts` is its read's midpoint (docs/CONTRACT.md) and `read_ms` its duration."""
     rows = await db.fetch(
         "select extract(epoch from ts) as ts, read_ms from public.parameter_history"
-        " where machine_id = $1 and read_ms is not null order by ts desc limit 20",
+        " where machine_id = $1 and read_ms is not null and ts >= to_timestamp($2) order by ts",
         uuid.UUID(machine_id),
+        since,
     )
-    if not rows:
-        raise RuntimeError("the agent has shipped no frame with read_ms: cannot find its tick phase")
-    phases = sorted((float(r["ts"]) - float(r["read_ms"]) / 2000) % interval_s for r in rows)
-    wall_minus_monotonic = time.time() - time.monotonic()
-    return phases[len(phases) // 2] - wall_minus_monotonic
+    half = [(float(r["ts"]), float(r["read_ms"]) / 2000) for r in rows]
+    return [(ts - h, ts + h) for ts, h in half]
 
 
-async def overlaps(db: asyncpg.Connection, machine_id: str, spans: list[tuple[float, float]]) -> int:
-    """How many of the bare reads' `spans` overlap one of the agent's reads (from its frames' ts ± read_ms/2)."""
+def read_phase(spans: list[tuple[float, float]], interval_s: float) -> float:
+    """When in the tick the reads of `spans` start, as a monotonic time of this process (any one of them).
+
+    The agent's ticks are drift-free, so the median of the reads' starts modulo the interval is the phase. Wall
+    and monotonic clocks are the same machine's, a minute apart at most: their offset is taken once here."""
     if not spans:
-        return 0
-    rows = await db.fetch(
-        "select extract(epoch from ts) as ts, read_ms from public.parameter_history"
-        " where machine_id = $1 and read_ms is not null and ts between to_timestamp($2) and to_timestamp($3)",
-        uuid.UUID(machine_id),
-        spans[0][0] - 1,
-        spans[-1][1] + 1,
-    )
-    agent = sorted(
-        (float(r["ts"]) - float(r["read_ms"]) / 2000, float(r["ts"]) + float(r["read_ms"]) / 2000) for r in rows
-    )
-    starts = [a for a, _ in agent]
+        raise RuntimeError("the agent has shipped no frame with read_ms: cannot find its tick phase")
+    phases = sorted(begin % interval_s for begin, _ in spans)
+    return phases[len(phases) // 2] - (time.time() - time.monotonic())
+
+
+def overlaps(agent: list[tuple[float, float]], spans: list[tuple[float, float]]) -> int:
+    """How many of `spans` overlap one of the `agent` spans (both in order, non-overlapping among themselves)."""
+    starts = [begin for begin, _ in agent]
     hit = 0
     for begin, end in spans:
         i = bisect.bisect_left(starts, end)  # agent reads starting before this one ends
@@ -265,9 +258,8 @@ async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interva
         beside: asyncio.Task[list[float]] | None = None
         spans: list[tuple[float, float]] = []
         if args.beside:
-            agent_start = await agent_read_phase(bed.db, machine_id, interval_s)
-            bare_start = agent_start + interval_s / 2
-            run.beside_phase_ms = (bare_start - agent_start) * 1000
+            recent = await agent_read_spans(bed.db, machine_id, since=time.time() - 20 * interval_s)
+            bare_start = read_phase(recent, interval_s) + interval_s / 2
             beside = asyncio.create_task(
                 reference_reads(
                     bed.map_csv,
@@ -290,7 +282,8 @@ async def measure(args: argparse.Namespace, bed: Testbed, *, label: str, interva
         if beside is not None:
             run.beside_ms = await beside
             await asyncio.sleep(1.0)  # the agent's last frames of the window reach the database
-            run.beside_overlaps = await overlaps(bed.db, machine_id, spans)
+            agent_spans = await agent_read_spans(bed.db, machine_id, since=spans[0][0] - 1) if spans else []
+            run.beside_overlaps = overlaps(agent_spans, spans)
         health1 = await agent.health()
         run.load = (run.load[0], load1())
         m0, m1 = health0["metrics"], health1["metrics"]
@@ -359,7 +352,7 @@ def print_tables(runs: list[Run], params: int) -> None:
             over = sum(1 for d in ms if d > TARGET_READ_P99_MS)
             print(
                 f"| {r.label} | {len(ms)} | {pct(ms, 50):.1f} | {pct(ms, 99):.1f} | {max(ms):.1f} | "
-                f"{over} ({100 * over / len(ms):.1f} %) | {r.beside_phase_ms:.0f} | {r.beside_overlaps} |"
+                f"{over} ({100 * over / len(ms):.1f} %) | {r.interval_s * 500:.0f} | {r.beside_overlaps} |"
             )
 
     print("\n## read → row: a frame's append → Supabase accepted it (`ald_read_to_row_seconds`, TELEMETRY_SHIP_GAP)")
