@@ -278,3 +278,12 @@ async def test_a_block_the_link_fails_in_the_middle_of_is_blanked_whole(
     assert calls == 3
     assert all(frame.values[k] is None for k in keys), {k: frame.values[k] for k in keys}
     assert set(keys) <= set(frame.failed_keys)
+
+
+async def test_after_a_map_change_a_frame_carries_exactly_the_new_maps_keys(device: PlcDevice) -> None:
+    old = device.map
+    kept = [p for p in old if p.register is RegisterKind.HOLDING][:3]
+    device.set_map(RegisterMap.build(kept))
+    frame = await device.read_all()
+    assert frame.ok and list(frame.values) == [p.key for block in device.plan for p in block.parameters]
+    assert set(frame.values) == {p.key for p in kept}  # no key of the old map, not even as a null
