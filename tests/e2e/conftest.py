@@ -49,6 +49,11 @@ def agent_env(proxy: TcpProxy, stack: BackgroundStack, sim: Simulator, spool: Pa
 
 StartAgent = Callable[..., Awaitable[Agent]]
 
+#: The paths out of a run (finish, pause, stop, error, interlock, lost PLC, SIGTERM, crash, map change) hold over
+#: one PLC connection, the default, and over two (`PLC_CONNECTIONS=2`), where a recipe's write and a sampler
+#: read travel side by side and the loss of either socket drops both.
+over_plc_connections = pytest.mark.parametrize("plc_connections", [1, 2], ids=["1-connection", "2-connections"])
+
 
 @pytest.fixture
 async def start_agent(

@@ -20,7 +20,7 @@ from agent.plc.sim import Simulator
 from supalocal.auth import make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent, agent_env, stop
+from tests.e2e.conftest import StartAgent, agent_env, over_plc_connections, stop
 from tests.e2e.recipes import al2o3_fast, insert_command, insert_recipe, loop, setpoint, valve, wait
 from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
@@ -94,8 +94,9 @@ async def test_the_al2o3_recipe_runs_with_exact_step_counts(
     assert frames > 0  # telemetry taken during the run is tagged with it
 
 
-async def test_nested_loops_run_in_order(start_agent: StartAgent, db: asyncpg.Connection) -> None:
-    await active_agent(start_agent)
+@over_plc_connections
+async def test_nested_loops_run_in_order(start_agent: StartAgent, db: asyncpg.Connection, plc_connections: int) -> None:
+    await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     recipe_id = await insert_recipe(db, "nested", [loop(2, loop(3, valve(1, 10)), wait(5))])
     command_id = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     assert (await until_final(db, command_id))["status"] == "succeeded"
@@ -110,8 +111,11 @@ async def _count(db: asyncpg.Connection, run_id: object, n: int) -> bool:
     return await db.fetchval("select count(*) from run_steps where run_id = $1", run_id) == n
 
 
-async def test_pause_and_resume(start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator) -> None:
-    agent = await active_agent(start_agent)
+@over_plc_connections
+async def test_pause_and_resume(
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, plc_connections: int
+) -> None:
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     recipe_id = await insert_recipe(db, "slow", [loop(30, valve(1, 20), wait(80))])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     await eventually(lambda: agent.parts.runs.active is not None, within=15)
@@ -132,13 +136,15 @@ async def test_pause_and_resume(start_agent: StartAgent, db: asyncpg.Connection,
     assert run["completed_steps"] == 60
 
 
+@over_plc_connections
 async def test_stop_closes_the_valve_mid_pulse_within_100_ms(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, plc_connections: int
 ) -> None:
-    agent = await active_agent(start_agent)
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     recipe_id = await insert_recipe(db, "long pulse", [valve(3, 10_000)])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     await eventually(lambda: simulator.image.get(simulator.register_map["valve_3.state"]) is True, within=15)
+    assert simulator.client_connections == plc_connections
     stopped_at = time.monotonic()
     agent.parts.runs.stop("test stop")  # the stop path itself; the command path is covered below
     await eventually(lambda: simulator.image.get(simulator.register_map["valve_3.state"]) is False, within=2)
@@ -170,10 +176,11 @@ async def test_a_stop_command_aborts_the_run(
     assert (await until_final(db, start))["status"] == "failed"
 
 
+@over_plc_connections
 async def test_plc_drop_mid_run_fails_the_run_and_safe_state_follows_the_plc_back(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, plc_connections: int
 ) -> None:
-    agent = await active_agent(start_agent)
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     recipe_id = await insert_recipe(db, "pulses", [setpoint("mfc_1.flow_sp", 50), loop(200, valve(1, 30), wait(30))])
     start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
     await eventually(
@@ -335,13 +342,24 @@ async def test_a_run_cut_by_a_crash_is_marked_interrupted(start_agent: StartAgen
 
 
 @pytest.mark.timeout(90)
+@over_plc_connections
 async def test_sigterm_mid_run_leaves_the_machine_safe_and_recorded(
-    clean_db: BackgroundStack, cloud_proxy: TcpProxy, simulator: Simulator, db: asyncpg.Connection, tmp_path: Path
+    clean_db: BackgroundStack,
+    cloud_proxy: TcpProxy,
+    simulator: Simulator,
+    db: asyncpg.Connection,
+    tmp_path: Path,
+    plc_connections: int,
 ) -> None:
     env = {
         k: str(v)
         for k, v in agent_env(
-            cloud_proxy, clean_db, simulator, tmp_path / "spool.sqlite", COMMAND_POLL_INTERVAL=0.5
+            cloud_proxy,
+            clean_db,
+            simulator,
+            tmp_path / "spool.sqlite",
+            COMMAND_POLL_INTERVAL=0.5,
+            PLC_CONNECTIONS=plc_connections,
         ).items()
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
@@ -359,6 +377,7 @@ async def test_sigterm_mid_run_leaves_the_machine_safe_and_recorded(
         recipe_id = await insert_recipe(db, "long pulse", [loop(2, valve(4, 10_000))])
         start = await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
         await eventually(lambda: simulator.image.get(simulator.register_map["valve_4.state"]) is True, within=30)
+        assert simulator.client_connections == plc_connections  # the agent process holds that many sockets
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:

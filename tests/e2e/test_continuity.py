@@ -19,7 +19,7 @@ from agent.plc.sim import Simulator
 from agent.safety import OWNER_KEY, owner_id
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent, agent_env
+from tests.e2e.conftest import StartAgent, agent_env, over_plc_connections
 from tests.e2e.recipes import insert_command, insert_recipe, loop, purge, valve
 from tests.e2e.test_commands import active_agent, command_row, run_of, until_final
 from tests.support.poll import eventually
@@ -157,8 +157,14 @@ async def test_the_next_holder_settles_what_a_dead_holder_left_half_done(
 
 
 @pytest.mark.timeout(120)
+@over_plc_connections
 async def test_a_kill_9_restart_is_the_same_holder_and_does_not_trip_the_plc(
-    clean_db: BackgroundStack, cloud_proxy: TcpProxy, simulator: Simulator, db: asyncpg.Connection, tmp_path: Path
+    clean_db: BackgroundStack,
+    cloud_proxy: TcpProxy,
+    simulator: Simulator,
+    db: asyncpg.Connection,
+    tmp_path: Path,
+    plc_connections: int,
 ) -> None:
     """The restarted process is the same holder (host and color) and the same owner at the PLC: it takes its lease
     back at once and kicks the watchdog before the PLC's timeout. Prints kill → claiming again."""
@@ -166,7 +172,13 @@ async def test_a_kill_9_restart_is_the_same_holder_and_does_not_trip_the_plc(
     env = {
         k: str(v)
         for k, v in agent_env(
-            cloud_proxy, clean_db, simulator, tmp_path / "spool.sqlite", COMMAND_POLL_INTERVAL=0.5, WATCHDOG_TIMEOUT=10
+            cloud_proxy,
+            clean_db,
+            simulator,
+            tmp_path / "spool.sqlite",
+            COMMAND_POLL_INTERVAL=0.5,
+            WATCHDOG_TIMEOUT=10,
+            PLC_CONNECTIONS=plc_connections,
         ).items()
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
@@ -204,6 +216,7 @@ async def test_a_kill_9_restart_is_the_same_holder_and_does_not_trip_the_plc(
         print(f"kill -9 → next command succeeded: {claimed_again:.2f} s")
         assert row["status"] == "succeeded", row["error"]
         assert plc_owner(simulator) == owner  # the same owner at the PLC
+        assert simulator.client_connections == plc_connections  # the dead process's sockets are gone
         assert tripped == [], "the PLC watchdog tripped during the restart"
     finally:
         watcher.cancel()

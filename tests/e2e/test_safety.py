@@ -26,7 +26,7 @@ from agent.heartbeat import Heartbeat
 from agent.http.health import assess
 from agent.plc.sim import Simulator
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent
+from tests.e2e.conftest import StartAgent, over_plc_connections
 from tests.e2e.recipes import insert_command, insert_recipe, loop, purge, valve, wait
 from tests.e2e.test_commands import active_agent, command_row, run_of, until_final
 from tests.support.poll import eventually
@@ -55,11 +55,12 @@ async def start(db: asyncpg.Connection, name: str, steps: list[object]) -> int:
     return await insert_command(db, SEED_MACHINE_ID, "start_recipe", {"recipe_id": recipe_id})
 
 
+@over_plc_connections
 async def test_a_map_edit_mid_pulse_never_changes_the_coil_the_run_closes(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, plc_connections: int
 ) -> None:
     """Issue 11's first incident: deleting `valve_1.state` while valve 1 was open left it open for good."""
-    agent = await active_agent(start_agent)
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     assert agent.parts is not None
     command = await start(db, "map edit mid-pulse", [valve(1, 2500, "long TMA pulse"), wait(10)])
     await eventually(lambda: coil(simulator, "valve_1.state"), within=15, every=0.01)
@@ -182,10 +183,11 @@ async def test_a_paused_run_does_not_let_set_parameter_open_a_pulse_valve(
     assert (await until_final(db, command))["status"] == "failed"
 
 
+@over_plc_connections
 async def test_a_permit_interlock_blocks_the_pulse_and_fails_the_run_naming_the_rule(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, plc_connections: int
 ) -> None:
-    agent = await active_agent(start_agent)
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     assert agent.parts is not None and len(agent.parts.gate.interlocks) == 5  # the seed's rules
     simulator.force("pressure_gauge_1.pressure", 2500.0)  # vented chamber: no precursor may flow
     command = await start(db, "blocked pulse", [purge(20), valve(1, 50, "TMA pulse"), wait(10)])
@@ -203,10 +205,11 @@ async def test_a_permit_interlock_blocks_the_pulse_and_fails_the_run_naming_the_
     simulator.force("pressure_gauge_1.pressure", None)
 
 
+@over_plc_connections
 async def test_a_trip_interlock_aborts_the_run_into_its_safe_state(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator
+    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, plc_connections: int
 ) -> None:
-    agent = await active_agent(start_agent)
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     assert agent.parts is not None
     # After its pulse the run only purges: no valve write follows whose permit check (heaters in window) would
     # see the runaway first and fail the run before the trip, which watches frames, aborts it.
@@ -231,8 +234,13 @@ async def test_a_trip_interlock_aborts_the_run_into_its_safe_state(
 
 
 @pytest.mark.timeout(90)
+@over_plc_connections
 async def test_a_crashed_duty_mid_run_reaches_the_safe_state_before_the_plc_closes(
-    start_agent: StartAgent, db: asyncpg.Connection, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+    start_agent: StartAgent,
+    db: asyncpg.Connection,
+    simulator: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    plc_connections: int,
 ) -> None:
     """Issue 11: when a duty died mid-run the PLC connection closed first, valves waited for the watchdog and the
     rows stayed `running`. Now leaving the run controller (in the exit stack, inside the PLC connection) stops the
@@ -247,7 +255,7 @@ async def test_a_crashed_duty_mid_run_reaches_the_safe_state_before_the_plc_clos
         raise RuntimeError("injected duty crash")
 
     monkeypatch.setattr(Heartbeat, "run", crashing_heartbeat)
-    agent = await active_agent(start_agent)
+    agent = await active_agent(start_agent, PLC_CONNECTIONS=plc_connections)
     assert agent.parts is not None
     command = await start(db, "long pulse", [valve(3, 9_000, "long pulse")])
     await eventually(lambda: coil(simulator, "valve_3.state"), within=15, every=0.01)
@@ -258,7 +266,9 @@ async def test_a_crashed_duty_mid_run_reaches_the_safe_state_before_the_plc_clos
     assert simulator.image.get(simulator.register_map["mfc_1.flow_sp"]) == 0
 
     monkeypatch.setattr(Heartbeat, "run", real_run)
-    restarted: Agent = await active_agent(start_agent)  # same color: same spool, ships what the crash left
+    restarted: Agent = await active_agent(
+        start_agent, PLC_CONNECTIONS=plc_connections
+    )  # same color: same spool, ships what the crash left
     assert restarted is not agent
 
     async def final() -> bool:

@@ -43,7 +43,15 @@ SAFE_WITHIN_S = 0.100
 OK, ABORTED, FAILED = StepStatus.SUCCEEDED, StepStatus.ABORTED, StepStatus.FAILED
 IDLE, RUNNING, PAUSED, STOPPING, FINISHED = State
 MakeSim = Callable[[RegisterMap | None], Awaitable[Simulator]]
-Connect = Callable[[Simulator], Awaitable[PlcDevice]]
+Connect = Callable[..., Awaitable[PlcDevice]]
+#: Every path out of a run holds over one PLC connection (the default) and over two (`PLC_CONNECTIONS=2`), where
+#: a recipe's write can travel beside a read and the loss of either socket drops both.
+CONNECTIONS = pytest.mark.parametrize("connections", [1, 2], ids=["1-connection", "2-connections"])
+
+
+@pytest.fixture(params=[1, 2], ids=["1-connection", "2-connections"])
+async def device(request: pytest.FixtureRequest, simulator: Simulator, connect: Connect) -> PlcDevice:
+    return await connect(simulator, connections=request.param)
 
 
 @dataclass
@@ -100,11 +108,14 @@ async def _until_open(sim: Simulator, n: int) -> None:
     await eventually(lambda: any(e.open and e.valve == n for e in sim.valve_events), within=5, every=0.002)
 
 
+@CONNECTIONS
 @pytest.mark.parametrize("timed_by", ["plc", "agent"])
-async def test_nested_loops_run_to_success(timed_by: str, make_simulator: MakeSim, connect: Connect) -> None:
+async def test_nested_loops_run_to_success(
+    timed_by: str, connections: int, make_simulator: MakeSim, connect: Connect
+) -> None:
     """The same run whether the PLC times the pulses (the reference map) or the agent does (no pulse timers)."""
     simulator = await make_simulator(None if timed_by == "plc" else agent_timed_map())
-    device = await connect(simulator)
+    device = await connect(simulator, connections=connections)
     r = recipe(
         param("mfc_1.flow_sp", 10.0, "flow"),
         loop(2, valve(1, 30, "A"), loop(2, wait(5, "w")), purge(20, "p", flow_sccm=10), name="cycle"),
@@ -302,6 +313,35 @@ async def test_plc_lost_mid_pulse_fails_unsafe_then_safe_state_after_replug(
     assert await device.connection.wait_connected(5)
     result = await WriteGate(device).apply_safe_state()
     assert result.ok and not _is_open(simulator, 1)
+
+
+async def test_a_close_queued_behind_a_read_the_plc_never_answers_fails_the_run_then_the_safe_state_closes_it(
+    make_simulator: MakeSim, connect: Connect
+) -> None:
+    """The PLC stalls mid-pulse while a sampler read holds the only connection: the close queues behind it, the
+    read times out and drops the link, and the close fails as a lost PLC (once an AttributeError of a client that
+    was already gone). The run fails naming the step, and the safe state closes the valve when the PLC answers."""
+    simulator = await make_simulator(agent_timed_map())
+    device = await connect(simulator, timeout_s=1.0)  # one connection: the close must wait for the read
+    rec = Recorder()
+    executor = _executor(device, recipe(valve(1, 300, "pulse"), wait(50)), rec)
+    task = asyncio.create_task(executor.run())
+    await _until_open(simulator, 1)
+    await asyncio.sleep(0.05)  # the open's reply is on its way; the hold has begun
+    simulator.delay_s = 5.0  # the PLC stops answering: nothing it receives from now on is applied in time
+    sampler_read = asyncio.create_task(device.read_all())
+    outcome = await asyncio.wait_for(task, 10)
+
+    assert outcome.status is RunStatus.FAILED and not outcome.safe_state_ok
+    assert outcome.error is not None and outcome.error.startswith("step 1 'pulse': ")
+    assert "lost while the request waited" in rec.ended[0].detail["close_error"]
+    assert rec.ends == [("1", FAILED)]
+    assert all(v is None for v in (await sampler_read).values.values())  # the frame it took is blanked
+    assert _is_open(simulator, 1)  # the close never reached the PLC
+
+    simulator.delay_s = 0.0
+    assert await device.connection.wait_connected(5)
+    assert (await WriteGate(device).apply_safe_state()).ok and not _is_open(simulator, 1)
 
 
 async def test_plc_lost_during_a_long_pulse_fails_the_run_at_once_not_when_the_hold_ends(
