@@ -43,6 +43,7 @@ from agent.plc import PlcConnection, PlcDevice, RegisterMap, load_default_map
 from agent.recipes import Recipe, RecipeExecutor, RunStatus, StepRecord, compile_recipe, ensure_valid
 from agent.safety import WriteGate
 from bench.harness import load1, log, run_until_interrupted
+from bench.read_cycle import SimulatorProcess
 
 PULSES, LONG_PULSES, HOGS, PLC_PRIORITY = 100, 20, 1, 0
 SHORT_MS, LONG_MS = (10, 50, 100), (500, 1000)
@@ -66,27 +67,6 @@ class Result:
     load: tuple[float, float]
     priority: int
     failed: str | None = None
-
-
-class SimulatorProcess:
-    """The PLC as a child process, optionally at real-time priority; the port comes from its first line."""
-
-    def __init__(self, *, priority: int) -> None:
-        args = [sys.executable, "-m", "agent", "simulate", "--port", "0", "--watchdog-timeout", "0"]
-        if priority:
-            args = ["chrt", "-f", str(priority), *args]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the simulator did not start ({' '.join(args)}): is `chrt -f` permitted here?")
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
 
 
 @contextlib.contextmanager

@@ -35,15 +35,24 @@ def pct(values: list[float], q: float) -> float:
 
 
 class SimulatorProcess:
-    """`python -m agent simulate --port 0 [--map F]` as a child; the port is read from its first line."""
+    """`python -m agent simulate --port 0 [--map F]` as a child; the port is read from its first line.
 
-    def __init__(self, map_file: Path | None) -> None:
+    `priority` > 0 runs it under SCHED_FIFO at that priority (`chrt -f`): a PLC's runtime is real-time and runs
+    on its own hardware, so it never waits for the agent's or the stack's processes; 0 = the ordinary scheduler,
+    sharing the box like every other process here."""
+
+    def __init__(self, map_file: Path | None = None, *, priority: int = 0) -> None:
         args = [sys.executable, "-m", "agent", "simulate", "--port", "0", "--watchdog-timeout", "0"]
         if map_file:
             args += ["--map", str(map_file)]
+        if priority:
+            args = ["chrt", "-f", str(priority), *args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline().rsplit(":", 1)[1])
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the simulator did not start ({' '.join(args)}): is `chrt -f` permitted here?")
+        self.port = int(line.rsplit(":", 1)[1])
 
     def stop(self) -> None:
         self.proc.terminate()

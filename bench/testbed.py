@@ -29,8 +29,11 @@ class Testbed:
     db: asyncpg.Connection
 
 
-async def start_testbed(stack: contextlib.AsyncExitStack, *, params: int, prefix: str) -> Testbed:
-    """A temporary directory, the `params`-parameter synthetic map, the stack and the simulator serving it."""
+async def start_testbed(
+    stack: contextlib.AsyncExitStack, *, params: int, prefix: str, plc_priority: int = 0
+) -> Testbed:
+    """A temporary directory, the `params`-parameter synthetic map, the stack and the simulator serving it
+    (under SCHED_FIFO at `plc_priority`, when it is > 0: `SimulatorProcess`)."""
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
     map_csv = synthetic_map_csv(params)
     map_file = tmp / f"map{params}.csv"
@@ -40,7 +43,7 @@ async def start_testbed(stack: contextlib.AsyncExitStack, *, params: int, prefix
     stack.callback(supabase.stop)
     supabase.launch()
     await supabase.wait_ready()
-    sim = await asyncio.to_thread(SimulatorProcess, map_file)
+    sim = await asyncio.to_thread(SimulatorProcess, map_file, priority=plc_priority)
     stack.callback(sim.stop)
     db = await asyncpg.connect(supabase.env["DATABASE_URL"])
     stack.push_async_callback(db.close)
