@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,23 @@ def agent_env(proxy: TcpProxy, stack: BackgroundStack, sim: Simulator, spool: Pa
         "SHUTDOWN_TIMEOUT": 5,
         "STATUS_LOG_INTERVAL": 30,
     } | extra
+
+
+ProcessEnv = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def process_env(clean_db: BackgroundStack, cloud_proxy: TcpProxy, simulator: Simulator, tmp_path: Path) -> ProcessEnv:
+    """The environment of an agent run as its own process (`python -m agent run`, for signals and kill -9):
+    this process's without its own PLC, Supabase and machine settings, then `agent_env`'s for this test's stack,
+    proxy, simulator and spool (`tmp_path/spool.sqlite`), with `extra` on top."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
+
+    def make(**extra: Any) -> dict[str, str]:
+        env = agent_env(cloud_proxy, clean_db, simulator, tmp_path / "spool.sqlite", **extra)
+        return base | {k: str(v) for k, v in env.items()}
+
+    return make
 
 
 StartAgent = Callable[..., Awaitable[Agent]]

@@ -10,7 +10,6 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,10 +19,9 @@ from agent.plc.sim import Simulator
 from supalocal.auth import make_machine_key
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent, agent_env, over_plc_connections, stop
+from tests.e2e.conftest import ProcessEnv, StartAgent, over_plc_connections, stop
 from tests.e2e.recipes import al2o3_fast, insert_command, insert_recipe, loop, setpoint, valve, wait
 from tests.support.poll import eventually
-from tests.support.proxy import TcpProxy
 
 FINAL = ("succeeded", "failed", "rejected", "expired")
 
@@ -344,31 +342,14 @@ async def test_a_run_cut_by_a_crash_is_marked_interrupted(start_agent: StartAgen
 @pytest.mark.timeout(90)
 @over_plc_connections
 async def test_sigterm_mid_run_leaves_the_machine_safe_and_recorded(
-    clean_db: BackgroundStack,
-    cloud_proxy: TcpProxy,
-    simulator: Simulator,
-    db: asyncpg.Connection,
-    tmp_path: Path,
-    plc_connections: int,
+    process_env: ProcessEnv, simulator: Simulator, db: asyncpg.Connection, plc_connections: int
 ) -> None:
-    env = {
-        k: str(v)
-        for k, v in agent_env(
-            cloud_proxy,
-            clean_db,
-            simulator,
-            tmp_path / "spool.sqlite",
-            COMMAND_POLL_INTERVAL=0.5,
-            PLC_CONNECTIONS=plc_connections,
-        ).items()
-    }
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "agent",
         "run",
-        env=base | env,
+        env=process_env(COMMAND_POLL_INTERVAL=0.5, PLC_CONNECTIONS=plc_connections),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )

@@ -6,11 +6,9 @@ test can cut, and the simulator, which implements the PLC side of the fence (`pl
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,7 +17,7 @@ from agent.plc.sim import Simulator
 from agent.safety import OWNER_KEY, owner_id
 from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent, agent_env, over_plc_connections
+from tests.e2e.conftest import ProcessEnv, StartAgent, over_plc_connections
 from tests.e2e.recipes import insert_command, insert_recipe, loop, purge, valve
 from tests.e2e.test_commands import active_agent, command_row, run_of, until_final
 from tests.support.poll import eventually
@@ -159,33 +157,16 @@ async def test_the_next_holder_settles_what_a_dead_holder_left_half_done(
 @pytest.mark.timeout(120)
 @over_plc_connections
 async def test_a_kill_9_restart_is_the_same_holder_and_does_not_trip_the_plc(
-    clean_db: BackgroundStack,
-    cloud_proxy: TcpProxy,
-    simulator: Simulator,
-    db: asyncpg.Connection,
-    tmp_path: Path,
-    plc_connections: int,
+    process_env: ProcessEnv, simulator: Simulator, db: asyncpg.Connection, plc_connections: int
 ) -> None:
     """The restarted process is the same holder (host and color) and the same owner at the PLC: it takes its lease
     back at once and kicks the watchdog before the PLC's timeout. Prints kill → claiming again."""
     simulator.model.watchdog_timeout_s = 10.0
-    env = {
-        k: str(v)
-        for k, v in agent_env(
-            cloud_proxy,
-            clean_db,
-            simulator,
-            tmp_path / "spool.sqlite",
-            COMMAND_POLL_INTERVAL=0.5,
-            WATCHDOG_TIMEOUT=10,
-            PLC_CONNECTIONS=plc_connections,
-        ).items()
-    }
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
+    env = process_env(COMMAND_POLL_INTERVAL=0.5, WATCHDOG_TIMEOUT=10, PLC_CONNECTIONS=plc_connections)
 
     async def launch() -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "run", env=base | env,
+            sys.executable, "-m", "agent", "run", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
 

@@ -22,9 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.plc.sim import Simulator
-from supalocal.stack import BackgroundStack
 from supalocal.testing import SEED_MACHINE_ID
-from tests.e2e.conftest import StartAgent, agent_env, stop
+from tests.e2e.conftest import ProcessEnv, StartAgent, stop
 from tests.support.poll import eventually
 from tests.support.proxy import TcpProxy
 
@@ -199,17 +198,14 @@ def spooled_history(path: Path) -> list[str]:
 
 @pytest.mark.timeout(120)
 async def test_kill_9_loses_at_most_the_frame_in_flight(
-    clean_db: BackgroundStack, cloud_proxy: TcpProxy, simulator: Simulator, db: asyncpg.Connection, tmp_path: Path
+    process_env: ProcessEnv, cloud_proxy: TcpProxy, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    spool = tmp_path / "spool.sqlite"
-    env = {
-        k: str(v) for k, v in agent_env(cloud_proxy, clean_db, simulator, spool, PARAMETER_LOGGING_INTERVAL=0.1).items()
-    }
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PLC_", "SUPABASE_", "MACHINE_"))}
+    spool = tmp_path / "spool.sqlite"  # process_env's
+    env = process_env(PARAMETER_LOGGING_INTERVAL=0.1)
 
     def spawn() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "agent", "run"], env=base | env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "agent", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
     await cloud_proxy.cut()  # nothing ships: every frame waits in the spool
