@@ -44,14 +44,18 @@ OK, ABORTED, FAILED = StepStatus.SUCCEEDED, StepStatus.ABORTED, StepStatus.FAILE
 IDLE, RUNNING, PAUSED, STOPPING, FINISHED = State
 MakeSim = Callable[[RegisterMap | None], Awaitable[Simulator]]
 Connect = Callable[..., Awaitable[PlcDevice]]
-#: Every path out of a run holds over one PLC connection (the default) and over two (`PLC_CONNECTIONS=2`), where
-#: a recipe's write can travel beside a read and the loss of either socket drops both.
-CONNECTIONS = pytest.mark.parametrize("connections", [1, 2], ids=["1-connection", "2-connections"])
 
 
 @pytest.fixture(params=[1, 2], ids=["1-connection", "2-connections"])
-async def device(request: pytest.FixtureRequest, simulator: Simulator, connect: Connect) -> PlcDevice:
-    return await connect(simulator, connections=request.param)
+def connections(request: pytest.FixtureRequest) -> int:
+    """Every path out of a run holds over one PLC connection (the default) and over two (`PLC_CONNECTIONS=2`),
+    where a recipe's write can travel beside a read and the loss of either socket drops both."""
+    return int(request.param)
+
+
+@pytest.fixture
+async def device(simulator: Simulator, connect: Connect, connections: int) -> PlcDevice:
+    return await connect(simulator, connections=connections)
 
 
 @dataclass
@@ -108,7 +112,6 @@ async def _until_open(sim: Simulator, n: int) -> None:
     await eventually(lambda: any(e.open and e.valve == n for e in sim.valve_events), within=5, every=0.002)
 
 
-@CONNECTIONS
 @pytest.mark.parametrize("timed_by", ["plc", "agent"])
 async def test_nested_loops_run_to_success(
     timed_by: str, connections: int, make_simulator: MakeSim, connect: Connect
